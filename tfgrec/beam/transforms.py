@@ -1,0 +1,283 @@
+"""Apache Beam transforms of the graph-building job (see pipelines/build_graph.py).
+
+Rows travel in columnar chunks (pandas DataFrames) rather than one element per row: per-element
+Python is what makes Beam slow, and every step here is a vectorized pandas operation on a chunk or
+on a shard of users. The only global step gathers the training graph itself (full-graph mode).
+"""
+import json
+import logging
+
+logger = logging.getLogger(__name__)
+import os
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+import apache_beam as beam
+from apache_beam.io import fileio
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+import numpy as np
+import pandas as pd
+
+from tfgrec.data import contract
+from tfgrec.data import prepare
+from tfgrec.data import readers
+
+DEAD = "dead"
+COUNTS = "counts"
+STATS = "stats"
+TRAIN_EDGES = "train_edges"
+SEEN = "seen"
+
+
+class _ParseFileFn(beam.DoFn):
+  """One raw file -> accepted-row chunks (main), dead letters ('dead'), its row count ('counts')."""
+
+  def __init__(self, table: str, fmt: Optional[str]):
+    self._table = table
+    self._fmt = fmt
+
+  def process(self, path: str):
+    logger.info("reading %s file %s", self._table, path)
+    stream = FileSystems.open(path, compression_type=CompressionTypes.AUTO)
+    accepted = dead = 0
+    for event in readers.read_table_file(path, self._table, self._fmt, stream=stream):
+      if isinstance(event, pd.DataFrame):
+        accepted += len(event)
+        yield event
+      elif isinstance(event, readers.FileCount):
+        yield beam.pvalue.TaggedOutput(COUNTS, (self._table, path, event.rows))
+      else:
+        dead += 1
+        yield beam.pvalue.TaggedOutput(DEAD, event)
+    beam.metrics.Metrics.counter("tfgrec", f"{self._table}_accepted").inc(accepted)
+    beam.metrics.Metrics.counter("tfgrec", f"{self._table}_dead_lettered").inc(dead)
+
+
+def _expand_patterns(patterns: List[str]) -> List[str]:
+  paths = []
+  for pattern in patterns:
+    matched = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
+    if not matched:
+      raise FileNotFoundError(f"no file matches {pattern!r}")
+    paths.extend(sorted(matched))
+  return sorted(set(paths))
+
+
+class ReadRawTable(beam.PTransform):
+  """Reads and validates one table from file patterns.
+
+  Outputs a tuple of PCollections: accepted chunks (DataFrames), dead letters (dicts) and
+  per-file row counts ((table, path, rows)).
+  """
+
+  def __init__(self, table: str, patterns: List[str], fmt: Optional[str] = None):
+    super().__init__(label=f"Read_{table}")
+    contract.fields(table)
+    self._table = table
+    self._patterns = patterns
+    self._fmt = fmt
+
+  def expand(self, pbegin):
+    paths = _expand_patterns(self._patterns)
+    for path in paths:  # Fail before the pipeline runs on a format we cannot tell.
+      if self._fmt is None:
+        readers.detect_format(path)
+    parsed = (pbegin
+              | "Files" >> beam.Create(paths)
+              | "Spread" >> beam.Reshuffle()
+              | "Parse" >> beam.ParDo(_ParseFileFn(self._table, self._fmt)).with_outputs(
+                  DEAD, COUNTS, main="rows"))
+    return parsed.rows, parsed[DEAD], parsed[COUNTS]
+
+
+def _by_bucket(frame: pd.DataFrame, key: str, num_buckets: int):
+  buckets = prepare.bucket_of(frame[key], num_buckets)
+  for bucket in np.unique(buckets):
+    yield int(bucket), frame[buckets == bucket]
+
+
+class _SplitBucketFn(beam.DoFn):
+  """All events of one shard of users: dedupe, temporal split, collapse training edges."""
+
+  def __init__(self, split_config: prepare.SplitConfig):
+    self._config = split_config
+
+  def process(self, element):
+    bucket, chunks = element
+    frame = pd.concat(list(chunks), ignore_index=True)
+    frame, removed = prepare.dedupe(frame)
+    frame = prepare.temporal_split(frame, self._config)
+    counts = prepare.split_counts(frame)
+    sizes = frame.groupby("user_id").size()
+    users, short = len(sizes), int((sizes < self._config.min_interactions).sum())
+    yield beam.pvalue.TaggedOutput(STATS, {
+        "accepted": int(frame["count"].sum()), "duplicates_collapsed": removed,
+        "unique_events": len(frame), "users": users, "users_short_history": short,
+        **{f"split_{k}": v for k, v in counts.items()}})
+    train = frame[frame["split"] == prepare.TRAIN]
+    yield beam.pvalue.TaggedOutput(TRAIN_EDGES, prepare.collapse_edges(train))
+    yield beam.pvalue.TaggedOutput(SEEN, frame.groupby("item_id")["count"].sum())
+    for split in prepare.SPLITS:
+      part = frame[frame["split"] == split].drop(columns=["split"]).reset_index(drop=True)
+      if len(part):
+        yield (split, bucket, part)
+
+
+class SplitInteractions(beam.PTransform):
+  """Interaction chunks -> per-user temporal splits, sharded by a stable hash of user_id.
+
+  Returns a tuple: (split, shard, DataFrame) parts, collapsed training-edge frames, per-shard
+  Series of events per item id (all splits), and per-shard statistics dicts.
+  """
+
+  def __init__(self, split_config: prepare.SplitConfig, num_shards: int,
+               salt: Optional[str] = None):
+    super().__init__()
+    self._config = split_config
+    self._num_shards = num_shards
+    self._salt = salt
+
+  def expand(self, chunks):
+    if self._salt:
+      salt = self._salt
+      chunks = chunks | "Pseudonymize" >> beam.Map(
+          lambda f: f.assign(user_id=prepare.pseudonymize(f["user_id"], salt)))
+    n = self._num_shards
+    out = (chunks
+           | "ShardByUser" >> beam.FlatMap(_by_bucket, "user_id", n)
+           | "GroupShard" >> beam.GroupByKey()
+           | "SplitShard" >> beam.ParDo(_SplitBucketFn(self._config)).with_outputs(
+               STATS, TRAIN_EDGES, SEEN, main="parts"))
+    return out.parts, out[TRAIN_EDGES], out[SEEN], out[STATS]
+
+
+class _DedupeIdsFn(beam.DoFn):
+  """Keeps the first row of each id (by source file and line); dead-letters the others."""
+
+  def __init__(self, table: str, key: str):
+    self._table = table
+    self._key = key
+
+  def process(self, element):
+    _, chunks = element
+    frame = pd.concat(list(chunks), ignore_index=True)
+    frame = frame.assign(_file=frame["order"].map(lambda o: o[0]),
+                         _line=frame["order"].map(lambda o: o[1]))
+    frame = frame.sort_values([self._key, "_file", "_line"], kind="stable")
+    dup = frame.duplicated(self._key, keep="first")
+    first = frame.loc[~dup].set_index(self._key)
+    for row in frame.loc[dup].itertuples(index=False):
+      key = getattr(row, self._key)
+      kept = first.loc[key]
+      yield beam.pvalue.TaggedOutput(DEAD, readers.dead_letter(
+          self._table, row._file, row._line,
+          contract.Rejection(contract.DUPLICATE_ID, self._key, key,
+                             f"{self._key} already defined at {kept['_file']}:{kept['_line']}; "
+                             "the first definition is kept"), ""))
+    yield frame.loc[~dup].drop(columns=["_file", "_line", "order"]).reset_index(drop=True)
+
+
+class DedupeById(beam.PTransform):
+  """Catalog or users chunks -> one row per id; later duplicates are dead-lettered."""
+
+  def __init__(self, table: str, key: str, num_shards: int):
+    super().__init__()
+    self._table, self._key, self._n = table, key, num_shards
+
+  def expand(self, chunks):
+    out = (chunks
+           | "ShardById" >> beam.FlatMap(_by_bucket, self._key, self._n)
+           | "GroupById" >> beam.GroupByKey()
+           | "Dedupe" >> beam.ParDo(_DedupeIdsFn(self._table, self._key)).with_outputs(
+               DEAD, main="rows"))
+    return out.rows, out[DEAD]
+
+
+def write_bytes(path: str, data: bytes) -> None:
+  """Writes a whole file on any Beam filesystem."""
+  with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+    f.write(data)
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+  import io  # pylint: disable=g-import-not-at-top
+  import pyarrow as pa  # pylint: disable=g-import-not-at-top
+  import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+  sink = io.BytesIO()
+  pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink, compression="zstd")
+  return sink.getvalue()
+
+
+class WriteSplitShards(beam.PTransform):
+  """Writes <out>/splits/<split>/part-<shard>-of-<n>.parquet, rows sorted by user and time."""
+
+  def __init__(self, out_dir: str, num_shards: int):
+    super().__init__()
+    self._out, self._n = out_dir, num_shards
+
+  def expand(self, parts):
+    out, n = self._out, self._n
+
+    def write(element):
+      split, shard, frame = element
+      path = FileSystems.join(out, "splits", split, f"part-{shard:05d}-of-{n:05d}.parquet")
+      write_bytes(path, parquet_bytes(frame))
+      return path
+
+    return parts | "WriteSplit" >> beam.Map(write)
+
+
+class WriteDeadLetters(beam.PTransform):
+  """Writes <out>/dead_letter/<table>.jsonl sorted by source, one JSON object per refused row.
+
+  Dead letters are few in a healthy log; each table's file is written by one worker.
+  """
+
+  def __init__(self, out_dir: str):
+    super().__init__()
+    self._out = out_dir
+
+  def expand(self, dead):
+    out = self._out
+
+    def sort_key(record):
+      path, _, line = record["source"].rpartition(":")
+      return (path, int(line) if line.isdigit() else 0, record["reason"])
+
+    def write(element):
+      table, records = element
+      records = sorted(records, key=sort_key)
+      data = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
+      path = FileSystems.join(out, "dead_letter", f"{table}.jsonl")
+      write_bytes(path, data.encode("utf-8"))
+      return path
+
+    return (dead
+            | "KeyByTable" >> beam.Map(lambda r: (r["table"], r))
+            | "GroupByTable" >> beam.GroupByKey()
+            | "WriteDead" >> beam.Map(write))
+
+
+def dead_letter_counts(dead) -> Any:
+  """PCollection of one dict {table: {reason: count}}."""
+
+  def merge(counts: Iterable[Tuple[Tuple[str, str], int]]) -> Dict[str, Dict[str, int]]:
+    out: Dict[str, Dict[str, int]] = {}
+    for (table, reason), n in sorted(counts):
+      out.setdefault(table, {})[reason] = n
+    return out
+
+  return (dead
+          | "DeadKey" >> beam.Map(lambda r: (r["table"], r["reason"]))
+          | "DeadCount" >> beam.combiners.Count.PerElement()
+          | "DeadGather" >> beam.combiners.ToList()
+          | "DeadMerge" >> beam.Map(merge))
+
+
+def local_path(path: str) -> bool:
+  return "://" not in path or path.startswith("file://")
+
+
+def ensure_dir(path: str) -> None:
+  if local_path(path):
+    os.makedirs(path, exist_ok=True)

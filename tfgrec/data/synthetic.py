@@ -1,0 +1,204 @@
+"""Synthetic interaction logs with structure a good recommender can find.
+
+* Items belong to taste clusters. A cluster has a theme (a small set of English words) and a main
+  category; item titles are drawn from the theme's words and item categories are the cluster's
+  main category plus, sometimes, a random other one. So text and categories carry the cluster.
+* Popularity is a power law (Zipf) inside each cluster, and clusters differ in size.
+* Each user has three favourite clusters and moves between them in phases over time (what a
+  user did recently says more about their next event than what they did long ago); a share of
+  events is noise drawn from global popularity.
+* User activity is heavy-tailed; every user has at least ``min(5, interactions // users)``
+  events. A share of the catalog (``cold_fraction``) never gets an interaction: cold items, with
+  text and categories.
+
+Everything is a function of the seed.
+"""
+import dataclasses
+from typing import Dict
+
+import numpy as np
+import pandas as pd
+
+_THEMES = {
+    "Space": "star galaxy orbit rocket planet comet nebula astronaut moon cosmos eclipse meteor",
+    "Ocean": "sea tide coral whale harbor storm sailor island reef wave lighthouse pearl",
+    "Crime": "detective murder alibi heist gangster witness verdict alley shadow motive jury cop",
+    "Romance": "love kiss wedding heart letter summer promise bride waltz rose sweetheart vow",
+    "War": "soldier battle front trench general siege medal bunker regiment victory ally raid",
+    "Horror": "ghost curse haunting blood crypt witch demon grave scream nightmare zombie fog",
+    "Comedy": "wedding mishap roommate prank vacation party neighbor blunder road trip chaos joke",
+    "Western": "sheriff outlaw saloon frontier ranch gold canyon horse bandit desert train posse",
+    "Fantasy": "dragon wizard kingdom sword quest elf castle prophecy spell throne knight realm",
+    "Music": "song band guitar concert melody rhythm singer jazz stage tour piano chorus",
+    "Sports": "champion coach team match stadium rookie league trophy boxing race goal season",
+    "Family": "puppy grandma holiday school adventure treehouse cousin bicycle garden picnic toy",
+    "Science": "laboratory experiment genius virus robot machine code formula quantum signal",
+    "History": "empire king queen revolution pharaoh dynasty colony treaty crown rebellion",
+    "Mystery": "secret clue manor disappearance riddle locket diary puzzle stranger key",
+    "Nature": "forest river mountain wolf eagle wilderness glacier jungle valley bear trail",
+    "Politics": "election senator scandal president campaign spy embassy minister protest",
+    "Food": "chef kitchen recipe bakery feast restaurant spice dinner wine harvest cake",
+    "Art": "painter gallery canvas sculptor poet museum portrait muse studio masterpiece",
+    "Tech": "hacker startup network algorithm server virtual drone satellite digital chip",
+    "Crime Drama": "prison parole inmate lawyer courtroom confession warden escape trial",
+    "Travel": "journey passport train station voyage map city border caravan highway",
+    "Animation": "toy bunny robot kitten mouse dinosaur penguin cartoon fairy balloon",
+    "Documentary": "truth interview archive footage report investigation climate census",
+}
+_ADJECTIVES = ("Last Silent Broken Golden Hidden Lost Wild Dark Bright Final Little Great New "
+               "Endless Secret Burning Frozen Crimson Quiet Distant").split()
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticConfig:
+  """Size and shape of a synthetic log.
+
+  Attributes:
+    users: number of users.
+    items: number of catalog items.
+    interactions: number of events.
+    seed: random seed; the same config gives the same tables.
+    clusters: taste clusters; 0 picks one from the catalog size.
+    cold_fraction: share of catalog items that never get an interaction.
+    noise: share of events drawn from global popularity instead of the user's taste.
+    zipf: popularity exponent inside a cluster.
+    start: epoch seconds of the earliest event.
+  """
+  users: int = 1000
+  items: int = 2000
+  interactions: int = 50_000
+  seed: int = 0
+  clusters: int = 0
+  cold_fraction: float = 0.05
+  noise: float = 0.15
+  zipf: float = 1.0
+  start: int = 1_600_000_000
+
+  def __post_init__(self):
+    for name in ("users", "items", "interactions"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+    if self.interactions < self.users:
+      raise ValueError(f"interactions ({self.interactions}) must be >= users ({self.users}): "
+                       "every user has at least one event")
+    if not 0 <= self.cold_fraction < 1:
+      raise ValueError(f"cold_fraction must be in [0, 1), got {self.cold_fraction}")
+    if not 0 <= self.noise <= 1:
+      raise ValueError(f"noise must be in [0, 1], got {self.noise}")
+
+  @property
+  def num_clusters(self) -> int:
+    if self.clusters:
+      return self.clusters
+    return int(np.clip(round(np.sqrt(self.items) / 3), 4, 48))
+
+
+def _themes(num_clusters: int):
+  names = list(_THEMES)
+  out = []
+  for c in range(num_clusters):
+    a = names[c % len(names)]
+    if c < len(names):
+      out.append((a, _THEMES[a].split()))
+    else:  # More clusters than themes: pair two themes.
+      b = names[(c // len(names) + c) % len(names)]
+      out.append((f"{a}/{b}", _THEMES[a].split() + _THEMES[b].split()))
+  return out
+
+
+def generate(config: SyntheticConfig) -> Dict[str, pd.DataFrame]:
+  """Returns contract tables {'interactions', 'items'} (see the module docstring)."""
+  rng = np.random.default_rng(config.seed)
+  n_users, n_items, n_events = config.users, config.items, config.interactions
+  k = config.num_clusters
+  themes = _themes(k)
+  category_names = [name for name, _ in themes]
+
+  # Items: cluster sizes vary (Dirichlet), popularity is Zipf inside the cluster.
+  cluster_share = rng.dirichlet(np.full(k, 2.0))
+  item_cluster = rng.choice(k, size=n_items, p=cluster_share)
+  cold = rng.random(n_items) < config.cold_fraction
+  popularity = np.zeros(n_items)
+  for c in range(k):
+    members = np.flatnonzero(item_cluster == c)
+    ranks = rng.permutation(len(members)) + 1
+    popularity[members] = 1.0 / ranks**config.zipf
+  popularity[cold] = 0.0
+  if popularity.sum() == 0:
+    popularity[:] = 1.0
+    cold[:] = False
+
+  titles, categories = [], []
+  for i in range(n_items):
+    name, words = themes[item_cluster[i]]
+    w = rng.choice(words, size=2, replace=False)
+    title = f"{rng.choice(_ADJECTIVES)} {w[0].title()} of the {w[1].title()}"
+    if rng.random() < 0.3:
+      title += f" {rng.integers(2, 5)}"
+    titles.append(title)
+    cats = {name}
+    if rng.random() < 0.3:
+      cats.add(category_names[rng.integers(k)])
+    categories.append(sorted(cats))
+
+  # Users: heavy-tailed activity, at least `floor` events each.
+  floor = int(min(5, n_events // n_users))
+  activity = np.minimum(rng.pareto(1.5, size=n_users) + 1.0, 100.0)
+  extra = rng.multinomial(n_events - floor * n_users, activity / activity.sum())
+  per_user = extra + floor
+  favourites = np.stack([rng.choice(k, size=3, replace=False, p=cluster_share)
+                         for _ in range(n_users)])
+  phase_len = rng.integers(5, 30, size=n_users)
+
+  user_of = np.repeat(np.arange(n_users), per_user)
+  starts = np.concatenate([[0], np.cumsum(per_user)[:-1]])
+  position = np.arange(n_events) - np.repeat(starts, per_user)
+  phase = position // phase_len[user_of]
+  slot = (phase * 7 + user_of) % 3
+  cluster = favourites[user_of, slot]
+  noisy = rng.random(n_events) < config.noise
+
+  item_of = np.empty(n_events, dtype=np.int64)
+  for c in range(k):
+    where = np.flatnonzero((cluster == c) & ~noisy)
+    members = np.flatnonzero((item_cluster == c) & ~cold)
+    if not len(members):
+      noisy[where] = True
+      continue
+    p = popularity[members] / popularity[members].sum()
+    item_of[where] = rng.choice(members, size=len(where), p=p)
+  where = np.flatnonzero(noisy)
+  item_of[where] = rng.choice(n_items, size=len(where), p=popularity / popularity.sum())
+
+  # Time: each user starts within the first 300 days; gaps are exponential (mean ~1 day).
+  user_start = config.start + rng.integers(0, 300 * 86400, size=n_users)
+  gaps = rng.exponential(86400.0, size=n_events).astype(np.int64) + 1
+  gaps[starts] = 0
+  total = np.cumsum(gaps)
+  elapsed = total - np.repeat(total[starts], per_user)
+  timestamp = user_start[user_of] + elapsed
+
+  liked = (favourites[user_of] == item_cluster[item_of][:, None]).any(axis=1)
+  rating = np.clip(np.round((2.6 + 1.4 * liked + rng.normal(0, 0.8, n_events)) * 2) / 2, 0.5, 5)
+
+  width = len(str(max(n_users, n_items)))
+  interactions = pd.DataFrame({
+      "user_id": np.char.add("u", np.char.zfill(user_of.astype(str), width)),
+      "item_id": np.char.add("i", np.char.zfill(item_of.astype(str), width)),
+      "timestamp": timestamp.astype(np.int64),
+      "event": "rating",
+      "value": rating,
+  })
+  items = pd.DataFrame({
+      "item_id": np.char.add("i", np.char.zfill(np.arange(n_items).astype(str), width)),
+      "title": titles,
+      "categories": categories,
+  })
+  return {"interactions": interactions, "items": items}
+
+
+def item_clusters(config: SyntheticConfig) -> np.ndarray:
+  """[items] taste cluster of each item (the ground truth, for tests and analyses)."""
+  rng = np.random.default_rng(config.seed)
+  share = rng.dirichlet(np.full(config.num_clusters, 2.0))
+  return rng.choice(config.num_clusters, size=config.items, p=share)
