@@ -33,11 +33,13 @@ def ensure_legacy_keras() -> None:
   # TensorFlow is already imported: its Keras is fixed. Check which one it is.
   tf = sys.modules["tensorflow"]
   try:
-    version = str(getattr(tf.keras, "__version__", ""))
-  except Exception:  # pylint: disable=broad-except  # a broken keras install: report it below.
-    version = ""
-  if not version.startswith("2."):
+    # Keras 3 has `keras.version()`; tf.keras as tf_keras (Keras 2) has none.
+    version_fn = getattr(tf.keras, "version", None)
+    version = str(version_fn()) if callable(version_fn) else "2"
+  except Exception:  # pylint: disable=broad-except  # A broken keras install: reported below.
+    version = "(unknown version)"
+  if not version.startswith("2"):
     raise ImportError(
-        "TensorFlow was imported before tfgrec with Keras "
-        f"{version or '(unknown version)'} active (tf.keras is not Keras 2). {_FIX}")
+        f"TensorFlow was imported before tfgrec with Keras {version} active "
+        f"(tf.keras is not Keras 2). {_FIX}")
   os.environ["TF_USE_LEGACY_KERAS"] = "1"

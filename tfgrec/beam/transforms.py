@@ -79,9 +79,8 @@ class ReadRawTable(beam.PTransform):
 
   def expand(self, pbegin):
     paths = _expand_patterns(self._patterns)
-    for path in paths:  # Fail before the pipeline runs on a format we cannot tell.
-      if self._fmt is None:
-        readers.detect_format(path)
+    for path in paths:  # Fail before the pipeline runs on a file that cannot be read at all.
+      readers.check_file(path, self._table, self._fmt)
     parsed = (pbegin
               | "Files" >> beam.Create(paths)
               | "Spread" >> beam.Reshuffle()
@@ -161,20 +160,21 @@ class _DedupeIdsFn(beam.DoFn):
   def process(self, element):
     _, chunks = element
     frame = pd.concat(list(chunks), ignore_index=True)
-    frame = frame.assign(_file=frame["order"].map(lambda o: o[0]),
-                         _line=frame["order"].map(lambda o: o[1]))
-    frame = frame.sort_values([self._key, "_file", "_line"], kind="stable")
+    frame = frame.assign(src_file=frame["order"].map(lambda o: o[0]),
+                         src_line=frame["order"].map(lambda o: o[1]))
+    frame = frame.sort_values([self._key, "src_file", "src_line"], kind="stable")
     dup = frame.duplicated(self._key, keep="first")
     first = frame.loc[~dup].set_index(self._key)
-    for row in frame.loc[dup].itertuples(index=False):
-      key = getattr(row, self._key)
+    for row in frame.loc[dup].drop(columns=["order"]).to_dict(orient="records"):
+      key = row[self._key]
       kept = first.loc[key]
       yield beam.pvalue.TaggedOutput(DEAD, readers.dead_letter(
-          self._table, row._file, row._line,
+          self._table, row.pop("src_file"), row.pop("src_line"),
           contract.Rejection(contract.DUPLICATE_ID, self._key, key,
-                             f"{self._key} already defined at {kept['_file']}:{kept['_line']}; "
-                             "the first definition is kept"), ""))
-    yield frame.loc[~dup].drop(columns=["_file", "_line", "order"]).reset_index(drop=True)
+                             f"{self._key} already defined at {kept['src_file']}:"
+                             f"{kept['src_line']}; the first definition is kept"),
+          json.dumps(row, default=list, ensure_ascii=False, sort_keys=True)))
+    yield frame.loc[~dup].drop(columns=["src_file", "src_line", "order"]).reset_index(drop=True)
 
 
 class DedupeById(beam.PTransform):

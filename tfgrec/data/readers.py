@@ -185,6 +185,30 @@ def read_table_file(path: str,
 _RowTuple = Tuple[int, Optional[Dict[str, Any]], Optional[str], Optional[contract.Rejection]]
 
 
+def check_file(path: str, table: str, fmt: Optional[str] = None) -> str:
+  """Checks what can be checked of a whole file before reading it: format and header.
+
+  Returns:
+    The file's format.
+
+  Raises:
+    ContractError: unknown format, or a CSV header / Parquet schema lacking a required column.
+  """
+  fmt = fmt or detect_format(path)
+  if fmt == "jsonl":
+    return fmt  # JSONL has no header: missing keys are per-row dead letters.
+  with _open(path, None) as fh:
+    if fmt == "csv":
+      first = fh.readline().decode("utf-8", "replace")
+      if first.strip():
+        names = [h.strip() for h in next(csv.reader([first.lstrip("\ufeff")]))]
+        _check_header(path, table, names)
+    else:
+      import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+      _check_header(path, table, pq.ParquetFile(io.BytesIO(fh.read())).schema_arrow.names)
+  return fmt
+
+
 def _check_header(path: str, table: str, names: List[str]) -> None:
   missing = [f for f in contract.required_fields(table) if f not in names]
   if missing:

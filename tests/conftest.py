@@ -1,0 +1,28 @@
+"""Shared fixtures: small raw-log sets written to temporary directories."""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import tfgrec  # noqa: E402,F401  # Keras 2 before TensorFlow loads.
+
+import pytest  # noqa: E402
+
+from tests import malformed  # noqa: E402
+from tfgrec.data import synthetic, writers  # noqa: E402
+
+SMALL = synthetic.SyntheticConfig(users=40, items=80, interactions=1200, seed=7)
+
+
+@pytest.fixture(scope="session")
+def small_raw(tmp_path_factory):
+  """A small synthetic raw-log directory (CSV) with interactions and items."""
+  out = tmp_path_factory.mktemp("small_raw")
+  writers.write_tables(synthetic.generate(SMALL), str(out), "csv")
+  return str(out)
+
+
+@pytest.fixture(scope="session")
+def malformed_raw(tmp_path_factory):
+  """Good and bad rows in every format; returns (dir, expected dead letters, good counts)."""
+  out = tmp_path_factory.mktemp("malformed_raw")
+  expected, good = malformed.write(str(out))
+  return str(out), expected, good
