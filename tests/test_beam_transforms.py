@@ -2,7 +2,7 @@
 import math
 
 import apache_beam as beam
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 import pandas as pd
 
@@ -21,17 +21,17 @@ def test_split_interactions_dedupes_and_splits_per_user():
   b = _events([("u1", "i1", 1, "view", math.nan), ("u1", "i5", 5, "view", math.nan),
                ("u1", "i6", 6, "view", math.nan)])
   cfg = prepare.SplitConfig(validation_fraction=0.2, test_fraction=0.2, min_interactions=5)
-  with TestPipeline() as p:
+  with BeamTestPipeline() as p:
     parts, edges, seen, stats = (p | beam.Create([a, b], reshuffle=False)
                                  | T.SplitInteractions(cfg, num_shards=2))
     rows = parts | beam.FlatMap(lambda e: [(e[0], r.user_id, r.item_id)
-                                           for r in e[2].itertuples()])
+                                           for r in T.unpack(e[2]).itertuples()])
     assert_that(rows, equal_to([
         ("train", "u1", "i1"), ("train", "u1", "i2"), ("train", "u1", "i3"),
         ("train", "u1", "i4"), ("validation", "u1", "i5"), ("test", "u1", "i6"),
         ("train", "u2", "i1")]), label="splits")
     counts = edges | beam.FlatMap(lambda f: [(r.user_id, r.item_id, r.count)
-                                             for r in f.itertuples()])
+                                             for r in T.unpack(f).itertuples()])
     assert_that(counts, equal_to([("u1", "i1", 2), ("u1", "i2", 1), ("u1", "i3", 1),
                                   ("u1", "i4", 1), ("u2", "i1", 1)]), label="edges")
     total = (stats | beam.Map(lambda s: (s["accepted"], s["duplicates_collapsed"]))
@@ -46,7 +46,7 @@ def test_dedupe_by_id_keeps_the_first_definition():
 
   a = items([("x", "second file", ("b.csv", 2)), ("y", "only", ("b.csv", 3))])
   b = items([("x", "first file", ("a.csv", 9))])
-  with TestPipeline() as p:
+  with BeamTestPipeline() as p:
     rows, dead = p | beam.Create([a, b], reshuffle=False) | T.DedupeById("items", "item_id", 4)
     kept = rows | beam.FlatMap(lambda f: list(zip(f["item_id"], f["title"])))
     assert_that(kept, equal_to([("x", "first file"), ("y", "only")]), label="kept")
@@ -57,7 +57,7 @@ def test_dedupe_by_id_keeps_the_first_definition():
 def test_dead_letter_counts_per_table_and_reason():
   dead = [{"table": "items", "reason": "empty_id"}, {"table": "items", "reason": "empty_id"},
           {"table": "interactions", "reason": "bad_timestamp"}]
-  with TestPipeline() as p:
+  with BeamTestPipeline() as p:
     counts = T.dead_letter_counts(p | beam.Create(dead))
     assert_that(counts, equal_to([{"interactions": {"bad_timestamp": 1},
                                    "items": {"empty_id": 2}}]))

@@ -85,7 +85,7 @@ class _AssembleGraphFn(beam.DoFn):
     tf = schema_lib.tf
     cfg = self._config
     out = cfg.out
-    edges = (pd.concat(train_edges, ignore_index=True) if train_edges else
+    edges = (pd.concat([T.unpack(e) for e in train_edges], ignore_index=True) if train_edges else
              pd.DataFrame({"user_id": [], "item_id": [], "value": np.zeros(0, np.float32),
                            "timestamp": np.zeros(0, np.int64), "count": np.zeros(0, np.int64)}))
     events_per_item = (pd.concat(seen).groupby(level=0).sum() if seen else
