@@ -175,3 +175,15 @@ def test_build_tables_by_hand():
   graph = build.parse(build.serialize(build.to_graph_tensor(t)))
   assert graph.node_sets["item"]["has_text"].numpy().tolist() == [0, 0, 1]
   assert graph.edge_sets["has_item"].adjacency.target.numpy().tolist() == [2]
+
+
+def test_multi_process_direct_runner_gives_the_same_graph(small_raw, small_graph, tmp_path):
+  graph_dir, _ = small_graph
+  files = sorted(os.listdir(small_raw))
+  cfg = job.BuildGraphConfig(
+      interactions=[os.path.join(small_raw, f) for f in files if f.startswith("interactions")],
+      items=[os.path.join(small_raw, f) for f in files if f.startswith("items")],
+      out=str(tmp_path), num_shards=3)
+  job.run(cfg, ["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
+  for name in ("graph-00000-of-00001.tfrecord", "stats.json", "catalog.parquet"):
+    assert filecmp.cmp(os.path.join(graph_dir, name), tmp_path / name, shallow=False), name
