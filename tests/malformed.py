@@ -120,13 +120,24 @@ def _items_jsonl(path, expected):
   return 1
 
 
+def _users_csv(path, expected):
+  lines = ["user_id,country,plan", "u1,DE,premium", "u2,FR,", ",IT,free", "u1,ES,free",
+           "never-active,PT,free"]
+  with open(path, "w") as f:
+    f.write("\n".join(lines) + "\n")
+  expected[("users", os.path.basename(path), 4)] = "empty_id"
+  expected[("users", os.path.basename(path), 5)] = "duplicate_id"
+  return 3
+
+
 def write(out_dir):
   """Writes the set; returns (expected dead letters, good rows per table)."""
   expected = {}
-  good = {"interactions": 0, "items": 0}
+  good = {"interactions": 0, "items": 0, "users": 0}
   good["interactions"] += _csv(os.path.join(out_dir, "interactions-a.csv"), expected)
   good["interactions"] += _jsonl(os.path.join(out_dir, "interactions-b.jsonl"), expected)
   good["interactions"] += _parquet(os.path.join(out_dir, "interactions-c.parquet"), expected)
   good["items"] += _items_csv(os.path.join(out_dir, "items-a.csv"), expected)
   good["items"] += _items_jsonl(os.path.join(out_dir, "items-b.jsonl"), expected)
+  good["users"] += _users_csv(os.path.join(out_dir, "users.csv"), expected)
   return expected, good

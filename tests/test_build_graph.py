@@ -21,6 +21,7 @@ def _run(raw_dir, out, **kwargs):
   cfg = job.BuildGraphConfig(
       interactions=[os.path.join(raw_dir, f) for f in files if f.startswith("interactions")],
       items=[os.path.join(raw_dir, f) for f in files if f.startswith("items")],
+      users=[os.path.join(raw_dir, f) for f in files if f.startswith("users")],
       out=str(out), num_shards=3, **kwargs)
   return job.run(cfg)
 
@@ -42,7 +43,7 @@ def _parse_graph(graph_dir):
 def test_malformed_logs_are_dead_lettered_and_accounted(malformed_raw, tmp_path):
   raw_dir, expected, good = malformed_raw
   stats = _run(raw_dir, tmp_path)
-  for table in ("interactions", "items"):
+  for table in ("interactions", "items", "users"):
     t = stats["tables"][table]
     want = {}
     for (tbl, _, _), reason in expected.items():
@@ -53,7 +54,7 @@ def test_malformed_logs_are_dead_lettered_and_accounted(malformed_raw, tmp_path)
     assert t["accepted"] == good[table]
   # Every expected dead letter is in the file with its reason and source line.
   got = {}
-  for table in ("interactions", "items"):
+  for table in ("interactions", "items", "users"):
     with open(tmp_path / "dead_letter" / f"{table}.jsonl") as f:
       for line in f:
         d = json.loads(line)
@@ -71,6 +72,11 @@ def test_malformed_logs_are_dead_lettered_and_accounted(malformed_raw, tmp_path)
   assert cold["in_catalog"] and cold["text"] == "Cold item nobody saw | Action, Drama"
   # The first definition of a duplicated item wins.
   assert catalog.set_index("item_id").loc["i1"]["title"] == "Heat (1995)"
+  # Users keep their attributes; a user without interactions is flagged, not a node.
+  users = pd.read_parquet(tmp_path / "users.parquet").set_index("user_id")
+  assert json.loads(users.loc["u1", "attributes"]) == {"country": "DE", "plan": "premium"}
+  assert users.loc["u1", "has_interactions"] and not users.loc["never-active", "has_interactions"]
+  assert "never-active" not in (tmp_path / "vocab" / "user.txt").read_text().split()
 
 
 def test_graph_round_trip_through_parse_example(small_graph):

@@ -110,7 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+class _QuietImportWarnings(logging.Filter):
+  """Drops a warning Beam logs at import about optional Google Cloud client libraries."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("apitools not found")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+  logging.getLogger().addFilter(_QuietImportWarnings())
   parser = build_parser()
   args, extra = parser.parse_known_args(argv)
   if extra and not getattr(args, "passes_beam_args", False):

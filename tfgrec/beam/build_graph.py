@@ -17,8 +17,6 @@ Graph directory layout (all paths relative to ``out``):
 import dataclasses
 import json
 import logging
-
-logger = logging.getLogger(__name__)
 import os
 from typing import Any, Dict, List, Optional
 
@@ -30,6 +28,8 @@ import pandas as pd
 from tfgrec.beam import transforms as T
 from tfgrec.data import contract
 from tfgrec.data import prepare
+
+logger = logging.getLogger(__name__)
 
 GRAPH_FILENAME = "graph-00000-of-00001.tfrecord"
 STATS_FILENAME = "stats.json"

@@ -6,8 +6,6 @@ on a shard of users. The only global step gathers the training graph itself (ful
 """
 import json
 import logging
-
-logger = logging.getLogger(__name__)
 import os
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
@@ -21,6 +19,8 @@ import pandas as pd
 from tfgrec.data import contract
 from tfgrec.data import prepare
 from tfgrec.data import readers
+
+logger = logging.getLogger(__name__)
 
 DEAD = "dead"
 COUNTS = "counts"

@@ -12,14 +12,14 @@ import dataclasses
 import io
 import json
 import logging
-
-logger = logging.getLogger(__name__)
 import os
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import pandas as pd
 
 from tfgrec.data import contract
+
+logger = logging.getLogger(__name__)
 
 _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".deflate", ".lzma", ".xz", ".zz")
 _FORMAT_BY_SUFFIX = {
