@@ -6,7 +6,8 @@ After an intended change, regenerate the list with
 import importlib
 import os
 
-PACKAGES = ("tfgrec", "tfgrec.data", "tfgrec.graph", "tfgrec.beam", "tfgrec.text")
+PACKAGES = ("tfgrec", "tfgrec.data", "tfgrec.graph", "tfgrec.beam", "tfgrec.text",
+            "tfgrec.layers")
 LIST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "api_symbols.txt")
 
 

@@ -1,0 +1,6 @@
+"""Keras layers of the graph tower (on TF-GNN GraphTensors)."""
+# Degree-normalized convolution across node sets, and the per-edge normalization it reads.
+from tfgrec.layers.gcn_conv import add_gcn_normalization
+from tfgrec.layers.gcn_conv import GCN_NORM
+from tfgrec.layers.gcn_conv import GCNConv
+from tfgrec.layers.gcn_conv import gcn_normalization
