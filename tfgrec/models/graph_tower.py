@@ -1,0 +1,207 @@
+"""The graph tower: initial node states, rounds of convolution + attention, layer combination.
+
+  tower = GraphTower(GraphTowerConfig(dim=64, rounds=2), num_users=U, num_items=I,
+                     num_categories=C, item_text_dim=384)
+  states = tower({"graph": graph, "item_text": text_embeddings})
+  states["user"]  # [U, 64]
+  states["item"]  # [I, 64]
+
+Initial states: item = projection of its text embedding + learned ID embedding (items without
+text have a zero text embedding, so they start from their ID; cold items with text start from
+their text); user = learned ID embedding; category = learned embedding.
+
+Each round updates every node set from its incoming edge sets. Per edge set, the degree-normalized
+convolution (tfgrec.layers.GCNConv) and multi-head scaled dot-product attention
+(tfgnn MultiHeadAttentionConv) run side by side ("both"; "conv" or "attention" alone give the
+ablations); the node set's next-state layer combines their results with its old state. The final
+embedding combines the states of all rounds: their mean (as LightGCN) or their concatenation
+followed by a projection.
+"""
+import dataclasses
+from typing import Dict, List, Optional
+
+from tfgrec import _keras_guard
+
+_keras_guard.ensure_legacy_keras()
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tensorflow_gnn.models import multi_head_attention  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from tfgrec.graph import schema as gs  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec.layers import gcn_conv  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+BRANCHES = ("both", "conv", "attention")
+COMBINES = ("mean", "concat")
+# Receiver node set -> incoming edge sets (each read at its TARGET).
+INCOMING = {
+    gs.USER: (gs.INTERACTED_BY,),
+    gs.ITEM: (gs.INTERACTED, gs.HAS_ITEM),
+    gs.CATEGORY: (gs.IN_CATEGORY,),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphTowerConfig:
+  """Shape of the graph tower (one-to-one with GraphTower's arguments).
+
+  Attributes:
+    dim: width of every node state.
+    rounds: message-passing rounds (0: embeddings only, a matrix-factorization tower).
+    heads: attention heads (dim must be divisible by heads).
+    dropout: dropout on states between rounds.
+    branches: 'both' (convolution and attention), 'conv' or 'attention'.
+    combine: 'mean' over the states of all rounds (LightGCN) or 'concat' + projection.
+    use_categories: include the category node set and its edge sets.
+    l2: L2 regularization of the ID embeddings.
+  """
+  dim: int = 64
+  rounds: int = 2
+  heads: int = 4
+  dropout: float = 0.1
+  branches: str = "both"
+  combine: str = "mean"
+  use_categories: bool = True
+  l2: float = 0.0
+
+  def __post_init__(self):
+    if self.dim < 1 or self.rounds < 0:
+      raise ValueError(f"dim must be >= 1 and rounds >= 0, got dim={self.dim}, "
+                       f"rounds={self.rounds}")
+    if self.heads < 1 or self.dim % self.heads:
+      raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
+    if self.branches not in BRANCHES:
+      raise ValueError(f"branches must be one of {BRANCHES}, got {self.branches!r}")
+    if self.combine not in COMBINES:
+      raise ValueError(f"combine must be one of {COMBINES}, got {self.combine!r}")
+    if not 0.0 <= self.dropout < 1.0:
+      raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@tf.keras.utils.register_keras_serializable(package="tfgrec")
+class ParallelConvolutions(tf.keras.layers.Layer):
+  """Runs several convolutions over the same edge set and concatenates their results."""
+
+  def __init__(self, convolutions: List[tf.keras.layers.Layer], **kwargs):
+    super().__init__(**kwargs)
+    self.convolutions = list(convolutions)
+
+  def call(self, graph, *, edge_set_name, training=None):
+    outputs = [c(graph, edge_set_name=edge_set_name, training=training)
+               for c in self.convolutions]
+    return outputs[0] if len(outputs) == 1 else tf.concat(outputs, axis=-1)
+
+  def get_config(self):
+    return {**super().get_config(),
+            "convolutions": [tf.keras.layers.serialize(c) for c in self.convolutions]}
+
+  @classmethod
+  def from_config(cls, config):
+    config = dict(config)
+    config["convolutions"] = [tf.keras.layers.deserialize(c) for c in config["convolutions"]]
+    return cls(**config)
+
+
+class GraphTower(tf.keras.layers.Layer):
+  """Node embeddings for users and items from the interaction graph (see the module docstring).
+
+  Args:
+    config: GraphTowerConfig.
+    num_users, num_items, num_categories: node counts of the training graph.
+    item_text_dim: width of the item text embeddings (0: no text, the graph-only ablation).
+  """
+
+  def __init__(self, config: GraphTowerConfig, *, num_users: int, num_items: int,
+               num_categories: int, item_text_dim: int = 0, **kwargs):
+    super().__init__(**kwargs)
+    self.config = config
+    reg = tf.keras.regularizers.l2(config.l2) if config.l2 else None
+    self.user_embedding = tf.keras.layers.Embedding(
+        num_users, config.dim, embeddings_regularizer=reg, name="user_id")
+    self.item_embedding = tf.keras.layers.Embedding(
+        num_items, config.dim, embeddings_regularizer=reg, name="item_id")
+    self.category_embedding = tf.keras.layers.Embedding(
+        max(num_categories, 1), config.dim, name="category_id")
+    self.text_projection = (tf.keras.layers.Dense(config.dim, use_bias=False, name="item_text")
+                            if item_text_dim else None)
+    self.item_text_dim = item_text_dim
+    self.rounds = [self._round(i, last=i == config.rounds - 1) for i in range(config.rounds)]
+    self.dropout = tf.keras.layers.Dropout(config.dropout)
+    self.projection = {
+        name: tf.keras.layers.Dense(config.dim, name=f"{name}_combine")
+        for name in (gs.USER, gs.ITEM)} if config.combine == "concat" else {}
+
+  def _convolution(self, round_index: int, edge_set: str) -> tf.keras.layers.Layer:
+    cfg = self.config
+    convs = []
+    if cfg.branches in ("both", "conv"):
+      convs.append(gcn_conv.GCNConv(cfg.dim, receiver_tag=tfgnn.TARGET, skip=False,
+                                    name=f"gcn_{round_index}_{edge_set}"))
+    if cfg.branches in ("both", "attention"):
+      convs.append(multi_head_attention.MultiHeadAttentionConv(
+          num_heads=cfg.heads, per_head_channels=cfg.dim // cfg.heads,
+          receiver_tag=tfgnn.TARGET, activation=None,
+          name=f"attention_{round_index}_{edge_set}"))
+    return ParallelConvolutions(convs, name=f"round_{round_index}_{edge_set}")
+
+  def _round(self, index: int, last: bool) -> tfgnn.keras.layers.GraphUpdate:
+    node_sets = {}
+    for receiver, edge_sets in INCOMING.items():
+      # Categories feed items; after the last round nothing reads them.
+      if receiver == gs.CATEGORY and (last or not self.config.use_categories):
+        continue
+      inputs = {e: self._convolution(index, e) for e in edge_sets
+                if self.config.use_categories or e not in (gs.HAS_ITEM, gs.IN_CATEGORY)}
+      node_sets[receiver] = tfgnn.keras.layers.NodeSetUpdate(
+          inputs, tfgnn.keras.layers.ResidualNextState(
+              tf.keras.layers.Dense(self.config.dim, name=f"next_{index}_{receiver}")))
+    return tfgnn.keras.layers.GraphUpdate(node_sets=node_sets, name=f"round_{index}")
+
+  def initial_states(self, graph: tfgnn.GraphTensor,
+                     item_text: Optional[tf.Tensor]) -> tfgnn.GraphTensor:
+    """Returns `graph` with hidden states on its node sets."""
+    def ids(name):
+      return tf.range(graph.node_sets[name].total_size)
+
+    item = self.item_embedding(ids(gs.ITEM))
+    if self.text_projection is not None:
+      if item_text is None:
+        raise ValueError("this GraphTower reads item text: pass item_text [num_items, "
+                         f"{self.item_text_dim}]")
+      item = item + self.text_projection(item_text)
+    features = {gs.USER: {tfgnn.HIDDEN_STATE: self.user_embedding(ids(gs.USER))},
+                gs.ITEM: {tfgnn.HIDDEN_STATE: item}}
+    if self.config.use_categories:
+      features[gs.CATEGORY] = {
+          tfgnn.HIDDEN_STATE: self.category_embedding(ids(gs.CATEGORY))}
+    else:
+      features[gs.CATEGORY] = {tfgnn.HIDDEN_STATE: tf.zeros(
+          [graph.node_sets[gs.CATEGORY].total_size, self.config.dim])}
+    return graph.replace_features(node_sets=features)
+
+  def call(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> Dict[str, tf.Tensor]:
+    """inputs: {'graph': GraphTensor with gcn_norm edge features, 'item_text': [I, T]}."""
+    graph = self.initial_states(inputs["graph"], inputs.get("item_text"))
+    states = {name: [graph.node_sets[name][tfgnn.HIDDEN_STATE]] for name in (gs.USER, gs.ITEM)}
+    for update in self.rounds:
+      graph = update(graph, training=training)
+      node_sets = {name: {tfgnn.HIDDEN_STATE: self.dropout(
+          graph.node_sets[name][tfgnn.HIDDEN_STATE], training=training)}
+                   for name in graph.node_sets}
+      graph = graph.replace_features(node_sets=node_sets)
+      for name in states:
+        states[name].append(graph.node_sets[name][tfgnn.HIDDEN_STATE])
+    if self.config.combine == "mean":
+      return {name: tf.add_n(s) / float(len(s)) for name, s in states.items()}
+    return {name: self.projection[name](tf.concat(s, axis=-1)) for name, s in states.items()}
+
+
+def prepare_graph(graph: tfgnn.GraphTensor) -> tfgnn.GraphTensor:
+  """The training graph as the tower reads it: one component, with GCN normalization."""
+  if graph.rank != 0:
+    graph = graph.merge_batch_to_components()
+  keep = {name: {} for name in graph.node_sets}
+  edge_keep = {name: {k: v for k, v in graph.edge_sets[name].features.items()}
+               for name in graph.edge_sets}
+  graph = graph.replace_features(node_sets=keep, edge_sets=edge_keep)
+  return gcn_conv.add_gcn_normalization(graph)
