@@ -7,7 +7,7 @@ import importlib
 import os
 
 PACKAGES = ("tfgrec", "tfgrec.data", "tfgrec.graph", "tfgrec.beam", "tfgrec.text",
-            "tfgrec.layers")
+            "tfgrec.layers", "tfgrec.eval")
 LIST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "api_symbols.txt")
 
 

@@ -90,7 +90,7 @@ class SyntheticConfig:
   def num_clusters(self) -> int:
     if self.clusters:
       return self.clusters
-    return int(np.clip(round(np.sqrt(self.items) / 3), 4, 48))
+    return int(np.clip(round(0.75 * np.sqrt(self.items)), 4, 64))
 
 
 def _themes(num_clusters: int):
