@@ -95,38 +95,38 @@ def _parquet(path, expected):
   return sum(r is None for r in reasons)
 
 
-def _items_csv(path, expected):
-  lines = ["item_id,title,description,categories,brand",
-           "i1,Heat (1995),A heist.,Action|Crime,acme",
-           "i2,Up (2009),,Animation,",
-           ",No id,,Drama,",
-           "i1,Heat again,,Action,",
-           "i7,Cold item nobody saw,,Drama|Action,"]
+def _lines(path, expected, table, lines, bad):
+  """Writes text lines; `bad` maps line numbers (1-based) to the expected reason."""
   with open(path, "w") as f:
     f.write("\n".join(lines) + "\n")
-  expected[("items", os.path.basename(path), 4)] = "empty_id"
-  expected[("items", os.path.basename(path), 5)] = "duplicate_id"
+  for number, reason in bad.items():
+    expected[(table, os.path.basename(path), number)] = reason
+
+
+def _items_csv(path, expected):
+  _lines(path, expected, "items", [
+      "item_id,title,description,categories,brand",
+      "i1,Heat (1995),A heist.,Action|Crime,acme",
+      "i2,Up (2009),,Animation,",
+      ",No id,,Drama,",
+      "i1,Heat again,,Action,",
+      "i7,Cold item nobody saw,,Drama|Action,"], {4: "empty_id", 5: "duplicate_id"})
   return 3
 
 
 def _items_jsonl(path, expected):
-  lines = [json.dumps({"item_id": "i3", "title": "Brazil (1985)", "categories": ["Sci-Fi"]}),
-           json.dumps({"item_id": "i8", "title": "Bad cats", "categories": [1, 2]}),
-           json.dumps({"item_id": "i9", "title": {"no": "string"}})]
-  with open(path, "w") as f:
-    f.write("\n".join(lines) + "\n")
-  expected[("items", os.path.basename(path), 2)] = "bad_field_type"
-  expected[("items", os.path.basename(path), 3)] = "bad_field_type"
+  _lines(path, expected, "items", [
+      json.dumps({"item_id": "i3", "title": "Brazil (1985)", "categories": ["Sci-Fi"]}),
+      json.dumps({"item_id": "i8", "title": "Bad cats", "categories": [1, 2]}),
+      json.dumps({"item_id": "i9", "title": {"no": "string"}})],
+         {2: "bad_field_type", 3: "bad_field_type"})
   return 1
 
 
 def _users_csv(path, expected):
-  lines = ["user_id,country,plan", "u1,DE,premium", "u2,FR,", ",IT,free", "u1,ES,free",
-           "never-active,PT,free"]
-  with open(path, "w") as f:
-    f.write("\n".join(lines) + "\n")
-  expected[("users", os.path.basename(path), 4)] = "empty_id"
-  expected[("users", os.path.basename(path), 5)] = "duplicate_id"
+  _lines(path, expected, "users", [
+      "user_id,country,plan", "u1,DE,premium", "u2,FR,", ",IT,free", "u1,ES,free",
+      "never-active,PT,free"], {4: "empty_id", 5: "duplicate_id"})
   return 3
 
 

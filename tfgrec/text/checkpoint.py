@@ -11,7 +11,6 @@ A checkpoint is given as:
 """
 import dataclasses
 import hashlib
-import json
 import logging
 import os
 from typing import List, Optional
@@ -148,11 +147,3 @@ def _load(model, state, loader):
     logger.warning("ignored %d unexpected tensors in the checkpoint, e.g. %s", len(unexpected),
                    unexpected[0])
   return info["missing_keys"], unexpected, info["mismatched_keys"]
-
-
-def write_config_summary(checkpoint: Checkpoint) -> str:
-  """One line describing the checkpoint (for logs and run directories)."""
-  cfg = checkpoint.config()
-  return json.dumps({"spec": checkpoint.spec, "fingerprint": checkpoint.fingerprint,
-                     "layers": cfg.num_hidden_layers, "hidden": cfg.hidden_size,
-                     "vocab": cfg.vocab_size})
