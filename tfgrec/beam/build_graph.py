@@ -130,8 +130,7 @@ class _AssembleGraphFn(beam.DoFn):
       T.write_bytes(FileSystems.join(out, USERS_FILENAME),
                     T.parquet_bytes(users.reset_index(drop=True)))
 
-    trained = set(edges["item_id"])
-    cold = [i for i in tables.items if i not in trained]
+    cold = np.bincount(tables.edges["item"], minlength=len(tables.items)) == 0
     unknown_events = int(events_per_item[events_per_item.index.difference(in_catalog)].sum())
     stats = _stats(cfg, split_stats, dead_counts[0] if dead_counts else {}, file_counts,
                    accepted={"interactions": sum(s["accepted"] for s in split_stats),
@@ -144,8 +143,8 @@ class _AssembleGraphFn(beam.DoFn):
         "edge_sets": {"interacted": len(tables.edges), "interacted_by": len(tables.edges),
                       "in_category": len(tables.item_category),
                       "has_item": len(tables.item_category)},
-        "cold_items": len(cold),
-        "cold_items_with_text": int(sum(1 for i in cold if i in in_catalog)),
+        "cold_items": int(cold.sum()),
+        "cold_items_with_text": int((cold & (tables.item_text != "")).sum()),
         "items_without_text": int((tables.item_text == "").sum()),
         "degrees": build.degree_quantiles(tables),
     }

@@ -204,9 +204,17 @@ def check_file(path: str, table: str, fmt: Optional[str] = None) -> str:
         names = [h.strip() for h in next(csv.reader([first.lstrip("\ufeff")]))]
         _check_header(path, table, names)
     else:
-      import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
-      _check_header(path, table, pq.ParquetFile(io.BytesIO(fh.read())).schema_arrow.names)
+      _check_header(path, table, _parquet_file(fh).schema_arrow.names)
   return fmt
+
+
+def _parquet_file(fh):
+  """A pyarrow ParquetFile over `fh`, reading only what it needs when `fh` can seek."""
+  import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+  seekable = getattr(fh, "seekable", None)
+  if callable(seekable) and seekable():
+    return pq.ParquetFile(fh)
+  return pq.ParquetFile(io.BytesIO(fh.read()))  # E.g. a compressed stream: read it whole.
 
 
 def _check_header(path: str, table: str, names: List[str]) -> None:
@@ -306,9 +314,7 @@ def _jsonl_rows(fh, path: str, table: str) -> Iterator[_RowTuple]:
 
 
 def _parquet_rows(fh, path: str, table: str) -> Iterator[_RowTuple]:
-  import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
-  data = fh.read()  # Parquet needs random access; a raw file is read whole (files are shards).
-  parquet = pq.ParquetFile(io.BytesIO(data))
+  parquet = _parquet_file(fh)
   _check_header(path, table, parquet.schema_arrow.names)
   number = 0
   for batch in parquet.iter_batches(batch_size=DEFAULT_CHUNK_ROWS):

@@ -197,11 +197,10 @@ class GraphTower(tf.keras.layers.Layer):
 
 
 def prepare_graph(graph: tfgnn.GraphTensor) -> tfgnn.GraphTensor:
-  """The training graph as the tower reads it: one component, with GCN normalization."""
+  """The training graph as the tower reads it: one component, with GCN normalization.
+
+  Node features of the file (ids, text) stay; GraphTower.initial_states replaces them.
+  """
   if graph.rank != 0:
     graph = graph.merge_batch_to_components()
-  keep = {name: {} for name in graph.node_sets}
-  edge_keep = {name: {k: v for k, v in graph.edge_sets[name].features.items()}
-               for name in graph.edge_sets}
-  graph = graph.replace_features(node_sets=keep, edge_sets=edge_keep)
   return gcn_conv.add_gcn_normalization(graph)
