@@ -10,7 +10,7 @@
 """
 import dataclasses
 import os
-from typing import Dict, Optional
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -95,8 +95,8 @@ def ease_weights(train: metrics.Interactions, num_items: int, l2: float = 200.0)
   return b
 
 
-def history_weights(data: EvalData, half_life: Optional[float]) -> Dict[str, np.ndarray]:
-  """Per-user history rows in CSR form: weight 1, or 0.5 ** (rank from latest / half_life)."""
+def history_weights(data: EvalData, half_life: Optional[float]) -> metrics.Interactions:
+  """Each user's training history with weight 1, or 0.5 ** (rank from latest / half_life)."""
   events = data.train_events.sort_values(["user", "timestamp", "item"])
   events = events.drop_duplicates(["user", "item"], keep="last")
   if half_life:
@@ -104,22 +104,15 @@ def history_weights(data: EvalData, half_life: Optional[float]) -> Dict[str, np.
     weight = np.power(0.5, rank / float(half_life)).astype(np.float32)
   else:
     weight = np.ones(len(events), np.float32)
-  return {"user": events["user"].to_numpy(), "item": events["item"].to_numpy(),
-          "weight": weight}
+  order = np.lexsort((events["item"].to_numpy(), events["user"].to_numpy()))
+  counts = np.bincount(events["user"].to_numpy(), minlength=data.num_users)
+  return metrics.Interactions(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+                              events["item"].to_numpy()[order].astype(np.int64),
+                              weight[order])
 
 
 def ease_scorer(data: EvalData, l2: float = 200.0, half_life: Optional[float] = None):
   """Scores users with EASE; with half_life, history rows are weighted by recency."""
   b = ease_weights(data.train, data.num_items, l2)
-  hist = history_weights(data, half_life)
-  rows = pd.Series(np.arange(len(hist["user"]))).groupby(hist["user"]).apply(np.asarray)
-
-  def score(users):
-    x = np.zeros([len(users), data.num_items], np.float32)
-    for r, u in enumerate(users):
-      idx = rows.get(u)
-      if idx is not None:
-        x[r, hist["item"][idx]] = hist["weight"][idx]
-    return x @ b
-
-  return score
+  history = history_weights(data, half_life)
+  return lambda users: history.dense(users, data.num_items, weighted=True) @ b

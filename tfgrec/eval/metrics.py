@@ -34,9 +34,11 @@ class Interactions:
   Attributes:
     indptr: [num_users + 1] int64.
     indices: [nnz] int64 item indices.
+    weights: [nnz] float32 weight of each entry, or None (all 1).
   """
   indptr: np.ndarray
   indices: np.ndarray
+  weights: Optional[np.ndarray] = None
 
   @classmethod
   def from_pairs(cls, users: np.ndarray, items: np.ndarray, num_users: int) -> "Interactions":
@@ -60,13 +62,18 @@ class Interactions:
     user_of = np.repeat(np.arange(self.num_users), self.sizes())
     counts = np.bincount(user_of[mask], minlength=self.num_users)
     return Interactions(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-                        self.indices[mask])
+                        self.indices[mask],
+                        None if self.weights is None else self.weights[mask])
 
-  def dense(self, users: np.ndarray, num_items: int) -> np.ndarray:
-    """[len(users), num_items] bool."""
-    out = np.zeros([len(users), num_items], bool)
+  def dense(self, users: np.ndarray, num_items: int, weighted: bool = False) -> np.ndarray:
+    """[len(users), num_items]: bool membership, or float32 weights with `weighted`."""
+    out = np.zeros([len(users), num_items], np.float32 if weighted else bool)
     for row, u in enumerate(users):
-      out[row, self.indices[self.indptr[u]:self.indptr[u + 1]]] = True
+      span = slice(self.indptr[u], self.indptr[u + 1])
+      if weighted and self.weights is not None:
+        out[row, self.indices[span]] = self.weights[span]
+      else:
+        out[row, self.indices[span]] = True
     return out
 
 
