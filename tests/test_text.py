@@ -1,4 +1,5 @@
 """The text tower on a tiny random BERT checkpoint (the real MiniLM only in slow tests)."""
+import hashlib
 import os
 
 import numpy as np
@@ -93,6 +94,14 @@ def test_cache_encodes_each_text_once(tiny_encoder, tmp_path):
                        progress=False)
   assert sum(calls) == 3  # Only "crime" was new.
   np.testing.assert_allclose(b[:4], a)
+  # A text whose SHA-1 ends in a zero byte is found again too (it was once stored truncated).
+  zero_end = next(t for t in (f"title {i}" for i in range(10_000))
+                  if hashlib.sha1(t.encode()).digest()[-1] == 0)
+  text.embed_texts(Counting(), [zero_end], cache_dir=str(tmp_path), fingerprint=fp,
+                   progress=False)
+  text.embed_texts(Counting(), [zero_end, "heat"], cache_dir=str(tmp_path), fingerprint=fp,
+                   progress=False)
+  assert sum(calls) == 4
 
 
 def test_checkpoint_errors_name_the_problem(tmp_path, tiny_dir):

@@ -18,3 +18,6 @@ from tfgrec.graph.build import make_tables
 from tfgrec.graph.build import parse
 from tfgrec.graph.build import serialize
 from tfgrec.graph.build import to_graph_tensor
+# Recency of interaction edges (rank from the user's latest) and its encoding.
+from tfgrec.graph.recency import add_recency_features
+from tfgrec.graph.recency import recency_ranks

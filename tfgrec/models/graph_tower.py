@@ -18,7 +18,9 @@ embedding combines the states of all rounds: their mean (as LightGCN) or their c
 followed by a projection.
 """
 import dataclasses
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
 
 from tfgrec import _keras_guard
 
@@ -28,6 +30,7 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-posi
 import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tensorflow_gnn.models import multi_head_attention  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from tfgrec.graph import recency  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfgrec.graph import schema as gs  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfgrec.layers import gcn_conv  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -53,7 +56,13 @@ class GraphTowerConfig:
     branches: 'both' (convolution and attention), 'conv' or 'attention'.
     combine: 'mean' over the states of all rounds (LightGCN) or 'concat' + projection.
     use_categories: include the category node set and its edge sets.
+    use_text: items start from their text embedding (off: the graph-only ablation).
     l2: L2 regularization of the ID embeddings.
+    recency_half_lives: the recency encoding of an interaction edge: 0.5 ** (r / h) for each
+      half-life h, r = how many of the user's interactions are more recent than this one
+      (0 for the latest). Fed to the attention with each message (empty: no encoding).
+    conv_recency_half_life: the convolution weighs each interaction message by
+      0.5 ** (r / h) with this h (0: unweighted).
   """
   dim: int = 64
   rounds: int = 2
@@ -62,7 +71,10 @@ class GraphTowerConfig:
   branches: str = "both"
   combine: str = "mean"
   use_categories: bool = True
+  use_text: bool = True
   l2: float = 0.0
+  recency_half_lives: Tuple[float, ...] = (5.0, 20.0, 80.0)
+  conv_recency_half_life: float = 20.0
 
   def __post_init__(self):
     if self.dim < 1 or self.rounds < 0:
@@ -76,6 +88,9 @@ class GraphTowerConfig:
       raise ValueError(f"combine must be one of {COMBINES}, got {self.combine!r}")
     if not 0.0 <= self.dropout < 1.0:
       raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+    if any(h <= 0 for h in self.recency_half_lives) or self.conv_recency_half_life < 0:
+      raise ValueError("recency half-lives must be > 0 (conv_recency_half_life >= 0), got "
+                       f"{self.recency_half_lives}, {self.conv_recency_half_life}")
 
 
 @tf.keras.utils.register_keras_serializable(package="tfgrec")
@@ -122,6 +137,7 @@ class GraphTower(tf.keras.layers.Layer):
         num_items, config.dim, embeddings_regularizer=reg, name="item_id")
     self.category_embedding = tf.keras.layers.Embedding(
         max(num_categories, 1), config.dim, name="category_id")
+    item_text_dim = item_text_dim if config.use_text else 0
     self.text_projection = (tf.keras.layers.Dense(config.dim, use_bias=False, name="item_text")
                             if item_text_dim else None)
     self.item_text_dim = item_text_dim
@@ -133,14 +149,20 @@ class GraphTower(tf.keras.layers.Layer):
 
   def _convolution(self, round_index: int, edge_set: str) -> tf.keras.layers.Layer:
     cfg = self.config
+    interaction = edge_set in recency.USER_ENDPOINT
     convs = []
     if cfg.branches in ("both", "conv"):
-      convs.append(gcn_conv.GCNConv(cfg.dim, receiver_tag=tfgnn.TARGET, skip=False,
-                                    name=f"gcn_{round_index}_{edge_set}"))
+      convs.append(gcn_conv.GCNConv(
+          cfg.dim, receiver_tag=tfgnn.TARGET, skip=False,
+          edge_weight_feature=(recency.RECENCY_WEIGHT
+                               if interaction and cfg.conv_recency_half_life else None),
+          name=f"gcn_{round_index}_{edge_set}"))
     if cfg.branches in ("both", "attention"):
       convs.append(multi_head_attention.MultiHeadAttentionConv(
           num_heads=cfg.heads, per_head_channels=cfg.dim // cfg.heads,
           receiver_tag=tfgnn.TARGET, activation=None,
+          sender_edge_feature=(recency.RECENCY
+                               if interaction and cfg.recency_half_lives else None),
           name=f"attention_{round_index}_{edge_set}"))
     return ParallelConvolutions(convs, name=f"round_{round_index}_{edge_set}")
 
@@ -163,7 +185,10 @@ class GraphTower(tf.keras.layers.Layer):
     def ids(name):
       return tf.range(graph.node_sets[name].total_size)
 
-    item = self.item_embedding(ids(gs.ITEM))
+    # Items without a training interaction (cold) start from their text alone: their ID row
+    # never receives a gradient, so it would only add noise.
+    interacted = tfgnn.node_degree(graph, gs.INTERACTED, tfgnn.TARGET) > 0
+    item = self.item_embedding(ids(gs.ITEM)) * tf.cast(interacted, tf.float32)[:, None]
     if self.text_projection is not None:
       if item_text is None:
         raise ValueError("this GraphTower reads item text: pass item_text [num_items, "
@@ -196,11 +221,16 @@ class GraphTower(tf.keras.layers.Layer):
     return {name: self.projection[name](tf.concat(s, axis=-1)) for name, s in states.items()}
 
 
-def prepare_graph(graph: tfgnn.GraphTensor) -> tfgnn.GraphTensor:
-  """The training graph as the tower reads it: one component, with GCN normalization.
+def prepare_graph(graph: tfgnn.GraphTensor,
+                  config: Optional[GraphTowerConfig] = None) -> tfgnn.GraphTensor:
+  """The training graph as the tower reads it: one component, with GCN normalization and the
+  recency features of `config` (tfgrec.graph.recency).
 
   Node features of the file (ids, text) stay; GraphTower.initial_states replaces them.
   """
+  config = config or GraphTowerConfig()
   if graph.rank != 0:
     graph = graph.merge_batch_to_components()
+  graph = recency.add_recency_features(graph, config.recency_half_lives,
+                                       config.conv_recency_half_life)
   return gcn_conv.add_gcn_normalization(graph)

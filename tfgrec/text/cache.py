@@ -50,8 +50,10 @@ def embed_texts(encoder, texts: Sequence[str], *, batch_size: int = 256,
     path = cache_path(cache_dir, fingerprint, encoder.tokenize.max_length)
     if os.path.exists(path):
       with np.load(path) as data:
-        if data["embeddings"].shape[1] == dim:
-          known = {k.tobytes(): i for i, k in enumerate(data["keys"])}
+        stored = data["keys"]
+        # Keys are [N, 20] uint8 (a NumPy bytes array would drop a digest's trailing zeros).
+        if data["embeddings"].shape[1] == dim and stored.dtype == np.uint8:
+          known = {bytes(k): i for i, k in enumerate(stored)}
           cached = data["embeddings"]
   todo: List[int] = sorted({i for i, (t, k) in enumerate(zip(texts, keys))
                             if t and k not in known},
@@ -85,7 +87,8 @@ def embed_texts(encoder, texts: Sequence[str], *, batch_size: int = 256,
     all_keys = list(known) + [keys[i] for i in unique]
     all_emb = np.concatenate([cached, new]) if known else new
     tmp = path + ".tmp.npz"
-    np.savez(tmp, keys=np.frombuffer(b"".join(all_keys), dtype="S20"), embeddings=all_emb)
+    np.savez(tmp, keys=np.frombuffer(b"".join(all_keys), np.uint8).reshape(-1, 20),
+             embeddings=all_emb)
     os.replace(tmp, path)
     logger.info("text embedding cache %s: %d texts (%d new)", path, len(all_keys), len(unique))
   return out

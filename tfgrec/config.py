@@ -1,0 +1,291 @@
+"""One YAML config per run, read into frozen dataclasses; unknown keys are errors.
+
+  config = load_config("run.yaml")            # or load_config(None): the packaged defaults
+  config.model.dim, config.train.epochs        # typed, validated, immutable
+  save_config(config, "out/run/config.yaml")   # the resolved config, every key written
+
+The packaged default (``tfgrec/configs/default.yaml``) trains on MovieLens as the demo builds it;
+a file only needs the keys it changes. Every section maps one-to-one onto a constructor or function:
+``model`` onto :class:`tfgrec.models.GraphTowerConfig`, ``tasks`` onto the losses of
+:class:`tfgrec.models.GraphRecommender`, ``train`` onto :func:`tfgrec.train.train`.
+"""
+import dataclasses
+import os
+import typing
+from typing import Any, Dict, Optional, Tuple
+
+import yaml
+
+from tfgrec.models.graph_tower import GraphTowerConfig
+
+DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "configs", "default.yaml")
+
+
+class ConfigError(ValueError):
+  """A config file names a key that does not exist or gives a value of the wrong type."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TextConfig:
+  """The text tower.
+
+  Attributes:
+    checkpoint: 'embedded' (all-MiniLM-L6-v2 shipped with the package), a local Hugging Face
+      checkpoint directory, or a hub name (needs network).
+    max_length: tokens per item text, [CLS] and [SEP] included.
+    batch_size: texts per encoder call when embedding the catalog.
+    cache_dir: where frozen text embeddings are cached (default: <run_dir>/../text_cache).
+    fine_tune: 'auto' (fine-tune on GPU, frozen on CPU), 'on' or 'off'.
+    trainable_layers: top transformer layers trained when fine-tuning (0: all).
+  """
+  checkpoint: str = "embedded"
+  max_length: int = 32
+  batch_size: int = 128
+  cache_dir: Optional[str] = None
+  fine_tune: str = "auto"
+  trainable_layers: int = 2
+
+  def __post_init__(self):
+    if self.fine_tune not in ("auto", "on", "off"):
+      raise ConfigError(f"text.fine_tune must be 'auto', 'on' or 'off', got {self.fine_tune!r}")
+    if self.max_length < 3 or self.batch_size < 1 or self.trainable_layers < 0:
+      raise ConfigError(
+          f"text: max_length >= 3, batch_size >= 1, trainable_layers >= 0 required, got "
+          f"{self.max_length}, {self.batch_size}, {self.trainable_layers}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskConfig:
+  """The three losses and their weights.
+
+  Attributes:
+    retrieval_weight: weight of the in-batch softmax retrieval loss.
+    temperature: softmax temperature of retrieval (scores are cosine similarities).
+    logq_strength: popularity correction: logits minus strength * log(item frequency)
+      (0: off, 1: the full logQ correction of sampled softmax).
+    remove_accidental_hits: drop in-batch negatives that are the positive item.
+    ranking_weight: weight of the ranking loss (0: off).
+    ranking_target: 'rating' (regression on the observed value), 'click' (binary, against
+      in-batch shuffled negatives) or 'auto' (rating when values vary, else click).
+    ranking_head: 'mlp' or 'dcn' (a cross layer, then an MLP).
+    alignment_weight: weight of the graph <-> text InfoNCE (0: off).
+    alignment_temperature: its temperature.
+    alignment_dim: width of the shared space graph and text embeddings are projected into.
+  """
+  retrieval_weight: float = 1.0
+  temperature: float = 0.1
+  logq_strength: float = 0.5
+  remove_accidental_hits: bool = True
+  ranking_weight: float = 0.1
+  ranking_target: str = "auto"
+  ranking_head: str = "mlp"
+  alignment_weight: float = 0.1
+  alignment_temperature: float = 0.1
+  alignment_dim: int = 64
+
+  def __post_init__(self):
+    if self.temperature <= 0 or self.alignment_temperature <= 0:
+      raise ConfigError("tasks.temperature and tasks.alignment_temperature must be > 0, got "
+                        f"{self.temperature}, {self.alignment_temperature}")
+    if min(self.retrieval_weight, self.ranking_weight, self.alignment_weight) < 0:
+      raise ConfigError("task weights must be >= 0")
+    if self.ranking_target not in ("auto", "rating", "click"):
+      raise ConfigError("tasks.ranking_target must be 'auto', 'rating' or 'click', got "
+                        f"{self.ranking_target!r}")
+    if self.ranking_head not in ("mlp", "dcn"):
+      raise ConfigError(f"tasks.ranking_head must be 'mlp' or 'dcn', got {self.ranking_head!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Optimization, validation and checkpoints.
+
+  Attributes:
+    epochs: upper bound on epochs (early stopping usually ends sooner).
+    batch_size: (user, item) training pairs per step; every step runs the whole graph, so large
+      batches make epochs cheap.
+    learning_rate: Adam learning rate.
+    patience: epochs without a better validation NDCG@k before stopping (0: never stop early).
+    validation_k: the K of the validation NDCG@K / Recall@K that picks the best epoch.
+    jit_compile: XLA-compile the train step.
+    seed: seeds Python, NumPy and TensorFlow.
+  """
+  epochs: int = 40
+  batch_size: int = 4096
+  learning_rate: float = 0.005
+  patience: int = 5
+  validation_k: int = 20
+  jit_compile: bool = False
+  seed: int = 42
+
+  def __post_init__(self):
+    if self.epochs < 1 or self.batch_size < 2 or self.learning_rate <= 0:
+      raise ConfigError(f"train: epochs >= 1, batch_size >= 2, learning_rate > 0 required, got "
+                        f"{self.epochs}, {self.batch_size}, {self.learning_rate}")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateConfig:
+  """Test-split evaluation.
+
+  Attributes:
+    ks: cut-offs of every metric.
+    long_tail_head_share: the head is the most popular items holding this share of training
+      interactions; the long-tail slice is every other item.
+    short_history: users with at most this many training items form the short-history slice.
+    baselines: baselines trained and evaluated next to the model.
+  """
+  ks: Tuple[int, ...] = (10, 20, 50)
+  long_tail_head_share: float = 0.5
+  short_history: int = 20
+  baselines: Tuple[str, ...] = ("popularity", "ease", "ease_recency", "als", "mf",
+                                "graph_only", "text_only")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+  """Everything one run reads.
+
+  Attributes:
+    graph_dir: the graph directory written by `tfgrec build-graph`.
+    run_dir: where checkpoints, logs, metrics and the report go.
+  """
+  graph_dir: str = "out/graph"
+  run_dir: str = "out/run"
+  text: TextConfig = TextConfig()
+  model: GraphTowerConfig = GraphTowerConfig()
+  tasks: TaskConfig = TaskConfig()
+  train: TrainConfig = TrainConfig()
+  evaluate: EvaluateConfig = EvaluateConfig()
+
+
+def _build(cls, values: Any, where: str):
+  """Builds dataclass `cls` from a mapping, checking keys and value types."""
+  if values is None:
+    values = {}
+  if not isinstance(values, dict):
+    raise ConfigError(f"{where or 'config'}: expected a mapping, got {values!r}")
+  fields = {f.name: f for f in dataclasses.fields(cls)}
+  unknown = sorted(set(values) - set(fields))
+  if unknown:
+    raise ConfigError(f"unknown config key {_join(where, unknown[0])!r}; "
+                      f"{where or 'the top level'} takes: {', '.join(fields)}")
+  hints = typing.get_type_hints(cls)
+  kwargs = {}
+  for name, value in values.items():
+    kwargs[name] = _convert(hints[name], value, _join(where, name))
+  try:
+    return cls(**kwargs)
+  except ConfigError:
+    raise
+  except (ValueError, TypeError) as e:
+    raise ConfigError(f"{where or 'config'}: {e}") from e
+
+
+def _join(where: str, name: str) -> str:
+  return f"{where}.{name}" if where else name
+
+
+def _convert(hint, value, where: str):
+  origin = typing.get_origin(hint)
+  if dataclasses.is_dataclass(hint):
+    return _build(hint, value, where)
+  if origin is typing.Union:  # Optional[X]
+    if value is None:
+      return None
+    inner = [a for a in typing.get_args(hint) if a is not type(None)][0]
+    return _convert(inner, value, where)
+  if origin is tuple:
+    if not isinstance(value, (list, tuple)):
+      raise ConfigError(f"{where}: expected a list, got {value!r}")
+    inner = typing.get_args(hint)[0]
+    return tuple(_convert(inner, v, where) for v in value)
+  if hint is bool:
+    if not isinstance(value, bool):
+      raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    return value
+  if hint is int:
+    if isinstance(value, bool) or not isinstance(value, int):
+      raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    return value
+  if hint is float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+      raise ConfigError(f"{where}: expected a number, got {value!r}")
+    return float(value)
+  if hint is str:
+    if not isinstance(value, str):
+      raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+  raise ConfigError(f"{where}: unsupported config type {hint}")
+
+
+def config_from_dict(values: Optional[Dict[str, Any]], base: Optional[RunConfig] = None
+                     ) -> RunConfig:
+  """A RunConfig from nested dicts, over `base` (default: the packaged defaults)."""
+  merged = to_dict(base) if base is not None else _default_dict()
+  _merge(merged, values or {}, "")
+  return _build(RunConfig, merged, "")
+
+
+def _merge(into: Dict[str, Any], values: Dict[str, Any], where: str) -> None:
+  if not isinstance(values, dict):
+    raise ConfigError(f"{where or 'config'}: expected a mapping, got {values!r}")
+  for key, value in values.items():
+    if isinstance(value, dict) and isinstance(into.get(key), dict):
+      _merge(into[key], value, _join(where, key))
+    elif key not in into:
+      raise ConfigError(f"unknown config key {_join(where, key)!r}; {where or 'the top level'} "
+                        f"takes: {', '.join(into)}")
+    else:
+      into[key] = value
+
+
+def _default_dict() -> Dict[str, Any]:
+  with open(DEFAULT_CONFIG, encoding="utf-8") as f:
+    packaged = yaml.safe_load(f) or {}
+  merged = to_dict(RunConfig())
+  _merge(merged, packaged, "")
+  return merged
+
+
+def load_config(path: Optional[str] = None, overrides: Optional[Dict[str, Any]] = None
+                ) -> RunConfig:
+  """Reads a YAML run config over the packaged defaults; `overrides` (nested dict) win.
+
+  Raises:
+    FileNotFoundError: `path` does not exist.
+    ConfigError: an unknown key, a value of the wrong type or out of range.
+  """
+  values: Dict[str, Any] = {}
+  if path is not None:
+    if not os.path.exists(path):
+      raise FileNotFoundError(f"config file {path} does not exist")
+    with open(path, encoding="utf-8") as f:
+      try:
+        values = yaml.safe_load(f) or {}
+      except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(values, dict):
+      raise ConfigError(f"{path}: expected a mapping at the top level")
+  config = config_from_dict(values)
+  if overrides:
+    config = config_from_dict(overrides, base=config)
+  return config
+
+
+def to_dict(config) -> Dict[str, Any]:
+  """Nested plain dict (tuples as lists), as written to YAML."""
+  def plain(v):
+    if dataclasses.is_dataclass(v):
+      return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+    if isinstance(v, tuple):
+      return [plain(x) for x in v]
+    return v
+  return plain(config)
+
+
+def save_config(config: RunConfig, path: str) -> None:
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  with open(path, "w", encoding="utf-8") as f:
+    f.write("# tfgrec run config (resolved: every key, defaults included)\n")
+    yaml.safe_dump(to_dict(config), f, sort_keys=False)

@@ -1,0 +1,211 @@
+"""Evaluation reports: a Markdown page with tables and figures, and the CLI's plain-text table.
+
+``metrics[model][slice][metric]`` holds ``metrics.evaluate`` results per model and slice (slices
+as ``slices.evaluate_slices`` names them; "all" is the headline). ``histories[model]`` is a list
+of per-epoch dicts (keys like "loss", "val_ndcg@20", "seconds"). `write_report` writes into
+``out_dir``:
+
+* report.md: the headline table (slice "all": Recall, NDCG, HR, MRR, coverage and novelty at K,
+  the best value of each column in bold), a table per other slice (Recall and NDCG at K, users),
+  the notes and the figures;
+* comparison.png: NDCG@K and Recall@K per model on slice "all", grouped bars;
+* slices.png: NDCG@K of each model on each slice;
+* training_curves.png: loss and validation NDCG@K per epoch of every model with a history; not
+  written (and not linked) without one.
+
+Figures are drawn on matplotlib's Agg canvas through the object API, without pyplot: writing a
+report changes no global matplotlib state (backend, open figures) and leaves no figure open.
+"""
+import math
+import os
+from typing import Dict, List, Optional, Sequence
+
+Metrics = Dict[str, Dict[str, Dict[str, float]]]
+Histories = Dict[str, List[Dict[str, float]]]
+
+HEADLINE = ("recall", "ndcg", "hr", "mrr", "coverage", "novelty")
+_NAMES = {"recall": "Recall", "ndcg": "NDCG", "hr": "HR", "mrr": "MRR", "coverage": "Coverage",
+          "novelty": "Novelty"}
+_SLICES = {
+    "all": "every user with a held-out item",
+    "cold_items": "held-out items without a training interaction",
+    "long_tail": "held-out items outside the most popular head",
+    "short_history": "users with a short training history",
+}
+_PNG_DPI = 120
+
+
+def _fmt(metric: str, value: Optional[float]) -> str:
+  if value is None or math.isnan(float(value)):
+    return "-"
+  if metric == "users":
+    return str(int(value))
+  return f"{value:.2f}" if metric.startswith("novelty") else f"{value:.4f}"
+
+
+def _header(key: str) -> str:
+  """'ndcg@20' -> 'NDCG@20'; keys without a cut-off stay as they are."""
+  metric, at, k = key.partition("@")
+  return _NAMES.get(metric, metric) + at + k
+
+
+def _slice_names(metrics: Metrics) -> List[str]:
+  """Slices of any model: the known ones in their usual order, then the others as they come."""
+  seen = [s for per_model in metrics.values() for s in per_model]
+  known = [s for s in _SLICES if s in seen]
+  return known + [s for s in dict.fromkeys(seen) if s not in _SLICES]
+
+
+def headline_table(metrics: Metrics, k: int = 20) -> str:
+  """Plain-text table, fixed-width columns: one row per model, slice "all", HEADLINE at k."""
+  keys = [f"{m}@{k}" for m in HEADLINE]
+  width = max([len("model")] + [len(name) for name in metrics])
+  widths = [max(len(key), 7) for key in keys]
+  lines = [f"{'model':<{width}}  " + "  ".join(f"{key:>{w}}" for key, w in zip(keys, widths))]
+  for name, per_slice in metrics.items():
+    row = per_slice.get("all", {})
+    lines.append(f"{name:<{width}}  " + "  ".join(
+        f"{_fmt(key, row.get(key)):>{w}}" for key, w in zip(keys, widths)))
+  return "\n".join(lines)
+
+
+def _markdown_table(metrics: Metrics, slice_name: str, keys: Sequence[str],
+                    bold: Sequence[str]) -> List[str]:
+  """Markdown rows for one slice: a column per key; the best value of each `bold` key in bold."""
+  rows = {name: per_slice.get(slice_name, {}) for name, per_slice in metrics.items()}
+  best = {}
+  for key in bold:
+    values = [r[key] for r in rows.values()  # Models evaluated on no user do not compete.
+              if r.get(key) is not None and not math.isnan(float(r[key]))
+              and r.get("users", 1) > 0]
+    if values:
+      best[key] = _fmt(key, max(values))
+  header = ["model"] + [_header(key) for key in keys]
+  lines = ["| " + " | ".join(header) + " |",
+           "|---|" + "|".join("---:" for _ in keys) + "|"]
+  for name, row in rows.items():
+    cells = [name.replace("|", "\\|")]
+    for key in keys:
+      text = _fmt(key, row.get(key))
+      cells.append(f"**{text}**" if key in best and text == best[key] else text)
+    lines.append("| " + " | ".join(cells) + " |")
+  return lines
+
+
+def _figure(width: float, height: float, ncols: int = 1):
+  """A Figure on an Agg canvas (no pyplot) and its axes."""
+  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  fig = Figure(figsize=(width, height), layout="constrained")
+  FigureCanvasAgg(fig)
+  return fig, fig.subplots(1, ncols, squeeze=False)[0]
+
+
+def _bars(ax, groups: Sequence[str], series: Dict[str, List[float]], ylabel: str):
+  """Grouped bars: one group per entry of `groups`, one bar per series."""
+  n = max(len(series), 1)
+  width = 0.8 / n
+  for j, (label, values) in enumerate(series.items()):
+    positions = [i - 0.4 + (j + 0.5) * width for i in range(len(groups))]
+    ax.bar(positions, values, width, label=label)
+  long_labels = max(map(len, groups), default=0) > 12
+  ax.set_xticks(range(len(groups)))
+  ax.set_xticklabels(groups, rotation=20 if long_labels else 0,
+                     ha="right" if long_labels else "center")
+  ax.set_ylabel(ylabel)
+  ax.grid(axis="y", alpha=0.3)
+  if series:
+    ax.legend(fontsize="small")
+
+
+def _value(metrics: Metrics, model: str, slice_name: str, key: str) -> float:
+  value = metrics[model].get(slice_name, {}).get(key)
+  return float("nan") if value is None else float(value)
+
+
+def _plot_comparison(path: str, metrics: Metrics, k: int):
+  models = list(metrics)
+  fig, (ax,) = _figure(max(6.0, 1.2 * len(models) + 2.0), 4.0)
+  _bars(ax, models, {f"NDCG@{k}": [_value(metrics, m, "all", f"ndcg@{k}") for m in models],
+                     f"Recall@{k}": [_value(metrics, m, "all", f"recall@{k}") for m in models]},
+        "metric")
+  ax.set_title(f"NDCG@{k} and Recall@{k}, all users")
+  fig.savefig(path, dpi=_PNG_DPI)
+
+
+def _plot_slices(path: str, metrics: Metrics, k: int):
+  names = _slice_names(metrics)
+  fig, (ax,) = _figure(max(6.0, 1.6 * len(names) + 2.0), 4.0)
+  _bars(ax, names, {m: [_value(metrics, m, s, f"ndcg@{k}") for s in names] for m in metrics},
+        f"NDCG@{k}")
+  ax.set_title(f"NDCG@{k} per slice")
+  fig.savefig(path, dpi=_PNG_DPI)
+
+
+def _plot_training(path: str, histories: Histories, k: int):
+  from matplotlib.ticker import MaxNLocator  # pylint: disable=g-import-not-at-top
+  fig, (loss_ax, ndcg_ax) = _figure(11.0, 4.0, ncols=2)
+  for index, (model, epochs) in enumerate(histories.items()):
+    for ax, key in ((loss_ax, "loss"), (ndcg_ax, f"val_ndcg@{k}")):
+      points = [(e + 1, row[key]) for e, row in enumerate(epochs) if row.get(key) is not None]
+      if points:  # One colour per model on both panels.
+        ax.plot(*zip(*points), marker="o", color=f"C{index % 10}", label=model)
+  for ax, label in ((loss_ax, "training loss"), (ndcg_ax, f"validation NDCG@{k}")):
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(label)
+    ax.set_title(label)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+      ax.legend(fontsize="small")
+  fig.savefig(path, dpi=_PNG_DPI)
+
+
+def write_report(out_dir: str, metrics: Metrics, histories: Optional[Histories] = None, *,
+                 title: str = "tfgrec evaluation", k: int = 20, notes: Sequence[str] = ()) -> str:
+  """Writes report.md and its figures into `out_dir` (see the module docstring).
+
+  Args:
+    out_dir: folder for report.md and the PNG files (created if missing).
+    metrics: metrics[model][slice][metric], e.g. metrics["ALS"]["all"]["ndcg@20"].
+    histories: histories[model] = per-epoch dicts; models without one are left out of the
+      training curves.
+    title: the page's title.
+    k: the cut-off reported.
+    notes: lines listed under "Notes".
+
+  Returns:
+    The path of report.md.
+  """
+  os.makedirs(out_dir, exist_ok=True)
+  histories = {m: h for m, h in (histories or {}).items() if h}
+  curves = os.path.join(out_dir, "training_curves.png")
+  if histories:
+    _plot_training(curves, histories, k)
+  elif os.path.exists(curves):  # A stale figure of an earlier report in the same folder.
+    os.remove(curves)
+  _plot_comparison(os.path.join(out_dir, "comparison.png"), metrics, k)
+  _plot_slices(os.path.join(out_dir, "slices.png"), metrics, k)
+
+  lines = [f"# {title}", "", f"## All users, K = {k}", ""]
+  lines += _markdown_table(metrics, "all", [f"{m}@{k}" for m in HEADLINE],
+                           bold=[f"{m}@{k}" for m in HEADLINE])
+  lines.append("")
+  for name in _slice_names(metrics):
+    if name == "all":
+      continue
+    about = _SLICES.get(name)
+    lines += [f"## Slice {name}" + (f": {about}" if about else ""), ""]
+    keys = [f"recall@{k}", f"ndcg@{k}", "users"]
+    lines += _markdown_table(metrics, name, keys, bold=keys[:2]) + [""]
+  if notes:
+    lines += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
+  lines += ["## Figures", ""]
+  if histories:
+    lines += ["![Training curves](training_curves.png)", ""]
+  lines += [f"![NDCG@{k} and Recall@{k} per model](comparison.png)", "",
+            f"![NDCG@{k} per slice](slices.png)", ""]
+  path = os.path.join(out_dir, "report.md")
+  with open(path, "w", encoding="utf-8") as f:
+    f.write("\n".join(lines))
+  return path

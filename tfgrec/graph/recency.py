@@ -1,0 +1,79 @@
+"""Recency of each interaction edge, relative to its user's latest interaction.
+
+What a user did last predicts what they do next far better than what they did long ago. Each
+interaction edge gets its rank r among its user's interactions, counted from the most recent
+(r = 0 for the latest; ties by timestamp share the same rank), and the encoding
+
+  recency[e] = [0.5 ** (r / h) for h in half_lives]          [num_edges, len(half_lives)]
+
+(several half-lives, so the model can pick its own time scale), plus one weight
+0.5 ** (r / conv_half_life) that the convolution multiplies each message by. Ranks rather than
+seconds make the encoding independent of how often a dataset's users come back.
+"""
+from typing import Sequence
+
+import numpy as np
+
+from tfgrec.graph import schema as schema_lib
+
+tf = schema_lib.tf
+tfgnn = schema_lib.tfgnn
+
+RECENCY = "recency"
+RECENCY_WEIGHT = "recency_weight"
+# Interaction edge set -> the tag of its user endpoint.
+USER_ENDPOINT = {schema_lib.INTERACTED: tfgnn.SOURCE, schema_lib.INTERACTED_BY: tfgnn.TARGET}
+
+
+def recency_ranks(users: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+  """[E] int64: per edge, how many of its user's edges are strictly more recent.
+
+  >>> recency_ranks(np.array([0, 0, 0, 1]), np.array([5, 9, 7, 1])).tolist()
+  [2, 0, 1, 0]
+  """
+  users = np.asarray(users, np.int64)
+  timestamps = np.asarray(timestamps, np.int64)
+  if not len(users):
+    return np.zeros([0], np.int64)
+  order = np.lexsort((-timestamps, users))  # By user, newest first.
+  u, t = users[order], timestamps[order]
+  starts = np.flatnonzero(np.concatenate([[True], u[1:] != u[:-1]]))
+  position = np.arange(len(u)) - np.repeat(starts, np.diff(np.append(starts, len(u))))
+  # Ties share the rank of their first member: rank = position of the first equal timestamp.
+  new_value = np.concatenate([[True], (u[1:] != u[:-1]) | (t[1:] != t[:-1])])
+  first = np.maximum.accumulate(np.where(new_value, np.arange(len(u)), 0))
+  ranks_sorted = position - (np.arange(len(u)) - first)
+  ranks = np.empty(len(u), np.int64)
+  ranks[order] = ranks_sorted
+  return ranks
+
+
+def encode(ranks, half_lives: Sequence[float]):
+  """[E] ranks -> [E, len(half_lives)] float32 0.5 ** (rank / h)."""
+  ranks = tf.cast(tf.reshape(ranks, [-1, 1]), tf.float32)
+  h = tf.constant(list(half_lives), tf.float32)[None, :]
+  return tf.pow(0.5, ranks / h)
+
+
+def add_recency_features(graph: "tfgnn.GraphTensor", half_lives: Sequence[float],
+                         conv_half_life: float = 0.0) -> "tfgnn.GraphTensor":
+  """Returns `graph` with `recency` (and `recency_weight`) on the interaction edge sets.
+
+  Args:
+    graph: a scalar GraphTensor with a `timestamp` feature on interacted / interacted_by.
+    half_lives: half-lives of the `recency` encoding (empty: no `recency` feature).
+    conv_half_life: half-life of the [E, 1] `recency_weight` feature (0: none).
+  """
+  edge_sets = {}
+  for name, edge_set in graph.edge_sets.items():
+    features = dict(edge_set.features)
+    if name in USER_ENDPOINT and (half_lives or conv_half_life):
+      users = edge_set.adjacency[USER_ENDPOINT[name]]
+      ranks = tf.numpy_function(recency_ranks, [users, edge_set["timestamp"]], tf.int64,
+                                stateful=False)
+      if half_lives:
+        features[RECENCY] = tf.ensure_shape(encode(ranks, half_lives), [None, len(half_lives)])
+      if conv_half_life:
+        features[RECENCY_WEIGHT] = tf.ensure_shape(encode(ranks, [conv_half_life]), [None, 1])
+    edge_sets[name] = features
+  return graph.replace_features(edge_sets=edge_sets)

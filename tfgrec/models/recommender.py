@@ -1,0 +1,226 @@
+"""GraphRecommender: the graph tower + text under three tfrs tasks (retrieval, ranking, alignment).
+
+Full-graph training: the training GraphTensor lives in the model; every step runs the graph
+tower once over the whole graph and computes the losses on a batch of (user, item, value) pairs:
+
+  retrieval  tfrs.tasks.Retrieval: in-batch softmax over cosine(user, item) / temperature, with
+             accidental hits removed (the same item twice in a batch is not a negative) and a
+             popularity correction: logits minus logq_strength * log p(item)
+  ranking    tfrs.tasks.Ranking: an MLP (or DCN) head on [user, item, user * item] predicts the
+             standardized rating (MSE), or click vs an in-batch shuffled item (BCE)
+  alignment  InfoNCE between graph and text views, projected into a shared space: an item's
+             graph embedding vs its text embedding, and a user's graph embedding vs their text
+             profile (recency-weighted mean of the text of their training items)
+
+  loss = w_retrieval * retrieval + w_ranking * ranking + w_alignment * alignment
+
+Scores at inference are cosine similarities of the final embeddings (`embeddings()`).
+"""
+import dataclasses
+from typing import Dict, Optional
+
+import numpy as np
+
+from tfgrec import _keras_guard
+
+_keras_guard.ensure_legacy_keras()
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow_recommenders as tfrs  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from tfgrec.graph import schema as gs  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec.models import graph_tower  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec.tasks import alignment  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskWeights:
+  """The loss terms GraphRecommender computes (tfgrec.config.TaskConfig carries them)."""
+  retrieval_weight: float = 1.0
+  temperature: float = 0.1
+  logq_strength: float = 0.5
+  remove_accidental_hits: bool = True
+  ranking_weight: float = 0.1
+  ranking_target: str = "auto"
+  ranking_head: str = "mlp"
+  alignment_weight: float = 0.1
+  alignment_temperature: float = 0.1
+  alignment_dim: int = 64
+
+
+def user_text_profile(users: np.ndarray, items: np.ndarray, ranks: np.ndarray,
+                      item_text: np.ndarray, num_users: int, half_life: float = 20.0
+                      ) -> np.ndarray:
+  """[num_users, T] L2-normalized, recency-weighted mean of each user's items' text embeddings.
+
+  Args:
+    users, items: [E] the user and item of each training edge.
+    ranks: [E] recency rank of each edge (tfgrec.graph.recency.recency_ranks).
+    item_text: [num_items, T] text embeddings.
+  """
+  weights = np.power(0.5, np.asarray(ranks, np.float64) / half_life).astype(np.float32)
+  profile = np.zeros([num_users, item_text.shape[1]], np.float32)
+  np.add.at(profile, users, item_text[items] * weights[:, None])
+  norm = np.linalg.norm(profile, axis=1, keepdims=True)
+  return profile / np.maximum(norm, 1e-12)
+
+
+class GraphRecommender(tfrs.Model):
+  """The full model (see the module docstring).
+
+  Args:
+    tower: a GraphTower.
+    graph: the prepared training GraphTensor (graph_tower.prepare_graph).
+    item_text: [num_items, T] text embeddings (zeros for items without text), or None.
+    user_profile: [num_users, T] user text profiles (for user alignment), or None.
+    item_probability: [num_items] sampling probability of each item among training pairs.
+    tasks: TaskWeights.
+    rating_mean, rating_std: standardization of the ranking target (rating mode).
+    text_encoder, item_strings: for fine-tuning the text tower end to end: a TextEncoder and
+      the [num_items] item texts; each step re-embeds the batch's items with gradients.
+  """
+
+  def __init__(self, *, tower: graph_tower.GraphTower, graph: tfgnn.GraphTensor,
+               item_text: Optional[np.ndarray], user_profile: Optional[np.ndarray],
+               item_probability: np.ndarray, tasks: TaskWeights = TaskWeights(),
+               rating_mean: float = 0.0, rating_std: float = 1.0, text_encoder=None,
+               item_strings: Optional[np.ndarray] = None, **kwargs):
+    super().__init__(**kwargs)
+    if tasks.ranking_target not in ("rating", "click"):
+      raise ValueError(f"resolve ranking_target to 'rating' or 'click' first, got "
+                       f"{tasks.ranking_target!r}")
+    self.tower = tower
+    self.task_weights = tasks
+    self._graph = graph
+    self._item_text = None if item_text is None else tf.constant(item_text, tf.float32)
+    self._user_profile = None if user_profile is None else tf.constant(user_profile, tf.float32)
+    self._log_probability = tf.constant(
+        np.log(np.maximum(np.asarray(item_probability, np.float64), 1e-12)), tf.float32)
+    self._rating = (float(rating_mean), float(max(rating_std, 1e-6)))
+    self.text_encoder = text_encoder
+    self._item_strings = (None if item_strings is None
+                          else tf.constant(np.asarray(item_strings, dtype=object), tf.string))
+    # The cross-entropy is averaged over the global batch (tf.distribute-safe).
+    none = tf.keras.losses.Reduction.NONE
+    self.retrieval = tfrs.tasks.Retrieval(
+        loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True, reduction=none),
+        temperature=tasks.temperature, remove_accidental_hits=tasks.remove_accidental_hits,
+        name="retrieval")
+    if tasks.ranking_target == "rating":
+      ranking_loss = tf.keras.losses.MeanSquaredError(reduction=none)
+    else:
+      ranking_loss = tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=none)
+    self.ranking = tfrs.tasks.Ranking(loss=ranking_loss, name="ranking")
+    head = [tf.keras.layers.Dense(tower.config.dim, activation="relu"),
+            tf.keras.layers.Dense(1)]
+    if tasks.ranking_head == "dcn":
+      head.insert(0, tfrs.layers.dcn.Cross(name="cross"))
+    self.ranking_head = tf.keras.Sequential(head, name="ranking_head")
+    self.alignment = alignment.AlignmentTask(temperature=tasks.alignment_temperature,
+                                             name="alignment")
+    self.graph_projection = tf.keras.layers.Dense(tasks.alignment_dim, name="graph_to_shared")
+    self.text_projection = tf.keras.layers.Dense(tasks.alignment_dim, name="text_to_shared")
+    self.loss_trackers = {name: tf.keras.metrics.Mean(f"{name}_loss")
+                          for name in ("retrieval", "ranking", "alignment")}
+
+  @property
+  def graph(self) -> tfgnn.GraphTensor:
+    return self._graph
+
+  def item_text_table(self, items: Optional[tf.Tensor] = None, training: bool = False):
+    """[num_items, T] text embeddings; when fine-tuning, rows of `items` are re-encoded."""
+    table = self._item_text
+    if (self.text_encoder is None or items is None or not training or table is None):
+      return table
+    unique = tf.unique(tf.reshape(items, [-1])).y
+    fresh = self.text_encoder(tf.gather(self._item_strings, unique), training=True)
+    has_text = tf.cast(tf.strings.length(tf.gather(self._item_strings, unique)) > 0, tf.float32)
+    return tf.tensor_scatter_nd_update(table, unique[:, None], fresh * has_text[:, None])
+
+  def refresh_item_text(self, item_text: np.ndarray) -> None:
+    """Replaces the text table (after the fine-tuned encoder re-embedded the catalog)."""
+    self._item_text = tf.constant(item_text, tf.float32)
+
+  def node_embeddings(self, training: bool = False,
+                      items: Optional[tf.Tensor] = None) -> Dict[str, tf.Tensor]:
+    """{'user': [U, D], 'item': [I, D]} final embeddings (not normalized)."""
+    inputs = {"graph": self._graph}
+    text = self.item_text_table(items, training)
+    if text is not None:
+      inputs["item_text"] = text
+    return self.tower(inputs, training=training)
+
+  def embeddings(self) -> Dict[str, np.ndarray]:
+    """{'user': [U, D], 'item': [I, D]} L2-normalized inference embeddings (scores = dot)."""
+    states = self.node_embeddings(training=False)
+    return {k: tf.math.l2_normalize(v, axis=-1).numpy() for k, v in states.items()}
+
+  def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
+    users = tf.cast(inputs["user"], tf.int32)
+    items = tf.cast(inputs["item"], tf.int32)
+    w = self.task_weights
+    states = self.node_embeddings(training=training, items=items)
+    user_emb = tf.gather(states[gs.USER], users)
+    item_emb = tf.gather(states[gs.ITEM], items)
+    total = tf.constant(0.0)
+    if w.retrieval_weight:
+      query = tf.math.l2_normalize(user_emb, axis=-1)
+      candidate = tf.math.l2_normalize(item_emb, axis=-1)
+      probability = None
+      if w.logq_strength:
+        # tfrs subtracts log(p); p ** strength gives a partial correction.
+        probability = tf.exp(w.logq_strength * tf.gather(self._log_probability, items))
+      per_pair = self.retrieval(query, candidate, candidate_ids=items,
+                                candidate_sampling_probability=probability,
+                                compute_metrics=False, compute_batch_metrics=False)
+      loss = tf.nn.compute_average_loss(per_pair)
+      self.loss_trackers["retrieval"].update_state(loss)
+      total += w.retrieval_weight * loss
+    if w.ranking_weight:
+      loss = tf.nn.compute_average_loss(self._ranking_loss(user_emb, item_emb, inputs))
+      self.loss_trackers["ranking"].update_state(loss)
+      total += w.ranking_weight * loss
+    if w.alignment_weight and self._item_text is not None:
+      loss = self._alignment_loss(states, users, items, training)
+      self.loss_trackers["alignment"].update_state(loss)
+      total += w.alignment_weight * loss
+    return total
+
+  def score_pairs(self, user_emb: tf.Tensor, item_emb: tf.Tensor) -> tf.Tensor:
+    """Ranking head output [B]: a standardized rating, or a click logit."""
+    features = tf.concat([user_emb, item_emb, user_emb * item_emb], axis=-1)
+    return tf.squeeze(self.ranking_head(features), -1)
+
+  def predict_value(self, user_emb: tf.Tensor, item_emb: tf.Tensor) -> tf.Tensor:
+    """[B] predicted rating (rating mode) or click probability (click mode)."""
+    out = self.score_pairs(user_emb, item_emb)
+    if self.task_weights.ranking_target == "rating":
+      return out * self._rating[1] + self._rating[0]
+    return tf.sigmoid(out)
+
+  def _ranking_loss(self, user_emb, item_emb, inputs):
+    if self.task_weights.ranking_target == "rating":
+      target = (tf.cast(inputs["value"], tf.float32) - self._rating[0]) / self._rating[1]
+      return self.ranking(labels=target[:, None],
+                          predictions=self.score_pairs(user_emb, item_emb)[:, None],
+                          compute_metrics=False)
+    negatives = tf.roll(item_emb, shift=1, axis=0)
+    predictions = tf.concat([self.score_pairs(user_emb, item_emb),
+                             self.score_pairs(user_emb, negatives)], axis=0)
+    labels = tf.concat([tf.ones_like(predictions[:tf.shape(item_emb)[0]]),
+                        tf.zeros_like(predictions[:tf.shape(item_emb)[0]])], axis=0)
+    return self.ranking(labels=labels[:, None], predictions=predictions[:, None],
+                        compute_metrics=False)
+
+  def _alignment_loss(self, states, users, items, training):
+    text = self.item_text_table(items, training)
+    unique_items = tf.unique(items).y
+    loss = self.alignment(self.graph_projection(tf.gather(states[gs.ITEM], unique_items)),
+                          self.text_projection(tf.gather(text, unique_items)))
+    if self._user_profile is not None:
+      unique_users = tf.unique(users).y
+      loss = 0.5 * (loss + self.alignment(
+          self.graph_projection(tf.gather(states[gs.USER], unique_users)),
+          self.text_projection(tf.gather(self._user_profile, unique_users))))
+    return loss

@@ -1,0 +1,132 @@
+"""Callbacks of a training run: validation with the full-ranking metrics, the best checkpoint,
+early stopping, and a per-epoch history on disk.
+
+Their state lives in the run directory (``best.json``, ``history.json``), not in memory, so a run
+resumed after the process was killed (tf.keras.callbacks.BackupAndRestore restores the weights,
+the optimizer and the epoch) keeps its best epoch, its patience count and its curves.
+"""
+import json
+import os
+import time
+from typing import Callable, Dict, Optional
+
+import numpy as np
+
+from tfgrec import _keras_guard
+
+_keras_guard.ensure_legacy_keras()
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from tfgrec.eval import metrics  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+BEST_FILE = "best.json"
+HISTORY_FILE = "history.json"
+BEST_WEIGHTS = os.path.join("checkpoints", "best", "weights")
+
+
+def _read_json(path: str, default):
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  return default
+
+
+def _write_json(path: str, value) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump(value, f, indent=1)
+  os.replace(tmp, path)
+
+
+class ValidationCallback(tf.keras.callbacks.Callback):
+  """After each epoch: full-ranking NDCG@k / Recall@k on the validation split.
+
+  Adds `val_ndcg@k`, `val_recall@k` (and hr, mrr) to the epoch logs (so TensorBoard and the history
+  see them), saves the weights of the best epoch to `<run_dir>/checkpoints/best/weights`, and stops
+  training after `patience` epochs without improvement.
+
+  Args:
+    run_dir: the run directory.
+    embeddings_fn: () -> {'user': [U, D], 'item': [I, D]} normalized embeddings.
+    data: tfgrec.eval.EvalData (validation items relevant, training items excluded).
+    k: the cut-off.
+    patience: epochs without improvement before stopping (0: never).
+  """
+
+  def __init__(self, run_dir: str, embeddings_fn: Callable[[], Dict[str, np.ndarray]], data,
+               *, k: int = 20, patience: int = 5, verbose: bool = True):
+    super().__init__()
+    self.run_dir = run_dir
+    self.embeddings_fn = embeddings_fn
+    self.data = data
+    self.k = k
+    self.patience = patience
+    self.verbose = verbose
+    self.monitor = f"val_ndcg@{k}"
+    self.best: Dict = {}
+
+  @property
+  def best_path(self) -> str:
+    return os.path.join(self.run_dir, BEST_FILE)
+
+  def on_train_begin(self, logs=None):
+    self.best = _read_json(self.best_path, {})
+
+  def evaluate(self) -> Dict[str, float]:
+    emb = self.embeddings_fn()
+    user, item = emb["user"], emb["item"]
+    result = metrics.evaluate(lambda users: user[users] @ item.T, self.data.validation,
+                              [self.data.train], num_items=self.data.num_items, ks=[self.k])
+    return {f"val_{m}@{self.k}": result[f"{m}@{self.k}"] for m in ("ndcg", "recall", "hr", "mrr")}
+
+  def on_epoch_end(self, epoch, logs=None):
+    logs = logs if logs is not None else {}
+    values = self.evaluate()
+    logs.update(values)
+    value = values[self.monitor]
+    if not self.best or value > self.best[self.monitor]:
+      self.best = {"epoch": epoch + 1, **values}
+      self.model.save_weights(os.path.join(self.run_dir, BEST_WEIGHTS))
+      _write_json(self.best_path, self.best)
+      note = "new best, saved"
+    else:
+      note = f"best {self.best[self.monitor]:.4f} at epoch {self.best['epoch']}"
+    if self.verbose:
+      print(f"  validation: ndcg@{self.k} {value:.4f}  recall@{self.k} "
+            f"{values[f'val_recall@{self.k}']:.4f}  ({note})", flush=True)
+    if self.patience and epoch + 1 - self.best["epoch"] >= self.patience:
+      if self.verbose:
+        print(f"  early stopping: no better {self.monitor} for {self.patience} epochs", flush=True)
+      self.model.stop_training = True
+
+
+class HistoryCallback(tf.keras.callbacks.Callback):
+  """Appends each epoch's logs (losses, validation metrics, seconds) to `<run_dir>/history.json`.
+
+  Entries of epochs at or after the (possibly resumed) starting epoch are replaced.
+  """
+
+  def __init__(self, run_dir: str):
+    super().__init__()
+    self.path = os.path.join(run_dir, HISTORY_FILE)
+    self._start: Optional[float] = None
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._start = time.time()
+
+  def on_epoch_end(self, epoch, logs=None):
+    history = [h for h in _read_json(self.path, []) if h["epoch"] <= epoch]
+    entry = {"epoch": epoch + 1, "seconds": round(time.time() - (self._start or time.time()), 3)}
+    entry.update({k: float(v) for k, v in (logs or {}).items()
+                  if np.ndim(v) == 0 and not k.startswith("regularization")})
+    history.append(entry)
+    _write_json(self.path, history)
+
+
+def read_history(run_dir: str):
+  return _read_json(os.path.join(run_dir, HISTORY_FILE), [])
+
+
+def read_best(run_dir: str):
+  return _read_json(os.path.join(run_dir, BEST_FILE), {})

@@ -1,0 +1,174 @@
+"""What a run reads from a graph directory, and the model built from it.
+
+  inputs = load_inputs(config)        # graph, text embeddings, splits, sampling probabilities
+  model = build_model(config, inputs)  # a GraphRecommender (inside the strategy's scope)
+"""
+import dataclasses
+import logging
+import os
+from typing import Optional
+
+import numpy as np
+
+from tfgrec import _keras_guard
+
+_keras_guard.ensure_legacy_keras()
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from tfgrec import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec.eval import baselines  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec.graph import recency  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec.graph import schema as gs  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec.models import graph_tower  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec.models import recommender  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+logger = logging.getLogger(__name__)
+
+GRAPH_PATTERN = "graph-*.tfrecord"
+
+
+@dataclasses.dataclass
+class RunInputs:
+  """Everything training and evaluation read, in index space (node i = vocabulary line i).
+
+  Attributes:
+    graph: the prepared training GraphTensor (normalization and recency features added).
+    data: splits and popularity (tfgrec.eval.EvalData).
+    item_ids, user_ids: [I], [U] vocabularies.
+    item_strings: [I] item texts ('' for items without text).
+    item_text: [I, T] frozen text embeddings, or None when no part of the model reads text.
+    pairs: training pairs {'user', 'item', 'value', 'timestamp'} ([E] arrays), one per edge.
+    ranking_target: 'rating' or 'click' (tasks.ranking_target resolved).
+    fine_tune_text: whether the text tower trains end to end.
+  """
+  graph: tfgnn.GraphTensor
+  data: baselines.EvalData
+  item_ids: np.ndarray
+  user_ids: np.ndarray
+  item_strings: np.ndarray
+  item_text: Optional[np.ndarray]
+  pairs: dict
+  ranking_target: str
+  fine_tune_text: bool
+
+
+def read_graph(graph_dir: str) -> tfgnn.GraphTensor:
+  """Parses the graph directory's training GraphTensor (one tf.Example)."""
+  schema_path = os.path.join(graph_dir, gs.SCHEMA_FILENAME)
+  files = tf.io.gfile.glob(os.path.join(graph_dir, GRAPH_PATTERN))
+  if not tf.io.gfile.exists(schema_path) or not files:
+    raise FileNotFoundError(
+        f"{graph_dir} is not a graph directory (no {gs.SCHEMA_FILENAME} or {GRAPH_PATTERN}): "
+        "build one with `tfgrec build-graph`")
+  spec = gs.graph_spec(gs.read_schema(schema_path))
+  records = list(tf.data.TFRecordDataset(sorted(files)).as_numpy_iterator())
+  if len(records) != 1:
+    raise ValueError(f"{graph_dir}: expected one training graph, found {len(records)} records "
+                     "(full-graph mode)")
+  return tfgnn.parse_single_example(spec, tf.constant(records[0]))
+
+
+def _vocab(graph_dir: str, name: str) -> np.ndarray:
+  with open(os.path.join(graph_dir, "vocab", f"{name}.txt"), encoding="utf-8") as f:
+    return np.array(f.read().splitlines(), dtype=object)
+
+
+def fine_tune_text(config: config_lib.RunConfig) -> bool:
+  """text.fine_tune resolved: 'auto' fine-tunes when a GPU is present."""
+  mode = config.text.fine_tune
+  if mode == "auto":
+    return bool(tf.config.list_physical_devices("GPU"))
+  return mode == "on"
+
+
+def text_encoder(config: config_lib.RunConfig, trainable: bool = False):
+  """The run's TextEncoder (embedded MiniLM by default)."""
+  from tfgrec import text as text_lib  # pylint: disable=g-import-not-at-top
+  checkpoint = text_lib.resolve_checkpoint(config.text.checkpoint)
+  layers = (config.text.trainable_layers or -1) if trainable else 0
+  return checkpoint, text_lib.TextEncoder.from_checkpoint(
+      checkpoint, max_length=config.text.max_length, trainable_layers=layers)
+
+
+def embed_catalog(config: config_lib.RunConfig, item_strings: np.ndarray, encoder=None,
+                  checkpoint=None, progress: bool = True) -> np.ndarray:
+  """[I, T] text embeddings of the catalog, from the cache when possible."""
+  from tfgrec import text as text_lib  # pylint: disable=g-import-not-at-top
+  if encoder is None:
+    checkpoint, encoder = text_encoder(config)
+  cache_dir = config.text.cache_dir or os.path.join(
+      os.path.dirname(os.path.abspath(config.run_dir)), "text_cache")
+  return text_lib.embed_texts(encoder, list(item_strings), batch_size=config.text.batch_size,
+                              cache_dir=cache_dir, fingerprint=checkpoint.fingerprint,
+                              progress=progress)
+
+
+def load_inputs(config: config_lib.RunConfig, progress: bool = True) -> RunInputs:
+  """Reads the graph directory of `config` and embeds the item texts (cached)."""
+  graph_dir = config.graph_dir
+  raw = read_graph(graph_dir)
+  graph = graph_tower.prepare_graph(raw, config.model)
+  data = baselines.load_eval_data(graph_dir)
+  item_ids, user_ids = _vocab(graph_dir, "item"), _vocab(graph_dir, "user")
+  items = graph.node_sets[gs.ITEM]
+  if items.total_size != len(item_ids) or data.num_items != len(item_ids):
+    raise ValueError(f"{graph_dir}: the graph has {int(items.total_size)} items but "
+                     f"vocab/item.txt has {len(item_ids)}")
+  item_strings = np.array([t.decode("utf-8") for t in items["text"].numpy()], dtype=object)
+  needs_text = config.model.use_text or config.tasks.alignment_weight > 0
+  fine_tune = needs_text and fine_tune_text(config)
+  item_text = embed_catalog(config, item_strings, progress=progress) if needs_text else None
+  edges = raw.edge_sets[gs.INTERACTED]
+  values = edges["value"].numpy()
+  pairs = {"user": edges.adjacency.source.numpy(), "item": edges.adjacency.target.numpy(),
+           "value": values.astype(np.float32),
+           "timestamp": edges["timestamp"].numpy()}
+  target = config.tasks.ranking_target
+  if target == "auto":
+    target = "rating" if len(values) and float(np.std(values)) > 0 else "click"
+  return RunInputs(graph, data, item_ids, user_ids, item_strings, item_text, pairs, target,
+                   fine_tune)
+
+
+def build_model(config: config_lib.RunConfig, inputs: RunInputs, text_encoder_layer=None
+                ) -> recommender.GraphRecommender:
+  """The GraphRecommender of `config` over `inputs` (call inside the strategy's scope)."""
+  graph = inputs.graph
+  text_dim = 0 if inputs.item_text is None else inputs.item_text.shape[1]
+  tower = graph_tower.GraphTower(
+      config.model, num_users=int(graph.node_sets[gs.USER].total_size),
+      num_items=int(graph.node_sets[gs.ITEM].total_size),
+      num_categories=int(graph.node_sets[gs.CATEGORY].total_size), item_text_dim=text_dim)
+  pairs = inputs.pairs
+  counts = np.bincount(pairs["item"], minlength=inputs.data.num_items).astype(np.float64)
+  probability = counts / max(counts.sum(), 1.0)
+  profile = None
+  if inputs.item_text is not None and config.tasks.alignment_weight > 0:
+    ranks = recency.recency_ranks(pairs["user"], pairs["timestamp"])
+    profile = recommender.user_text_profile(pairs["user"], pairs["item"], ranks,
+                                            inputs.item_text, inputs.data.num_users)
+  values = pairs["value"]
+  tasks = recommender.TaskWeights(**dict(config_lib.to_dict(config.tasks),
+                                         ranking_target=inputs.ranking_target))
+  return recommender.GraphRecommender(
+      tower=tower, graph=graph, item_text=inputs.item_text, user_profile=profile,
+      item_probability=probability, tasks=tasks,
+      rating_mean=float(values.mean()) if len(values) else 0.0,
+      rating_std=float(values.std()) if len(values) else 1.0,
+      text_encoder=text_encoder_layer,
+      item_strings=inputs.item_strings if text_encoder_layer is not None else None)
+
+
+def training_dataset(inputs: RunInputs, batch_size: int, seed: int) -> tf.data.Dataset:
+  """Shuffled batches of training pairs {'user', 'item', 'value'}, reshuffled every epoch."""
+  pairs = inputs.pairs
+  n = len(pairs["user"])
+  if n == 0:
+    raise ValueError("the training graph has no interactions")
+  ds = tf.data.Dataset.from_tensor_slices({
+      "user": pairs["user"].astype(np.int32), "item": pairs["item"].astype(np.int32),
+      "value": pairs["value"]})
+  return ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(
+      min(batch_size, n)).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,183 @@
+"""`tfgrec train`: one run from a YAML config to the best checkpoint.
+
+  result = train(load_config("run.yaml"))
+  result.best            # {'epoch': 12, 'val_ndcg@20': ..., ...}
+  result.run_dir         # config.yaml, checkpoints/, logs/ (TensorBoard), history.json, ...
+
+The run directory afterwards holds:
+  config.yaml                  the resolved config
+  checkpoints/best/weights.*   the weights of the best validation epoch
+  backup/                      while a run is unfinished: the state it resumes from
+  logs/                        TensorBoard (losses, validation metrics)
+  history.json, best.json      per-epoch figures and the best epoch
+  embeddings.npz               final user / item embeddings of the best epoch, with their ids
+
+A run killed midway resumes from its last finished epoch when started again with the same
+run_dir (tf.keras.callbacks.BackupAndRestore); a finished run is retrained from scratch.
+"""
+import dataclasses
+import logging
+import os
+import random
+import shutil
+import time
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from tfgrec import _keras_guard
+
+_keras_guard.ensure_legacy_keras()
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from tfgrec import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec.train import callbacks as cb  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec.train import inputs as inputs_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+logger = logging.getLogger(__name__)
+
+EMBEDDINGS_FILE = "embeddings.npz"
+CONFIG_FILE = "config.yaml"
+
+
+def choose_strategy() -> tf.distribute.Strategy:
+  """The tf.distribute strategy for the devices present.
+
+  Several GPUs: MirroredStrategy (each replica runs the graph tower on its share of the batch);
+  one GPU: OneDeviceStrategy on it; otherwise the default strategy (CPU).
+  """
+  gpus = tf.config.list_physical_devices("GPU")
+  if len(gpus) > 1:
+    return tf.distribute.MirroredStrategy()
+  if len(gpus) == 1:
+    return tf.distribute.OneDeviceStrategy("/gpu:0")
+  return tf.distribute.get_strategy()
+
+
+def set_seeds(seed: int) -> None:
+  random.seed(seed)
+  np.random.seed(seed)
+  tf.keras.utils.set_random_seed(seed)
+
+
+@dataclasses.dataclass
+class TrainResult:
+  """What a finished run returns (also on disk in its run directory)."""
+  run_dir: str
+  best: Dict
+  history: list
+  seconds: float
+  model: object
+
+
+class _RefreshText(tf.keras.callbacks.Callback):
+  """When the text tower fine-tunes, re-embeds the whole catalog before each epoch."""
+
+  def __init__(self, config, inputs, encoder):
+    super().__init__()
+    self.config, self.inputs, self.encoder = config, inputs, encoder
+
+  def on_epoch_begin(self, epoch, logs=None):
+    if epoch == 0:
+      return
+    strings = self.inputs.item_strings
+    table = np.zeros([len(strings), self.encoder.dim], np.float32)
+    has = np.flatnonzero([bool(s) for s in strings])
+    for start in range(0, len(has), self.config.text.batch_size):
+      rows = has[start:start + self.config.text.batch_size]
+      table[rows] = self.encoder(tf.constant(strings[rows].astype(str))).numpy()
+    self.model.refresh_item_text(table)
+
+
+def save_embeddings(model, inputs: inputs_lib.RunInputs, path: str) -> Dict[str, np.ndarray]:
+  emb = model.embeddings()
+  np.savez(path, user=emb["user"], item=emb["item"], user_ids=inputs.user_ids.astype(str),
+           item_ids=inputs.item_ids.astype(str))
+  return emb
+
+
+def build(model, dataset: tf.data.Dataset) -> None:
+  """Creates every variable of the model (losses on one batch, no update)."""
+  for batch in dataset.take(1):
+    model.compute_loss(batch, training=False)
+  for tracker in model.loss_trackers.values():
+    tracker.reset_state()
+  model.built = True
+
+
+def restore_best(model, run_dir: str, inputs: inputs_lib.RunInputs) -> None:
+  """Loads the best epoch's weights into the model."""
+  path = os.path.join(run_dir, cb.BEST_WEIGHTS)
+  if not tf.io.gfile.glob(path + ".index"):
+    raise FileNotFoundError(f"{run_dir} has no best checkpoint ({path}.index): train first")
+  if not model.built:
+    build(model, inputs_lib.training_dataset(inputs, 256, 0))
+  model.load_weights(path).assert_existing_objects_matched()
+
+
+def train(config: config_lib.RunConfig, *, progress: bool = True,
+          inputs: Optional[inputs_lib.RunInputs] = None,
+          extra_callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> TrainResult:
+  """Trains the model of `config` (see the module docstring); returns the best epoch.
+
+  Args:
+    config: the run config.
+    progress: Keras progress bars and per-epoch validation lines.
+    inputs: already loaded inputs (tests and baselines share them), else read from graph_dir.
+    extra_callbacks: appended to the run's callbacks.
+  """
+  start = time.time()
+  run_dir = config.run_dir
+  os.makedirs(run_dir, exist_ok=True)
+  backup_dir = os.path.join(run_dir, "backup")
+  if not os.path.isdir(backup_dir):  # A fresh run: forget a previous run's curves and best.
+    for name in (cb.BEST_FILE, cb.HISTORY_FILE):
+      if os.path.exists(os.path.join(run_dir, name)):
+        os.remove(os.path.join(run_dir, name))
+    shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
+  config_lib.save_config(config, os.path.join(run_dir, CONFIG_FILE))
+  set_seeds(config.train.seed)
+  inputs = inputs or inputs_lib.load_inputs(config, progress=progress)
+  strategy = choose_strategy()
+  with strategy.scope():
+    encoder = None
+    if inputs.fine_tune_text:
+      _, encoder = inputs_lib.text_encoder(config, trainable=True)
+    model = inputs_lib.build_model(config, inputs, text_encoder_layer=encoder)
+    model.compile(optimizer=tf.keras.optimizers.Adam(config.train.learning_rate),
+                  jit_compile=config.train.jit_compile)
+  dataset = inputs_lib.training_dataset(inputs, config.train.batch_size, config.train.seed)
+  with strategy.scope():
+    build(model, dataset)
+  callbacks = [
+      cb.ValidationCallback(run_dir, model.embeddings, inputs.data, k=config.train.validation_k,
+                            patience=config.train.patience, verbose=progress),
+      cb.HistoryCallback(run_dir),
+      tf.keras.callbacks.BackupAndRestore(backup_dir),
+      tf.keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False,
+                                     profile_batch=0),
+  ]
+  if encoder is not None:
+    callbacks.append(_RefreshText(config, inputs, encoder))
+  callbacks.extend(extra_callbacks)
+  logger.info("training on %s (%d replica(s))", type(strategy).__name__,
+              strategy.num_replicas_in_sync)
+  model.fit(dataset, epochs=config.train.epochs, callbacks=callbacks,
+            verbose=1 if progress else 0)
+  restore_best(model, run_dir, inputs)
+  save_embeddings(model, inputs, os.path.join(run_dir, EMBEDDINGS_FILE))
+  return TrainResult(run_dir, cb.read_best(run_dir), cb.read_history(run_dir),
+                     time.time() - start, model)
+
+
+def load_trained(config: config_lib.RunConfig, inputs: Optional[inputs_lib.RunInputs] = None,
+                 progress: bool = False):
+  """Rebuilds a run's model and restores its best weights; returns (model, inputs)."""
+  inputs = inputs or inputs_lib.load_inputs(config, progress=progress)
+  encoder = None
+  if inputs.fine_tune_text:
+    _, encoder = inputs_lib.text_encoder(config, trainable=True)
+  model = inputs_lib.build_model(config, inputs, text_encoder_layer=encoder)
+  restore_best(model, config.run_dir, inputs)
+  return model, inputs
