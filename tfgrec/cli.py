@@ -4,6 +4,8 @@
   tfgrec data synthetic --users N --items M --interactions K --seed S --out DIR
   tfgrec data contract                      print the raw-log contract (JSON)
   tfgrec build-graph --raw DIR --out DIR    the Beam job (pipelines/build_graph.py)
+  tfgrec train [--config FILE] [--graph DIR] [--run DIR]     train the model (model.fit)
+  tfgrec evaluate [--config FILE] [--run DIR] [--baselines LIST]   test metrics, baselines, report
   tfgrec demo [--out DIR] [--force]         the main job on the embedded data
 """
 import tfgrec  # noqa: F401  # Sets TF_USE_LEGACY_KERAS before TensorFlow loads.
@@ -59,6 +61,52 @@ def _build_graph(args, extra: List[str]) -> int:
   return build_graph.run_from_args(args, extra)
 
 
+def _run_config(args):
+  """The run config: --config (or the run directory's saved config, or the packaged defaults),
+  with --graph / --run / --epochs on top."""
+  from tfgrec import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tfgrec.train import trainer  # pylint: disable=g-import-not-at-top
+  path = args.config
+  saved = os.path.join(args.run, trainer.CONFIG_FILE) if getattr(args, "run", None) else None
+  if path is None and getattr(args, "use_saved", False) and saved and os.path.exists(saved):
+    path = saved
+  overrides = {}
+  if getattr(args, "graph", None):
+    overrides["graph_dir"] = args.graph
+  if getattr(args, "run", None):
+    overrides["run_dir"] = args.run
+  if getattr(args, "epochs", None):
+    overrides["train"] = {"epochs": args.epochs}
+  return config_lib.load_config(path, overrides)
+
+
+def _train(args) -> int:
+  from tfgrec.train import trainer  # pylint: disable=g-import-not-at-top
+  config = _run_config(args)
+  print(f"[train] graph {config.graph_dir} -> run {config.run_dir}", flush=True)
+  result = trainer.train(config)
+  best = result.best
+  print(f"[train] best epoch {best['epoch']} of {len(result.history)}: validation "
+        f"NDCG@{config.train.validation_k} {best[f'val_ndcg@{config.train.validation_k}']:.4f}, "
+        f"Recall@{config.train.validation_k} "
+        f"{best[f'val_recall@{config.train.validation_k}']:.4f} ({result.seconds:.0f}s)")
+  print(f"  checkpoint, logs, history: {config.run_dir}/ (tensorboard --logdir "
+        f"{os.path.join(config.run_dir, 'logs')})")
+  return 0
+
+
+def _evaluate(args) -> int:
+  from tfgrec.eval import report  # pylint: disable=g-import-not-at-top
+  from tfgrec.train import evaluate  # pylint: disable=g-import-not-at-top
+  config = _run_config(args)
+  names = None if args.baselines is None else [n for n in args.baselines.split(",") if n]
+  print(f"[evaluate] run {config.run_dir} on the test split of {config.graph_dir}", flush=True)
+  results = evaluate.evaluate_run(config, baselines=names)
+  print()
+  print(report.headline_table(results, k=20))
+  return 0
+
+
 def _demo(args) -> int:
   from tfgrec import demo  # pylint: disable=g-import-not-at-top
   return demo.run(out=args.out, force=args.force)
@@ -102,6 +150,27 @@ def build_parser() -> argparse.ArgumentParser:
       "--direct_running_mode=multi_processing")
   build_graph.add_arguments(bg)
   bg.set_defaults(func=_build_graph, passes_beam_args=True)
+
+  from tfgrec.train import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
+  tr = sub.add_parser("train", help="train the model of a run config (Keras model.fit)",
+                      epilog="A run killed midway resumes from its last finished epoch when "
+                      "started again with the same run directory.")
+  tr.add_argument("--config", default=None, metavar="FILE",
+                  help="YAML run config (default: the packaged defaults)")
+  tr.add_argument("--graph", default=None, metavar="DIR", help="overrides graph_dir")
+  tr.add_argument("--run", default=None, metavar="DIR", help="overrides run_dir")
+  tr.add_argument("--epochs", type=int, default=None, help="overrides train.epochs")
+  tr.set_defaults(func=_train)
+  ev = sub.add_parser("evaluate", help="test metrics of a trained run and the baselines, "
+                      "metrics.json and a report")
+  ev.add_argument("--config", default=None, metavar="FILE",
+                  help="YAML run config (default: the run directory's saved config)")
+  ev.add_argument("--graph", default=None, metavar="DIR", help="overrides graph_dir")
+  ev.add_argument("--run", default=None, metavar="DIR", help="overrides run_dir")
+  ev.add_argument("--baselines", default=None, metavar="LIST",
+                  help="comma-separated subset of " + ",".join(evaluate_lib.BASELINES) +
+                  " ('' for none; default: evaluate.baselines of the config)")
+  ev.set_defaults(func=_evaluate, use_saved=True)
 
   demo = sub.add_parser("demo", help="run the main job on the embedded MovieLens data")
   demo.add_argument("--out", default="out", metavar="DIR")

@@ -34,7 +34,8 @@ class TextConfig:
       checkpoint directory, or a hub name (needs network).
     max_length: tokens per item text, [CLS] and [SEP] included.
     batch_size: texts per encoder call when embedding the catalog.
-    cache_dir: where frozen text embeddings are cached (default: <run_dir>/../text_cache).
+    cache_dir: where frozen text embeddings are cached (default: text_cache/ beside the
+      graph directory, shared by every run on that graph).
     fine_tune: 'auto' (fine-tune on GPU, frozen on CPU), 'on' or 'off'.
     trainable_layers: top transformer layers trained when fine-tuning (0: all).
   """
@@ -64,6 +65,12 @@ class TaskConfig:
     logq_strength: popularity correction: logits minus strength * log(item frequency)
       (0: off, 1: the full logQ correction of sampled softmax).
     remove_accidental_hits: drop in-batch negatives that are the positive item.
+    pair_recency_half_life: weigh each training pair by 0.5 ** (r / h), r = how many of the
+      user's interactions are more recent (0: all pairs weigh the same). The future resembles a
+      user's recent past more than their distant past.
+    user_history_half_life: the user side adds the recency-weighted mean of the embeddings of
+      the user's items, weights 0.5 ** (r / h) (0: graph embedding only). It also embeds users
+      the graph has never seen, from their history.
     ranking_weight: weight of the ranking loss (0: off).
     ranking_target: 'rating' (regression on the observed value), 'click' (binary, against
       in-batch shuffled negatives) or 'auto' (rating when values vary, else click).
@@ -74,8 +81,10 @@ class TaskConfig:
   """
   retrieval_weight: float = 1.0
   temperature: float = 0.1
-  logq_strength: float = 0.5
+  logq_strength: float = 1.0
   remove_accidental_hits: bool = True
+  pair_recency_half_life: float = 10.0
+  user_history_half_life: float = 10.0
   ranking_weight: float = 0.1
   ranking_target: str = "auto"
   ranking_head: str = "mlp"
@@ -87,8 +96,9 @@ class TaskConfig:
     if self.temperature <= 0 or self.alignment_temperature <= 0:
       raise ConfigError("tasks.temperature and tasks.alignment_temperature must be > 0, got "
                         f"{self.temperature}, {self.alignment_temperature}")
-    if min(self.retrieval_weight, self.ranking_weight, self.alignment_weight) < 0:
-      raise ConfigError("task weights must be >= 0")
+    if min(self.retrieval_weight, self.ranking_weight, self.alignment_weight,
+           self.pair_recency_half_life, self.user_history_half_life) < 0:
+      raise ConfigError("task weights and half-lives must be >= 0")
     if self.ranking_target not in ("auto", "rating", "click"):
       raise ConfigError("tasks.ranking_target must be 'auto', 'rating' or 'click', got "
                         f"{self.ranking_target!r}")
@@ -112,7 +122,7 @@ class TrainConfig:
   """
   epochs: int = 40
   batch_size: int = 4096
-  learning_rate: float = 0.005
+  learning_rate: float = 0.01
   patience: int = 5
   validation_k: int = 20
   jit_compile: bool = False

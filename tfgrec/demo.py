@@ -1,7 +1,8 @@
 """`tfgrec demo`: the main job on the embedded data, stage by stage.
 
 Stages today: (1) write the embedded MovieLens sample in the raw-log contract, (2) build the graph
-with the Beam job. Training, evaluation, export and serving are added to this flow as they land.
+with the Beam job. Training and evaluation exist as commands (`tfgrec train`, `tfgrec evaluate`)
+and join this flow with export and serving.
 A stage whose outputs exist and are newer than its inputs is skipped (``--force`` redoes it).
 """
 import json
@@ -9,7 +10,7 @@ import os
 import time
 from typing import Callable, List
 
-_PENDING = ("train", "evaluate", "export", "serve + query")
+_PENDING = ("export", "serve + query")
 
 
 def _newest_mtime(paths: List[str]) -> float:
@@ -67,6 +68,8 @@ def run(out: str = "out", force: bool = False) -> int:
   g = stats["graph"]["node_sets"]
   print(f"\nThe graph is ready: {g['user']:,} users, {g['item']:,} items, "
         f"{g['category']:,} categories in {graph_dir}/")
+  print(f"Next: tfgrec train --graph {graph_dir} --run {os.path.join(out, 'run')}, then "
+        f"tfgrec evaluate --run {os.path.join(out, 'run')}.")
   print(f"Not in this version yet: {', '.join(_PENDING)} (the stages that follow the graph).")
   print(f"demo finished in {time.time() - start:.1f}s")
   return 0

@@ -135,8 +135,10 @@ class GraphTower(tf.keras.layers.Layer):
         num_users, config.dim, embeddings_regularizer=reg, name="user_id")
     self.item_embedding = tf.keras.layers.Embedding(
         num_items, config.dim, embeddings_regularizer=reg, name="item_id")
-    self.category_embedding = tf.keras.layers.Embedding(
+    # Categories only speak through message passing.
+    self.category_embedding = (tf.keras.layers.Embedding(
         max(num_categories, 1), config.dim, name="category_id")
+                               if config.use_categories and config.rounds else None)
     item_text_dim = item_text_dim if config.use_text else 0
     self.text_projection = (tf.keras.layers.Dense(config.dim, use_bias=False, name="item_text")
                             if item_text_dim else None)
@@ -196,7 +198,7 @@ class GraphTower(tf.keras.layers.Layer):
       item = item + self.text_projection(item_text)
     features = {gs.USER: {tfgnn.HIDDEN_STATE: self.user_embedding(ids(gs.USER))},
                 gs.ITEM: {tfgnn.HIDDEN_STATE: item}}
-    if self.config.use_categories:
+    if self.category_embedding is not None:
       features[gs.CATEGORY] = {
           tfgnn.HIDDEN_STATE: self.category_embedding(ids(gs.CATEGORY))}
     else:

@@ -14,6 +14,13 @@ tower once over the whole graph and computes the losses on a batch of (user, ite
 
   loss = w_retrieval * retrieval + w_ranking * ranking + w_alignment * alignment
 
+User side (history readout, on when user_history_half_life > 0): a user's query embedding is
+their graph-tower embedding plus the recency-weighted mean of the (normalized) embeddings of the
+items they interacted with, weights 0.5 ** (rank from the latest / half-life), the factored
+item-item model of FISM (Kabbur et al., 2013). For each training pair the positive item is left out
+of that mean, so the model cannot score an item by its similarity to itself. The readout makes the
+user side inductive: a user unknown to the graph is embedded from their history alone.
+
 Scores at inference are cosine similarities of the final embeddings (`embeddings()`).
 """
 import dataclasses
@@ -39,8 +46,10 @@ class TaskWeights:
   """The loss terms GraphRecommender computes (tfgrec.config.TaskConfig carries them)."""
   retrieval_weight: float = 1.0
   temperature: float = 0.1
-  logq_strength: float = 0.5
+  logq_strength: float = 1.0
   remove_accidental_hits: bool = True
+  pair_recency_half_life: float = 10.0
+  user_history_half_life: float = 10.0
   ranking_weight: float = 0.1
   ranking_target: str = "auto"
   ranking_head: str = "mlp"
@@ -66,6 +75,23 @@ def user_text_profile(users: np.ndarray, items: np.ndarray, ranks: np.ndarray,
   return profile / np.maximum(norm, 1e-12)
 
 
+def leave_one_out_readout(sums: tf.Tensor, totals: tf.Tensor, own_weight: tf.Tensor,
+                          own_item: tf.Tensor) -> tf.Tensor:
+  """[B, D] history mean of each pair's user without the pair's own item.
+
+  Args:
+    sums: [B, D] the user's sum of weight * normalized item embedding over their history.
+    totals: [B] the user's sum of weights.
+    own_weight: [B] the pair's weight in that history.
+    own_item: [B, D] the pair's item embedding (normalized here).
+  Returns zeros for a user whose only history item is the pair's own.
+  """
+  own_weight = own_weight[:, None]
+  rest = sums - own_weight * tf.math.l2_normalize(own_item, axis=-1)
+  rest_total = totals[:, None] - own_weight
+  return tf.where(rest_total > 1e-6, rest / tf.maximum(rest_total, 1e-6), 0.0)
+
+
 class GraphRecommender(tfrs.Model):
   """The full model (see the module docstring).
 
@@ -79,13 +105,17 @@ class GraphRecommender(tfrs.Model):
     rating_mean, rating_std: standardization of the ranking target (rating mode).
     text_encoder, item_strings: for fine-tuning the text tower end to end: a TextEncoder and
       the [num_items] item texts; each step re-embeds the batch's items with gradients.
+    history: the training edges for the history readout, {'user', 'item', 'weight'} [E] arrays
+      (weight = 0.5 ** (recency rank / user_history_half_life)); None: no readout. Training
+      batches then carry each pair's own 'history_weight'.
   """
 
   def __init__(self, *, tower: graph_tower.GraphTower, graph: tfgnn.GraphTensor,
                item_text: Optional[np.ndarray], user_profile: Optional[np.ndarray],
                item_probability: np.ndarray, tasks: TaskWeights = TaskWeights(),
                rating_mean: float = 0.0, rating_std: float = 1.0, text_encoder=None,
-               item_strings: Optional[np.ndarray] = None, **kwargs):
+               item_strings: Optional[np.ndarray] = None,
+               history: Optional[Dict[str, np.ndarray]] = None, **kwargs):
     super().__init__(**kwargs)
     if tasks.ranking_target not in ("rating", "click"):
       raise ValueError(f"resolve ranking_target to 'rating' or 'click' first, got "
@@ -99,6 +129,16 @@ class GraphRecommender(tfrs.Model):
         np.log(np.maximum(np.asarray(item_probability, np.float64), 1e-12)), tf.float32)
     self._rating = (float(rating_mean), float(max(rating_std, 1e-6)))
     self.text_encoder = text_encoder
+    self._history = None
+    if history is not None:
+      num_users = int(graph.node_sets[gs.USER].total_size)
+      self._history = {
+          "user": tf.constant(history["user"], tf.int32),
+          "item": tf.constant(history["item"], tf.int32),
+          "weight": tf.constant(history["weight"], tf.float32)[:, None],
+          "total": tf.constant(np.bincount(history["user"], weights=history["weight"],
+                                           minlength=num_users), tf.float32),
+      }
     self._item_strings = (None if item_strings is None
                           else tf.constant(np.asarray(item_strings, dtype=object), tf.string))
     # The cross-entropy is averaged over the global batch (tf.distribute-safe).
@@ -112,15 +152,20 @@ class GraphRecommender(tfrs.Model):
     else:
       ranking_loss = tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=none)
     self.ranking = tfrs.tasks.Ranking(loss=ranking_loss, name="ranking")
-    head = [tf.keras.layers.Dense(tower.config.dim, activation="relu"),
-            tf.keras.layers.Dense(1)]
-    if tasks.ranking_head == "dcn":
-      head.insert(0, tfrs.layers.dcn.Cross(name="cross"))
-    self.ranking_head = tf.keras.Sequential(head, name="ranking_head")
+    # Heads exist only for the losses that are on (an unused head would hold unbuilt weights).
+    self.ranking_head = None
+    if tasks.ranking_weight:
+      head = [tf.keras.layers.Dense(tower.config.dim, activation="relu"),
+              tf.keras.layers.Dense(1)]
+      if tasks.ranking_head == "dcn":
+        head.insert(0, tfrs.layers.dcn.Cross(name="cross"))
+      self.ranking_head = tf.keras.Sequential(head, name="ranking_head")
     self.alignment = alignment.AlignmentTask(temperature=tasks.alignment_temperature,
                                              name="alignment")
-    self.graph_projection = tf.keras.layers.Dense(tasks.alignment_dim, name="graph_to_shared")
-    self.text_projection = tf.keras.layers.Dense(tasks.alignment_dim, name="text_to_shared")
+    self.graph_projection = self.text_projection = None
+    if tasks.alignment_weight and item_text is not None:
+      self.graph_projection = tf.keras.layers.Dense(tasks.alignment_dim, name="graph_to_shared")
+      self.text_projection = tf.keras.layers.Dense(tasks.alignment_dim, name="text_to_shared")
     self.loss_trackers = {name: tf.keras.metrics.Mean(f"{name}_loss")
                           for name in ("retrieval", "ranking", "alignment")}
 
@@ -151,10 +196,27 @@ class GraphRecommender(tfrs.Model):
       inputs["item_text"] = text
     return self.tower(inputs, training=training)
 
+  def history_sums(self, item_states: tf.Tensor) -> tf.Tensor:
+    """[U, D] per user: sum over their edges of weight * normalized item state."""
+    h = self._history
+    items = tf.gather(tf.math.l2_normalize(item_states, axis=-1), h["item"])
+    return tf.math.unsorted_segment_sum(h["weight"] * items, h["user"],
+                                        tf.shape(h["total"])[0])
+
+  def query_embeddings(self, states: Dict[str, tf.Tensor]) -> tf.Tensor:
+    """[U, D] the users' query side at inference (graph embedding + history readout)."""
+    user = states[gs.USER]
+    if self._history is None:
+      return user
+    readout = self.history_sums(states[gs.ITEM]) / tf.maximum(self._history["total"],
+                                                              1e-6)[:, None]
+    return tf.math.l2_normalize(user, axis=-1) + readout
+
   def embeddings(self) -> Dict[str, np.ndarray]:
     """{'user': [U, D], 'item': [I, D]} L2-normalized inference embeddings (scores = dot)."""
     states = self.node_embeddings(training=False)
-    return {k: tf.math.l2_normalize(v, axis=-1).numpy() for k, v in states.items()}
+    return {gs.USER: tf.math.l2_normalize(self.query_embeddings(states), axis=-1).numpy(),
+            gs.ITEM: tf.math.l2_normalize(states[gs.ITEM], axis=-1).numpy()}
 
   def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
     users = tf.cast(inputs["user"], tf.int32)
@@ -163,6 +225,13 @@ class GraphRecommender(tfrs.Model):
     states = self.node_embeddings(training=training, items=items)
     user_emb = tf.gather(states[gs.USER], users)
     item_emb = tf.gather(states[gs.ITEM], items)
+    if self._history is not None:
+      # The readout of each pair's user, with the pair's own item left out.
+      readout = leave_one_out_readout(
+          tf.gather(self.history_sums(states[gs.ITEM]), users),
+          tf.gather(self._history["total"], users),
+          tf.cast(inputs["history_weight"], tf.float32), item_emb)
+      user_emb = tf.math.l2_normalize(user_emb, axis=-1) + readout
     total = tf.constant(0.0)
     if w.retrieval_weight:
       query = tf.math.l2_normalize(user_emb, axis=-1)
@@ -173,6 +242,7 @@ class GraphRecommender(tfrs.Model):
         probability = tf.exp(w.logq_strength * tf.gather(self._log_probability, items))
       per_pair = self.retrieval(query, candidate, candidate_ids=items,
                                 candidate_sampling_probability=probability,
+                                sample_weight=inputs.get("weight"),
                                 compute_metrics=False, compute_batch_metrics=False)
       loss = tf.nn.compute_average_loss(per_pair)
       self.loss_trackers["retrieval"].update_state(loss)
@@ -181,7 +251,7 @@ class GraphRecommender(tfrs.Model):
       loss = tf.nn.compute_average_loss(self._ranking_loss(user_emb, item_emb, inputs))
       self.loss_trackers["ranking"].update_state(loss)
       total += w.ranking_weight * loss
-    if w.alignment_weight and self._item_text is not None:
+    if self.graph_projection is not None:
       loss = self._alignment_loss(states, users, items, training)
       self.loss_trackers["alignment"].update_state(loss)
       total += w.alignment_weight * loss
@@ -189,6 +259,8 @@ class GraphRecommender(tfrs.Model):
 
   def score_pairs(self, user_emb: tf.Tensor, item_emb: tf.Tensor) -> tf.Tensor:
     """Ranking head output [B]: a standardized rating, or a click logit."""
+    if self.ranking_head is None:
+      raise ValueError("this model has no ranking head (tasks.ranking_weight is 0)")
     features = tf.concat([user_emb, item_emb, user_emb * item_emb], axis=-1)
     return tf.squeeze(self.ranking_head(features), -1)
 

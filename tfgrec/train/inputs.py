@@ -99,7 +99,7 @@ def embed_catalog(config: config_lib.RunConfig, item_strings: np.ndarray, encode
   if encoder is None:
     checkpoint, encoder = text_encoder(config)
   cache_dir = config.text.cache_dir or os.path.join(
-      os.path.dirname(os.path.abspath(config.run_dir)), "text_cache")
+      os.path.dirname(os.path.abspath(config.graph_dir)), "text_cache")
   return text_lib.embed_texts(encoder, list(item_strings), batch_size=config.text.batch_size,
                               cache_dir=cache_dir, fingerprint=checkpoint.fingerprint,
                               progress=progress)
@@ -149,6 +149,10 @@ def build_model(config: config_lib.RunConfig, inputs: RunInputs, text_encoder_la
     ranks = recency.recency_ranks(pairs["user"], pairs["timestamp"])
     profile = recommender.user_text_profile(pairs["user"], pairs["item"], ranks,
                                             inputs.item_text, inputs.data.num_users)
+  history = None
+  if config.tasks.user_history_half_life:
+    history = {"user": pairs["user"], "item": pairs["item"],
+               "weight": history_weights(pairs, config.tasks.user_history_half_life)}
   values = pairs["value"]
   tasks = recommender.TaskWeights(**dict(config_lib.to_dict(config.tasks),
                                          ranking_target=inputs.ranking_target))
@@ -158,17 +162,33 @@ def build_model(config: config_lib.RunConfig, inputs: RunInputs, text_encoder_la
       rating_mean=float(values.mean()) if len(values) else 0.0,
       rating_std=float(values.std()) if len(values) else 1.0,
       text_encoder=text_encoder_layer,
-      item_strings=inputs.item_strings if text_encoder_layer is not None else None)
+      item_strings=inputs.item_strings if text_encoder_layer is not None else None,
+      history=history)
 
 
-def training_dataset(inputs: RunInputs, batch_size: int, seed: int) -> tf.data.Dataset:
-  """Shuffled batches of training pairs {'user', 'item', 'value'}, reshuffled every epoch."""
+def history_weights(pairs: dict, half_life: float) -> np.ndarray:
+  """[E] float32 0.5 ** (recency rank of each training pair / half_life)."""
+  ranks = recency.recency_ranks(pairs["user"], pairs["timestamp"])
+  return np.power(0.5, ranks / float(half_life)).astype(np.float32)
+
+
+def training_dataset(inputs: RunInputs, batch_size: int, seed: int,
+                     pair_recency_half_life: float = 0.0,
+                     user_history_half_life: float = 0.0) -> tf.data.Dataset:
+  """Shuffled batches of training pairs, reshuffled every epoch: {'user', 'item', 'value'},
+  with 'weight' (0.5 ** (recency rank / pair_recency_half_life), scaled to mean 1) and
+  'history_weight' (the pair's weight in its user's history readout) when those are on."""
   pairs = inputs.pairs
   n = len(pairs["user"])
   if n == 0:
     raise ValueError("the training graph has no interactions")
-  ds = tf.data.Dataset.from_tensor_slices({
-      "user": pairs["user"].astype(np.int32), "item": pairs["item"].astype(np.int32),
-      "value": pairs["value"]})
+  columns = {"user": pairs["user"].astype(np.int32), "item": pairs["item"].astype(np.int32),
+             "value": pairs["value"]}
+  if pair_recency_half_life:
+    weight = history_weights(pairs, pair_recency_half_life)
+    columns["weight"] = (weight / weight.mean()).astype(np.float32)
+  if user_history_half_life:
+    columns["history_weight"] = history_weights(pairs, user_history_half_life)
+  ds = tf.data.Dataset.from_tensor_slices(columns)
   return ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(
       min(batch_size, n)).prefetch(tf.data.AUTOTUNE)

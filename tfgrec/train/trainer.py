@@ -20,6 +20,7 @@ import logging
 import os
 import random
 import shutil
+import sys
 import time
 from typing import Dict, Optional, Sequence
 
@@ -53,6 +54,11 @@ def choose_strategy() -> tf.distribute.Strategy:
   if len(gpus) == 1:
     return tf.distribute.OneDeviceStrategy("/gpu:0")
   return tf.distribute.get_strategy()
+
+
+def _has_backup(backup_dir: str) -> bool:
+  """Whether an unfinished run left its state (a finished run leaves the folder empty)."""
+  return any(files for _, _, files in os.walk(backup_dir))
 
 
 def set_seeds(seed: int) -> None:
@@ -97,6 +103,14 @@ def save_embeddings(model, inputs: inputs_lib.RunInputs, path: str) -> Dict[str,
   return emb
 
 
+def dataset_of(config: config_lib.RunConfig, inputs: inputs_lib.RunInputs,
+               batch_size: Optional[int] = None) -> tf.data.Dataset:
+  return inputs_lib.training_dataset(
+      inputs, batch_size or config.train.batch_size, config.train.seed,
+      pair_recency_half_life=config.tasks.pair_recency_half_life,
+      user_history_half_life=config.tasks.user_history_half_life)
+
+
 def build(model, dataset: tf.data.Dataset) -> None:
   """Creates every variable of the model (losses on one batch, no update)."""
   for batch in dataset.take(1):
@@ -106,13 +120,14 @@ def build(model, dataset: tf.data.Dataset) -> None:
   model.built = True
 
 
-def restore_best(model, run_dir: str, inputs: inputs_lib.RunInputs) -> None:
+def restore_best(model, config: config_lib.RunConfig, inputs: inputs_lib.RunInputs) -> None:
   """Loads the best epoch's weights into the model."""
-  path = os.path.join(run_dir, cb.BEST_WEIGHTS)
+  path = os.path.join(config.run_dir, cb.BEST_WEIGHTS)
   if not tf.io.gfile.glob(path + ".index"):
-    raise FileNotFoundError(f"{run_dir} has no best checkpoint ({path}.index): train first")
+    raise FileNotFoundError(f"{config.run_dir} has no best checkpoint ({path}.index): "
+                            "train first")
   if not model.built:
-    build(model, inputs_lib.training_dataset(inputs, 256, 0))
+    build(model, dataset_of(config, inputs, batch_size=256))
   model.load_weights(path).assert_existing_objects_matched()
 
 
@@ -131,7 +146,7 @@ def train(config: config_lib.RunConfig, *, progress: bool = True,
   run_dir = config.run_dir
   os.makedirs(run_dir, exist_ok=True)
   backup_dir = os.path.join(run_dir, "backup")
-  if not os.path.isdir(backup_dir):  # A fresh run: forget a previous run's curves and best.
+  if not _has_backup(backup_dir):  # A fresh run: forget a previous run's curves and best.
     for name in (cb.BEST_FILE, cb.HISTORY_FILE):
       if os.path.exists(os.path.join(run_dir, name)):
         os.remove(os.path.join(run_dir, name))
@@ -147,7 +162,7 @@ def train(config: config_lib.RunConfig, *, progress: bool = True,
     model = inputs_lib.build_model(config, inputs, text_encoder_layer=encoder)
     model.compile(optimizer=tf.keras.optimizers.Adam(config.train.learning_rate),
                   jit_compile=config.train.jit_compile)
-  dataset = inputs_lib.training_dataset(inputs, config.train.batch_size, config.train.seed)
+  dataset = dataset_of(config, inputs)
   with strategy.scope():
     build(model, dataset)
   callbacks = [
@@ -163,9 +178,10 @@ def train(config: config_lib.RunConfig, *, progress: bool = True,
   callbacks.extend(extra_callbacks)
   logger.info("training on %s (%d replica(s))", type(strategy).__name__,
               strategy.num_replicas_in_sync)
-  model.fit(dataset, epochs=config.train.epochs, callbacks=callbacks,
-            verbose=1 if progress else 0)
-  restore_best(model, run_dir, inputs)
+  # A progress bar per epoch on a terminal, one line per epoch in a log file.
+  verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
+  model.fit(dataset, epochs=config.train.epochs, callbacks=callbacks, verbose=verbose)
+  restore_best(model, config, inputs)
   save_embeddings(model, inputs, os.path.join(run_dir, EMBEDDINGS_FILE))
   return TrainResult(run_dir, cb.read_best(run_dir), cb.read_history(run_dir),
                      time.time() - start, model)
@@ -179,5 +195,5 @@ def load_trained(config: config_lib.RunConfig, inputs: Optional[inputs_lib.RunIn
   if inputs.fine_tune_text:
     _, encoder = inputs_lib.text_encoder(config, trainable=True)
   model = inputs_lib.build_model(config, inputs, text_encoder_layer=encoder)
-  restore_best(model, config.run_dir, inputs)
+  restore_best(model, config, inputs)
   return model, inputs

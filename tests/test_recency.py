@@ -1,0 +1,35 @@
+"""Recency ranks and encodings of interaction edges."""
+import numpy as np
+import pandas as pd
+
+from tfgrec import graph as graph_lib
+from tfgrec.graph import build, recency
+
+
+def test_ranks_count_more_recent_edges_of_the_same_user():
+  users = np.array([0, 0, 0, 1, 0, 1])
+  stamps = np.array([5, 9, 7, 1, 9, 3])
+  # User 0: two edges at 9 (rank 0), 7 (rank 2: two edges are newer), 5 (rank 3).
+  # User 1: 3 (rank 0), 1 (rank 1).
+  assert graph_lib.recency_ranks(users, stamps).tolist() == [3, 0, 2, 1, 0, 0]
+  assert graph_lib.recency_ranks(np.array([], np.int64), np.array([], np.int64)).size == 0
+
+
+def test_features_on_both_interaction_edge_sets():
+  edges = pd.DataFrame({"user_id": ["u1", "u1", "u2"], "item_id": ["a", "b", "a"],
+                        "value": [1.0, 2.0, 3.0], "timestamp": [10, 20, 5], "count": [1, 1, 1]})
+  catalog = pd.DataFrame({"item_id": ["a", "b"], "text": ["A", "B"],
+                          "categories": [("x",), ("y",)]})
+  graph = build.to_graph_tensor(build.make_tables(edges, catalog))
+  graph = graph_lib.add_recency_features(graph, [1.0, 4.0], conv_half_life=2.0)
+  fwd = graph.edge_sets["interacted"]
+  # Edges sorted by (user, item): u1-a (older, rank 1), u1-b (latest), u2-a (latest).
+  np.testing.assert_allclose(fwd[recency.RECENCY].numpy(),
+                             [[0.5, 0.5 ** 0.25], [1, 1], [1, 1]], rtol=1e-6)
+  np.testing.assert_allclose(fwd[recency.RECENCY_WEIGHT].numpy()[:, 0], [0.5 ** 0.5, 1, 1],
+                             rtol=1e-6)
+  back = graph.edge_sets["interacted_by"]
+  ranks = dict(zip(zip(back.adjacency.target.numpy(), back.adjacency.source.numpy()),
+                   back[recency.RECENCY].numpy()[:, 0]))
+  assert ranks == {(0, 0): 0.5, (0, 1): 1.0, (1, 0): 1.0}
+  assert recency.RECENCY not in graph.edge_sets["in_category"].features
