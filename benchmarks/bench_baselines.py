@@ -2,7 +2,8 @@
 
   .venv/bin/python benchmarks/bench_baselines.py --graph out/graph     # after `make demo`
 
-Evaluates on the test split, excluding each user's train and validation items, and prints
+Evaluates on the test split, excluding each user's train and validation items (models fit on
+training events; histories include the validation events), and prints
 Recall / NDCG / HR / MRR / coverage / novelty at 20, with fit and evaluation times. These rows
 are the bar the model has to clear (see BENCHMARKS.md).
 """

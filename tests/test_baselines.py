@@ -128,3 +128,13 @@ def test_text_only_scorer_by_hand():
   assert np.allclose(scores, [[1 / np.sqrt(2), 1 / np.sqrt(2), 1.0]], atol=1e-6)
   with pytest.raises(ValueError, match="num_items"):
     baselines.text_only_scorer(data, text[:2])
+
+
+def test_test_split_history_includes_validation_events(data):
+  assert len(data.history_events("test")) == len(data.train_events) + len(data.validation_events)
+  assert len(data.history_events("validation")) == len(data.train_events)
+  users = np.arange(data.num_users)
+  # EASE and ALS read the longer history for the test split (ALS by folding in).
+  for make in (lambda s: baselines.ease_scorer(data, l2=200.0, split=s),
+               lambda s: baselines.als_scorer(data, factors=8, regularization=1.0, split=s)):
+    assert not np.allclose(make("validation")(users), make("test")(users))

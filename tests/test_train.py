@@ -173,3 +173,16 @@ def test_cli_trains_and_evaluates_with_baselines_and_report(workdir, capsys):
   config.write_text("modle: {}\n")
   assert cli.main(["train", "--config", str(config)]) == 2
   assert "unknown config key 'modle'" in capsys.readouterr().err
+
+
+def test_test_split_history_adds_the_validation_events(trained):
+  config = config_lib.load_config(os.path.join(trained.run_dir, trainer.CONFIG_FILE))
+  model, inputs = train.load_trained(config)
+  default = model.embeddings()
+  same = model.embeddings(history=train.known_history(config, inputs, "validation"))
+  np.testing.assert_allclose(same["user"], default["user"], atol=1e-5)
+  later = model.embeddings(history=train.known_history(config, inputs, "test"))
+  np.testing.assert_allclose(later["item"], default["item"], atol=1e-6)
+  moved = np.abs(later["user"] - default["user"]).max(axis=1)
+  has_validation = inputs.data.validation.sizes() > 0
+  assert (moved[has_validation] > 1e-4).all() and (moved[~has_validation] < 1e-5).all()

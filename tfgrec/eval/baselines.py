@@ -32,6 +32,13 @@ class EvalData:
     train, validation, test: per-user item sets.
     train_events: DataFrame[user, item, timestamp] of the training events (deduplicated).
     popularity: [num_items] training users per item.
+    validation_events: DataFrame[user, item, timestamp] of the validation events.
+
+  Known history: a model predicting the validation split knows each user's training events; one
+  predicting the test split also knows the validation events (as a deployed model knows
+  everything up to now). Models are fit on training events only; user-side models that can take
+  a history (EASE, text only, the model's history readout, ALS by folding in) use the known
+  history of the split they predict.
   """
   num_users: int
   num_items: int
@@ -40,6 +47,15 @@ class EvalData:
   test: metrics.Interactions
   train_events: pd.DataFrame
   popularity: np.ndarray
+  validation_events: Optional[pd.DataFrame] = None
+
+  def history_events(self, split: str = "test") -> pd.DataFrame:
+    """DataFrame[user, item, timestamp]: the events known when predicting `split`."""
+    if split == "validation" or self.validation_events is None:
+      return self.train_events
+    if split != "test":
+      raise ValueError(f"split must be 'validation' or 'test', got {split!r}")
+    return pd.concat([self.train_events, self.validation_events], ignore_index=True)
 
 
 def _read_split(graph_dir: str, split: str) -> pd.DataFrame:
@@ -71,7 +87,7 @@ def load_eval_data(graph_dir: str) -> EvalData:
                                             len(users)) for s, f in out.items()}
   popularity = np.bincount(csr["train"].indices, minlength=len(items))
   return EvalData(len(users), len(items), csr["train"], csr["validation"], csr["test"],
-                  out["train"], popularity)
+                  out["train"], popularity, out["validation"])
 
 
 def popularity_scorer(data: EvalData):
@@ -100,9 +116,11 @@ def ease_weights(train: metrics.Interactions, num_items: int, l2: float = 200.0)
   return b
 
 
-def history_weights(data: EvalData, half_life: Optional[float]) -> metrics.Interactions:
-  """Each user's training history with weight 1, or 0.5 ** (rank from latest / half_life)."""
-  events = data.train_events.sort_values(["user", "timestamp", "item"])
+def history_weights(data: EvalData, half_life: Optional[float], split: str = "test"
+                    ) -> metrics.Interactions:
+  """Each user's known history (see EvalData) when predicting `split`, with weight 1, or
+  0.5 ** (rank from latest / half_life)."""
+  events = data.history_events(split).sort_values(["user", "timestamp", "item"])
   events = events.drop_duplicates(["user", "item"], keep="last")
   if half_life:
     rank = events.groupby("user").cumcount(ascending=False).to_numpy()
@@ -116,22 +134,26 @@ def history_weights(data: EvalData, half_life: Optional[float]) -> metrics.Inter
                               weight[order])
 
 
-def ease_scorer(data: EvalData, l2: float = 200.0, half_life: Optional[float] = None):
-  """Scores users with EASE; with half_life, history rows are weighted by recency."""
+def ease_scorer(data: EvalData, l2: float = 200.0, half_life: Optional[float] = None,
+                split: str = "test"):
+  """Scores users with EASE fit on training events; the history rows are the users' known
+  history for `split`, weighted by recency with half_life."""
   b = ease_weights(data.train, data.num_items, l2)
-  history = history_weights(data, half_life)
+  history = history_weights(data, half_life, split)
   return lambda users: history.dense(users, data.num_items, weighted=True) @ b
 
 
 def als_scorer(data: EvalData, *, factors: int = 64, regularization: float = 0.05,
                alpha: float = 10.0, iterations: int = 15, seed: int = 0,
-               half_life: Optional[float] = None):
+               half_life: Optional[float] = None, split: str = "test"):
   """Scores users with weighted ALS (Hu, Koren, Volinsky 2008) from the `implicit` package.
 
   The user x item training matrix X holds 1 per interaction, or the recency weight with
   half_life (see `history_weights`); the confidence is C = 1 + alpha * X on the interactions and
   1 elsewhere. A user's scores are their factors times every item's factors; users and items
-  without training interactions get zero factors.
+  without training interactions get zero factors. The model is fit on training events; for the
+  test split each user's factors are then solved again from their known history (training and
+  validation events) with the item factors fixed ("folding in").
 
   Args:
     data: evaluation data.
@@ -141,6 +163,7 @@ def als_scorer(data: EvalData, *, factors: int = 64, regularization: float = 0.0
     iterations: alternating sweeps.
     seed: seed of the initial factors.
     half_life: recency half-life in events for X; None gives every interaction 1.
+    split: the split scored ('validation' or 'test'; see EvalData).
 
   Returns:
     user indices [B] -> scores [B, num_items] float32.
@@ -156,23 +179,28 @@ def als_scorer(data: EvalData, *, factors: int = 64, regularization: float = 0.0
     raise ImportError(
         "the ALS baseline needs the 'implicit' package: pip install 'tfgrec[bench]'") from e
 
-  history = history_weights(data, half_life)
-  confidence = scipy.sparse.csr_matrix(
-      (1.0 + alpha * history.weights.astype(np.float32), history.indices, history.indptr),
-      shape=(data.num_users, data.num_items), dtype=np.float32)
+  def confidence(split):
+    history = history_weights(data, half_life, split)
+    return scipy.sparse.csr_matrix(
+        (1.0 + alpha * history.weights.astype(np.float32), history.indices, history.indptr),
+        shape=(data.num_users, data.num_items), dtype=np.float32)
+
   # implicit reads the stored values as the confidence itself (its own alpha only rescales
   # them), and warns when BLAS runs its own threadpool under its threads: one BLAS thread here.
   with threadpoolctl.threadpool_limits(1, "blas"):
     model = als.AlternatingLeastSquares(factors=factors, regularization=regularization,
                                         alpha=1.0, iterations=iterations, random_state=seed)
-    model.fit(confidence, show_progress=False)
-  users_f = np.asarray(model.user_factors, np.float32)
+    model.fit(confidence("validation"), show_progress=False)
+    users_f = np.asarray(model.user_factors, np.float32)
+    if split != "validation":
+      users_f = np.asarray(model.recalculate_user(np.arange(data.num_users), confidence(split)),
+                           np.float32)
   items_f = np.asarray(model.item_factors, np.float32)
   return lambda users: users_f[np.asarray(users)] @ items_f.T
 
 
 def text_only_scorer(data: EvalData, item_text: np.ndarray, *,
-                     half_life: Optional[float] = 20.0):
+                     half_life: Optional[float] = 20.0, split: str = "test"):
   """Scores users by text alone: no graph, no training.
 
   An item is its L2-normalized text embedding; a user is the (recency-weighted, see
@@ -193,7 +221,7 @@ def text_only_scorer(data: EvalData, item_text: np.ndarray, *,
                      f"{item_text.shape}")
   norms = np.linalg.norm(item_text, axis=1, keepdims=True)
   items = item_text / np.maximum(norms, 1e-12)
-  history = history_weights(data, half_life)
+  history = history_weights(data, half_life, split)
   user_of = np.repeat(np.arange(data.num_users), history.sizes())
   users = np.zeros([data.num_users, items.shape[1]], np.float32)
   np.add.at(users, user_of, history.weights[:, None] * items[history.indices])

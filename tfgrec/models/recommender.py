@@ -131,14 +131,7 @@ class GraphRecommender(tfrs.Model):
     self.text_encoder = text_encoder
     self._history = None
     if history is not None:
-      num_users = int(graph.node_sets[gs.USER].total_size)
-      self._history = {
-          "user": tf.constant(history["user"], tf.int32),
-          "item": tf.constant(history["item"], tf.int32),
-          "weight": tf.constant(history["weight"], tf.float32)[:, None],
-          "total": tf.constant(np.bincount(history["user"], weights=history["weight"],
-                                           minlength=num_users), tf.float32),
-      }
+      self._history = self.history_tensors(history, int(graph.node_sets[gs.USER].total_size))
     self._item_strings = (None if item_strings is None
                           else tf.constant(np.asarray(item_strings, dtype=object), tf.string))
     # The cross-entropy is averaged over the global batch (tf.distribute-safe).
@@ -196,26 +189,47 @@ class GraphRecommender(tfrs.Model):
       inputs["item_text"] = text
     return self.tower(inputs, training=training)
 
-  def history_sums(self, item_states: tf.Tensor) -> tf.Tensor:
+  @staticmethod
+  def history_tensors(history: Dict[str, np.ndarray], num_users: int) -> Dict[str, tf.Tensor]:
+    """The readout's constants from history arrays {'user', 'item', 'weight'} [E]."""
+    return {
+        "user": tf.constant(history["user"], tf.int32),
+        "item": tf.constant(history["item"], tf.int32),
+        "weight": tf.constant(history["weight"], tf.float32)[:, None],
+        "total": tf.constant(np.bincount(history["user"], weights=history["weight"],
+                                         minlength=num_users), tf.float32),
+    }
+
+  def history_sums(self, item_states: tf.Tensor, history=None) -> tf.Tensor:
     """[U, D] per user: sum over their edges of weight * normalized item state."""
-    h = self._history
+    h = history or self._history
     items = tf.gather(tf.math.l2_normalize(item_states, axis=-1), h["item"])
     return tf.math.unsorted_segment_sum(h["weight"] * items, h["user"],
                                         tf.shape(h["total"])[0])
 
-  def query_embeddings(self, states: Dict[str, tf.Tensor]) -> tf.Tensor:
+  def query_embeddings(self, states: Dict[str, tf.Tensor], history=None) -> tf.Tensor:
     """[U, D] the users' query side at inference (graph embedding + history readout)."""
     user = states[gs.USER]
     if self._history is None:
       return user
-    readout = self.history_sums(states[gs.ITEM]) / tf.maximum(self._history["total"],
-                                                              1e-6)[:, None]
+    h = history or self._history
+    readout = self.history_sums(states[gs.ITEM], h) / tf.maximum(h["total"], 1e-6)[:, None]
     return tf.math.l2_normalize(user, axis=-1) + readout
 
-  def embeddings(self) -> Dict[str, np.ndarray]:
-    """{'user': [U, D], 'item': [I, D]} L2-normalized inference embeddings (scores = dot)."""
+  def embeddings(self, history: Optional[Dict[str, np.ndarray]] = None
+                 ) -> Dict[str, np.ndarray]:
+    """{'user': [U, D], 'item': [I, D]} L2-normalized inference embeddings (scores = dot).
+
+    Args:
+      history: the users' known history for the readout, {'user', 'item', 'weight'} [E]
+        (default: the training edges), e.g. training + validation events to predict the test
+        split.
+    """
     states = self.node_embeddings(training=False)
-    return {gs.USER: tf.math.l2_normalize(self.query_embeddings(states), axis=-1).numpy(),
+    h = None
+    if history is not None and self._history is not None:
+      h = self.history_tensors(history, int(self._history["total"].shape[0]))
+    return {gs.USER: tf.math.l2_normalize(self.query_embeddings(states, h), axis=-1).numpy(),
             gs.ITEM: tf.math.l2_normalize(states[gs.ITEM], axis=-1).numpy()}
 
   def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:

@@ -5,6 +5,10 @@
 
 Every model scores the whole catalog (cold items included) for every test user, with the user's
 training and validation items excluded, and is measured on the slices of tfgrec.eval.slices.
+Models are fit on the training events (validation picks the epoch and ALS's hyperparameters); to
+predict the test split, models that read a user's history (EASE, text only, the model's history
+readout, ALS by folding in) read the training and validation events, as a deployed model reads
+everything up to now.
 Baselines (config `evaluate.baselines`):
 
   popularity    items by training users
@@ -67,27 +71,34 @@ def _best_als(data, progress: bool):
   from tfgrec.eval import metrics  # pylint: disable=g-import-not-at-top
   best, best_value = None, -1.0
   for factors, reg in ALS_GRID:
-    scorer = baselines_lib.als_scorer(data, factors=factors, regularization=reg)
+    scorer = baselines_lib.als_scorer(data, factors=factors, regularization=reg,
+                                      split="validation")
     value = metrics.evaluate(scorer, data.validation, [data.train], num_items=data.num_items,
                              ks=[20])["ndcg@20"]
     if value > best_value:
-      best, best_value = (factors, reg, scorer), value
+      best, best_value = (factors, reg), value
   if progress:
     print(f"  ALS: factors {best[0]}, regularization {best[1]:g} (validation NDCG@20 "
           f"{best_value:.4f})", flush=True)
-  return best[2], f"ALS factors={best[0]} regularization={best[1]:g}, chosen on validation"
+  scorer = baselines_lib.als_scorer(data, factors=best[0], regularization=best[1], split="test")
+  return scorer, f"ALS factors={best[0]} regularization={best[1]:g}, chosen on validation"
 
 
-def _trained_embeddings(config: config_lib.RunConfig, inputs, progress: bool):
-  """Embeddings of a trained baseline run, training it first unless an identical run exists."""
+def _test_embeddings(config: config_lib.RunConfig, inputs, model=None):
+  """A trained run's embeddings for the test split (history readout on the known history)."""
+  if model is None:
+    model, _ = trainer.load_trained(config, inputs)
+  return model.embeddings(history=inputs_lib.known_history(config, inputs, "test"))
+
+
+def _trained_baseline(config: config_lib.RunConfig, inputs, progress: bool):
+  """Test embeddings of a trained baseline, training it first unless an identical run exists."""
   saved_config = os.path.join(config.run_dir, trainer.CONFIG_FILE)
-  emb_path = os.path.join(config.run_dir, trainer.EMBEDDINGS_FILE)
-  if (os.path.exists(emb_path) and os.path.exists(saved_config)
-      and config_lib.load_config(saved_config) == config):
-    with np.load(emb_path) as saved:
-      return {"user": saved["user"], "item": saved["item"]}
-  result = trainer.train(config, progress=progress, inputs=inputs)
-  return result.model.embeddings()
+  if not (os.path.exists(os.path.join(config.run_dir, trainer.EMBEDDINGS_FILE))
+          and os.path.exists(saved_config) and config_lib.load_config(saved_config) == config):
+    return _test_embeddings(config, inputs,
+                            trainer.train(config, progress=progress, inputs=inputs).model)
+  return _test_embeddings(config, inputs)
 
 
 def evaluate_run(config: config_lib.RunConfig, *, baselines: Optional[Sequence[str]] = None,
@@ -119,8 +130,7 @@ def evaluate_run(config: config_lib.RunConfig, *, baselines: Optional[Sequence[s
 
   results, histories, notes, seconds = {}, {}, [], {}
   start = time.time()
-  model, _ = trainer.load_trained(config, inputs)
-  results[FULL_MODEL] = measure(_dot_scorer(model.embeddings()))
+  results[FULL_MODEL] = measure(_dot_scorer(_test_embeddings(config, inputs)))
   histories[FULL_MODEL] = cb.read_history(config.run_dir)
   seconds[FULL_MODEL] = time.time() - start
   _print_row(FULL_MODEL, results[FULL_MODEL], progress)
@@ -150,7 +160,7 @@ def evaluate_run(config: config_lib.RunConfig, *, baselines: Optional[Sequence[s
     else:
       sub = ablation_config(config, name)
       sub_inputs = inputs_lib.load_inputs(sub, progress=False)
-      scorer = _dot_scorer(_trained_embeddings(sub, sub_inputs, progress))
+      scorer = _dot_scorer(_trained_baseline(sub, sub_inputs, progress))
       histories[label] = cb.read_history(sub.run_dir)
     results[label] = measure(scorer)
     seconds[label] = time.time() - start
@@ -160,7 +170,8 @@ def evaluate_run(config: config_lib.RunConfig, *, baselines: Optional[Sequence[s
       f"{name} {value:.1f}" for name, value in seconds.items()) + ".")
   notes.insert(0, f"Test split of {config.graph_dir}: {data.test.sizes().sum():,} held-out "
                f"interactions of {int((data.test.sizes() > 0).sum()):,} users; every model ranks "
-               f"all {data.num_items:,} items, training and validation items excluded.")
+               f"all {data.num_items:,} items, training and validation items excluded. Models "
+               "are fit on training events; user histories include the validation events.")
   path = report_lib.write_report(config.run_dir, results, histories, k=20, notes=notes)
   if progress:
     print(f"\nreport: {path}\nmetrics: {os.path.join(config.run_dir, METRICS_FILE)}")

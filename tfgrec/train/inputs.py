@@ -172,6 +172,22 @@ def history_weights(pairs: dict, half_life: float) -> np.ndarray:
   return np.power(0.5, ranks / float(half_life)).astype(np.float32)
 
 
+def known_history(config: config_lib.RunConfig, inputs: RunInputs, split: str = "test"
+                  ) -> Optional[dict]:
+  """The history readout's arrays for predicting `split`: training edges, plus the validation
+  events for the test split (tfgrec.eval.EvalData), weighted by recency."""
+  if not config.tasks.user_history_half_life:
+    return None
+  pairs = {k: np.asarray(inputs.pairs[k], np.int64) for k in ("user", "item", "timestamp")}
+  extra = inputs.data.validation_events
+  if split == "test" and extra is not None and len(extra):
+    pairs = {k: np.concatenate([v, extra[k].to_numpy(np.int64)]) for k, v in pairs.items()}
+  elif split not in ("test", "validation"):
+    raise ValueError(f"split must be 'validation' or 'test', got {split!r}")
+  return {"user": pairs["user"], "item": pairs["item"],
+          "weight": history_weights(pairs, config.tasks.user_history_half_life)}
+
+
 def training_dataset(inputs: RunInputs, batch_size: int, seed: int,
                      pair_recency_half_life: float = 0.0,
                      user_history_half_life: float = 0.0) -> tf.data.Dataset:
