@@ -17,6 +17,7 @@ from typing import Any, Dict, Optional, Tuple
 import yaml
 
 from tfgrec.models.graph_tower import GraphTowerConfig
+from tfgrec.models.recommender import TaskConfig
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "configs", "default.yaml")
 
@@ -53,57 +54,6 @@ class TextConfig:
       raise ConfigError(
           f"text: max_length >= 3, batch_size >= 1, trainable_layers >= 0 required, got "
           f"{self.max_length}, {self.batch_size}, {self.trainable_layers}")
-
-
-@dataclasses.dataclass(frozen=True)
-class TaskConfig:
-  """The three losses and their weights.
-
-  Attributes:
-    retrieval_weight: weight of the in-batch softmax retrieval loss.
-    temperature: softmax temperature of retrieval (scores are cosine similarities).
-    logq_strength: popularity correction: logits minus strength * log(item frequency)
-      (0: off, 1: the full logQ correction of sampled softmax).
-    remove_accidental_hits: drop in-batch negatives that are the positive item.
-    pair_recency_half_life: weigh each training pair by 0.5 ** (r / h), r = how many of the
-      user's interactions are more recent (0: all pairs weigh the same). The future resembles a
-      user's recent past more than their distant past.
-    user_history_half_life: the user side adds the recency-weighted mean of the embeddings of
-      the user's items, weights 0.5 ** (r / h) (0: graph embedding only). It also embeds users
-      the graph has never seen, from their history.
-    ranking_weight: weight of the ranking loss (0: off).
-    ranking_target: 'rating' (regression on the observed value), 'click' (binary, against
-      in-batch shuffled negatives) or 'auto' (rating when values vary, else click).
-    ranking_head: 'mlp' or 'dcn' (a cross layer, then an MLP).
-    alignment_weight: weight of the graph <-> text InfoNCE (0: off).
-    alignment_temperature: its temperature.
-    alignment_dim: width of the shared space graph and text embeddings are projected into.
-  """
-  retrieval_weight: float = 1.0
-  temperature: float = 0.1
-  logq_strength: float = 1.0
-  remove_accidental_hits: bool = True
-  pair_recency_half_life: float = 10.0
-  user_history_half_life: float = 10.0
-  ranking_weight: float = 0.1
-  ranking_target: str = "auto"
-  ranking_head: str = "mlp"
-  alignment_weight: float = 0.1
-  alignment_temperature: float = 0.1
-  alignment_dim: int = 64
-
-  def __post_init__(self):
-    if self.temperature <= 0 or self.alignment_temperature <= 0:
-      raise ConfigError("tasks.temperature and tasks.alignment_temperature must be > 0, got "
-                        f"{self.temperature}, {self.alignment_temperature}")
-    if min(self.retrieval_weight, self.ranking_weight, self.alignment_weight,
-           self.pair_recency_half_life, self.user_history_half_life) < 0:
-      raise ConfigError("task weights and half-lives must be >= 0")
-    if self.ranking_target not in ("auto", "rating", "click"):
-      raise ConfigError("tasks.ranking_target must be 'auto', 'rating' or 'click', got "
-                        f"{self.ranking_target!r}")
-    if self.ranking_head not in ("mlp", "dcn"):
-      raise ConfigError(f"tasks.ranking_head must be 'mlp' or 'dcn', got {self.ranking_head!r}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,5 +5,5 @@ from tfgrec.models.graph_tower import GraphTowerConfig
 from tfgrec.models.graph_tower import prepare_graph
 # The full model: retrieval, ranking and graph <-> text alignment losses.
 from tfgrec.models.recommender import GraphRecommender
-from tfgrec.models.recommender import TaskWeights
+from tfgrec.models.recommender import TaskConfig
 from tfgrec.models.recommender import user_text_profile

@@ -42,8 +42,29 @@ from tfgrec.tasks import alignment  # pylint: disable=g-import-not-at-top,wrong-
 
 
 @dataclasses.dataclass(frozen=True)
-class TaskWeights:
-  """The loss terms GraphRecommender computes (tfgrec.config.TaskConfig carries them)."""
+class TaskConfig:
+  """The three losses and their weights.
+
+  Attributes:
+    retrieval_weight: weight of the in-batch softmax retrieval loss.
+    temperature: softmax temperature of retrieval (scores are cosine similarities).
+    logq_strength: popularity correction: logits minus strength * log(item frequency)
+      (0: off, 1: the full logQ correction of sampled softmax).
+    remove_accidental_hits: drop in-batch negatives that are the positive item.
+    pair_recency_half_life: weigh each training pair by 0.5 ** (r / h), r = how many of the
+      user's interactions are more recent (0: all pairs weigh the same). The future resembles a
+      user's recent past more than their distant past.
+    user_history_half_life: the user side adds the recency-weighted mean of the embeddings of
+      the user's items, weights 0.5 ** (r / h) (0: graph embedding only). It also embeds users
+      the graph has never seen, from their history.
+    ranking_weight: weight of the ranking loss (0: off).
+    ranking_target: 'rating' (regression on the observed value), 'click' (binary, against
+      in-batch shuffled negatives) or 'auto' (rating when values vary, else click).
+    ranking_head: 'mlp' or 'dcn' (a cross layer, then an MLP).
+    alignment_weight: weight of the graph <-> text InfoNCE (0: off).
+    alignment_temperature: its temperature.
+    alignment_dim: width of the shared space graph and text embeddings are projected into.
+  """
   retrieval_weight: float = 1.0
   temperature: float = 0.1
   logq_strength: float = 1.0
@@ -56,6 +77,19 @@ class TaskWeights:
   alignment_weight: float = 0.1
   alignment_temperature: float = 0.1
   alignment_dim: int = 64
+
+  def __post_init__(self):
+    if self.temperature <= 0 or self.alignment_temperature <= 0:
+      raise ValueError("tasks.temperature and tasks.alignment_temperature must be > 0, got "
+                        f"{self.temperature}, {self.alignment_temperature}")
+    if min(self.retrieval_weight, self.ranking_weight, self.alignment_weight,
+           self.pair_recency_half_life, self.user_history_half_life) < 0:
+      raise ValueError("task weights and half-lives must be >= 0")
+    if self.ranking_target not in ("auto", "rating", "click"):
+      raise ValueError("tasks.ranking_target must be 'auto', 'rating' or 'click', got "
+                        f"{self.ranking_target!r}")
+    if self.ranking_head not in ("mlp", "dcn"):
+      raise ValueError(f"tasks.ranking_head must be 'mlp' or 'dcn', got {self.ranking_head!r}")
 
 
 def user_text_profile(users: np.ndarray, items: np.ndarray, ranks: np.ndarray,
@@ -101,7 +135,7 @@ class GraphRecommender(tfrs.Model):
     item_text: [num_items, T] text embeddings (zeros for items without text), or None.
     user_profile: [num_users, T] user text profiles (for user alignment), or None.
     item_probability: [num_items] sampling probability of each item among training pairs.
-    tasks: TaskWeights.
+    tasks: TaskConfig.
     rating_mean, rating_std: standardization of the ranking target (rating mode).
     text_encoder, item_strings: for fine-tuning the text tower end to end: a TextEncoder and
       the [num_items] item texts; each step re-embeds the batch's items with gradients.
@@ -112,14 +146,13 @@ class GraphRecommender(tfrs.Model):
 
   def __init__(self, *, tower: graph_tower.GraphTower, graph: tfgnn.GraphTensor,
                item_text: Optional[np.ndarray], user_profile: Optional[np.ndarray],
-               item_probability: np.ndarray, tasks: TaskWeights = TaskWeights(),
+               item_probability: np.ndarray, tasks: TaskConfig = TaskConfig(),
                rating_mean: float = 0.0, rating_std: float = 1.0, text_encoder=None,
                item_strings: Optional[np.ndarray] = None,
                history: Optional[Dict[str, np.ndarray]] = None, **kwargs):
     super().__init__(**kwargs)
-    if tasks.ranking_target not in ("rating", "click"):
-      raise ValueError(f"resolve ranking_target to 'rating' or 'click' first, got "
-                       f"{tasks.ranking_target!r}")
+    if tasks.ranking_target == "auto":
+      raise ValueError("resolve ranking_target 'auto' to 'rating' or 'click' first")
     self.tower = tower
     self.task_weights = tasks
     self._graph = graph

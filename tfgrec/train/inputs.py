@@ -154,8 +154,7 @@ def build_model(config: config_lib.RunConfig, inputs: RunInputs, text_encoder_la
     history = {"user": pairs["user"], "item": pairs["item"],
                "weight": history_weights(pairs, config.tasks.user_history_half_life)}
   values = pairs["value"]
-  tasks = recommender.TaskWeights(**dict(config_lib.to_dict(config.tasks),
-                                         ranking_target=inputs.ranking_target))
+  tasks = dataclasses.replace(config.tasks, ranking_target=inputs.ranking_target)
   return recommender.GraphRecommender(
       tower=tower, graph=graph, item_text=inputs.item_text, user_profile=profile,
       item_probability=probability, tasks=tasks,
