@@ -67,6 +67,7 @@ class TrainConfig:
     learning_rate: Adam learning rate.
     patience: epochs without a better validation NDCG@k before stopping (0: never stop early).
     validation_k: the K of the validation NDCG@K / Recall@K that picks the best epoch.
+    clip_norm: clip each gradient to this global norm (0: no clipping).
     jit_compile: XLA-compile the train step.
     seed: seeds Python, NumPy and TensorFlow.
   """
@@ -75,6 +76,7 @@ class TrainConfig:
   learning_rate: float = 0.01
   patience: int = 5
   validation_k: int = 20
+  clip_norm: float = 1.0
   jit_compile: bool = False
   seed: int = 42
 

@@ -57,6 +57,8 @@ class GraphTowerConfig:
     combine: 'mean' over the states of all rounds (LightGCN) or 'concat' + projection.
     use_categories: include the category node set and its edge sets.
     use_text: items start from their text embedding (off: the graph-only ablation).
+    layer_norm: normalize every node state after each round (keeps state scales steady as
+      rounds add up).
     l2: L2 regularization of the ID embeddings.
     recency_half_lives: the recency encoding of an interaction edge: 0.5 ** (r / h) for each
       half-life h, r = how many of the user's interactions are more recent than this one
@@ -72,6 +74,7 @@ class GraphTowerConfig:
   combine: str = "mean"
   use_categories: bool = True
   use_text: bool = True
+  layer_norm: bool = True
   l2: float = 0.0
   recency_half_lives: Tuple[float, ...] = (5.0, 20.0, 80.0)
   conv_recency_half_life: float = 20.0
@@ -145,6 +148,9 @@ class GraphTower(tf.keras.layers.Layer):
     self.item_text_dim = item_text_dim
     self.rounds = [self._round(i, last=i == config.rounds - 1) for i in range(config.rounds)]
     self.dropout = tf.keras.layers.Dropout(config.dropout)
+    self.norms = [{name: tf.keras.layers.LayerNormalization(name=f"norm_{i}_{name}")
+                   for name in (gs.USER, gs.ITEM, gs.CATEGORY)}
+                  for i in range(config.rounds)] if config.layer_norm else []
     self.projection = {
         name: tf.keras.layers.Dense(config.dim, name=f"{name}_combine")
         for name in (gs.USER, gs.ITEM)} if config.combine == "concat" else {}
@@ -210,11 +216,14 @@ class GraphTower(tf.keras.layers.Layer):
     """inputs: {'graph': GraphTensor with gcn_norm edge features, 'item_text': [I, T]}."""
     graph = self.initial_states(inputs["graph"], inputs.get("item_text"))
     states = {name: [graph.node_sets[name][tfgnn.HIDDEN_STATE]] for name in (gs.USER, gs.ITEM)}
-    for update in self.rounds:
+    for index, update in enumerate(self.rounds):
       graph = update(graph, training=training)
-      node_sets = {name: {tfgnn.HIDDEN_STATE: self.dropout(
-          graph.node_sets[name][tfgnn.HIDDEN_STATE], training=training)}
-                   for name in graph.node_sets}
+      node_sets = {}
+      for name in graph.node_sets:
+        state = graph.node_sets[name][tfgnn.HIDDEN_STATE]
+        if self.norms and (name != gs.CATEGORY or index < len(self.rounds) - 1):
+          state = self.norms[index][name](state)
+        node_sets[name] = {tfgnn.HIDDEN_STATE: self.dropout(state, training=training)}
       graph = graph.replace_features(node_sets=node_sets)
       for name in states:
         states[name].append(graph.node_sets[name][tfgnn.HIDDEN_STATE])

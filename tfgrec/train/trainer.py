@@ -160,7 +160,9 @@ def train(config: config_lib.RunConfig, *, progress: bool = True,
     if inputs.fine_tune_text:
       _, encoder = inputs_lib.text_encoder(config, trainable=True)
     model = inputs_lib.build_model(config, inputs, text_encoder_layer=encoder)
-    model.compile(optimizer=tf.keras.optimizers.Adam(config.train.learning_rate),
+    optimizer = tf.keras.optimizers.Adam(config.train.learning_rate,
+                                         global_clipnorm=config.train.clip_norm or None)
+    model.compile(optimizer=optimizer,
                   jit_compile=config.train.jit_compile)
   dataset = dataset_of(config, inputs)
   with strategy.scope():
