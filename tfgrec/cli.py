@@ -67,8 +67,9 @@ def _run_config(args):
   from tfgrec import config as config_lib  # pylint: disable=g-import-not-at-top
   from tfgrec.train import trainer  # pylint: disable=g-import-not-at-top
   path = args.config
-  saved = os.path.join(args.run, trainer.CONFIG_FILE) if getattr(args, "run", None) else None
-  if path is None and getattr(args, "use_saved", False) and saved and os.path.exists(saved):
+  run_dir = getattr(args, "run", None) or config_lib.load_config().run_dir
+  saved = os.path.join(run_dir, trainer.CONFIG_FILE)
+  if path is None and getattr(args, "use_saved", False) and os.path.exists(saved):
     path = saved
   overrides = {}
   if getattr(args, "graph", None):

@@ -13,9 +13,12 @@ their text); user = learned ID embedding; category = learned embedding.
 Each round updates every node set from its incoming edge sets. Per edge set, the degree-normalized
 convolution (tfgrec.layers.GCNConv) and multi-head scaled dot-product attention
 (tfgnn MultiHeadAttentionConv) run side by side ("both"; "conv" or "attention" alone give the
-ablations); the node set's next-state layer combines their results with its old state. The final
-embedding combines the states of all rounds: their mean (as LightGCN) or their concatenation
-followed by a projection.
+ablations); the node set's next-state layer combines their results with its old state, and the
+new states are layer-normalized. On the interaction edge sets both branches see time: the
+attention reads each edge's recency encoding with the sender's state, and the convolution
+weighs each message by the edge's recency weight (tfgrec.graph.recency; prepare_graph adds both
+features). The final embedding combines the states of all rounds: their mean (as LightGCN) or
+their concatenation followed by a projection.
 """
 import dataclasses
 from typing import Dict, List, Optional, Tuple
