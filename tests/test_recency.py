@@ -33,3 +33,24 @@ def test_features_on_both_interaction_edge_sets():
                    back[recency.RECENCY].numpy()[:, 0]))
   assert ranks == {(0, 0): 0.5, (0, 1): 1.0, (1, 0): 1.0}
   assert recency.RECENCY not in graph.edge_sets["in_category"].features
+
+
+def test_add_interactions_extends_both_directions_and_keeps_nodes():
+  edges = pd.DataFrame({"user_id": ["u1", "u2"], "item_id": ["a", "b"], "value": [1.0, 2.0],
+                        "timestamp": [10, 20], "count": [1, 1]})
+  catalog = pd.DataFrame({"item_id": ["a", "b", "c"], "text": ["A", "B", "C"],
+                          "categories": [("x",), ("y",), ("x",)]})
+  graph = build.to_graph_tensor(build.make_tables(edges, catalog))
+  # u1 (node 0) later interacts with the cold item c (node 2).
+  later = graph_lib.add_interactions(graph, np.array([0]), np.array([2]), np.array([30]))
+  fwd, back = later.edge_sets["interacted"], later.edge_sets["interacted_by"]
+  assert int(fwd.total_size) == int(back.total_size) == 3
+  assert (int(fwd.adjacency.source[-1]), int(fwd.adjacency.target[-1])) == (0, 2)
+  assert (int(back.adjacency.source[-1]), int(back.adjacency.target[-1])) == (2, 0)
+  assert fwd["timestamp"].numpy().tolist() == [10, 20, 30]
+  assert {n: int(s.total_size) for n, s in later.node_sets.items()} == {
+      n: int(s.total_size) for n, s in graph.node_sets.items()}
+  assert int(later.edge_sets["in_category"].total_size) == 3
+  # Recency is recomputed on the larger graph: u1's old edge is no longer its latest.
+  ranked = graph_lib.add_recency_features(later, [1.0])
+  assert ranked.edge_sets["interacted"][recency.RECENCY].numpy()[:, 0].tolist() == [0.5, 1, 1]

@@ -186,3 +186,10 @@ def test_test_split_history_adds_the_validation_events(trained):
   moved = np.abs(later["user"] - default["user"]).max(axis=1)
   has_validation = inputs.data.validation.sizes() > 0
   assert (moved[has_validation] > 1e-4).all() and (moved[~has_validation] < 1e-5).all()
+  # The graph with the validation events as edges moves the tower's states too.
+  graph = train.known_graph(config, inputs, "test")
+  assert (int(graph.edge_sets["interacted"].total_size)
+          == len(inputs.pairs["user"]) + len(inputs.data.validation_events))
+  assert train.known_graph(config, inputs, "validation") is inputs.graph
+  both = model.embeddings(history=train.known_history(config, inputs, "test"), graph=graph)
+  assert not np.allclose(both["item"], default["item"])

@@ -13,6 +13,7 @@ from tfgrec.graph.schema import graph_spec
 from tfgrec.graph.schema import read_schema
 from tfgrec.graph.schema import write_schema
 # Vocabularies + edges -> GraphTensor -> tf.Example bytes, and back.
+from tfgrec.graph.build import add_interactions
 from tfgrec.graph.build import GraphTables
 from tfgrec.graph.build import make_tables
 from tfgrec.graph.build import parse

@@ -5,7 +5,7 @@ a scalar GraphTensor following :func:`tfgrec.graph.schema.graph_schema`. The Bea
 once, in the step that gathers the whole training graph (full-graph mode).
 """
 import dataclasses
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -163,3 +163,45 @@ def degree_quantiles(tables: GraphTables) -> Dict[str, Dict[str, float]]:
       "item.in_category": describe(np.bincount(ic[:, 0], minlength=len(tables.items))),
       "category.has_item": describe(np.bincount(ic[:, 1], minlength=len(tables.categories))),
   }
+
+
+def add_interactions(graph: "tfgnn.GraphTensor", users: np.ndarray, items: np.ndarray,
+                     timestamps: np.ndarray, values: Optional[np.ndarray] = None
+                     ) -> "tfgnn.GraphTensor":
+  """`graph` with more user-item interactions (both directions): the graph as known later.
+
+  The node sets stay (new edges must join existing nodes), so a trained graph tower runs on the
+  result unchanged: e.g. the training graph plus the validation events, to predict the test split.
+
+  Args:
+    graph: a scalar GraphTensor in the layout of tfgrec.graph.schema.
+    users, items: [N] node indices of the new edges.
+    timestamps: [N] their times; values: [N] their values (default 0).
+  """
+  users = np.asarray(users, np.int64)
+  items = np.asarray(items, np.int64)
+  new = {"timestamp": np.asarray(timestamps, np.int64),
+         "value": (np.zeros(len(users), np.float32) if values is None
+                   else np.asarray(values, np.float32)),
+         "count": np.ones(len(users), np.int64)}
+  dtype = graph.indices_dtype
+  edge_sets = {}
+  for name, edge_set in graph.edge_sets.items():
+    source = tf.cast(edge_set.adjacency.source, dtype)
+    target = tf.cast(edge_set.adjacency.target, dtype)
+    features = dict(edge_set.features)
+    if name in (schema_lib.INTERACTED, schema_lib.INTERACTED_BY):
+      src, tgt = (users, items) if name == schema_lib.INTERACTED else (items, users)
+      source = tf.concat([source, tf.constant(src, dtype)], 0)
+      target = tf.concat([target, tf.constant(tgt, dtype)], 0)
+      features = {k: tf.concat([v, tf.constant(new[k], v.dtype)], 0)
+                  for k, v in features.items() if k in new}
+    edge_sets[name] = tfgnn.EdgeSet.from_fields(
+        sizes=tf.reshape(tf.shape(source, out_type=dtype)[0], [1]),
+        adjacency=tfgnn.Adjacency.from_indices(source=(edge_set.adjacency.source_name, source),
+                                               target=(edge_set.adjacency.target_name, target)),
+        features=features)
+  node_sets = {n: tfgnn.NodeSet.from_fields(sizes=tf.cast(s.sizes, dtype),
+                                            features=dict(s.features))
+               for n, s in graph.node_sets.items()}
+  return tfgnn.GraphTensor.from_pieces(node_sets=node_sets, edge_sets=edge_sets)

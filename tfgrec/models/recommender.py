@@ -213,10 +213,11 @@ class GraphRecommender(tfrs.Model):
     """Replaces the text table (after the fine-tuned encoder re-embedded the catalog)."""
     self._item_text = tf.constant(item_text, tf.float32)
 
-  def node_embeddings(self, training: bool = False,
-                      items: Optional[tf.Tensor] = None) -> Dict[str, tf.Tensor]:
-    """{'user': [U, D], 'item': [I, D]} final embeddings (not normalized)."""
-    inputs = {"graph": self._graph}
+  def node_embeddings(self, training: bool = False, items: Optional[tf.Tensor] = None,
+                      graph: Optional[tfgnn.GraphTensor] = None) -> Dict[str, tf.Tensor]:
+    """{'user': [U, D], 'item': [I, D]} final embeddings (not normalized); `graph` replaces
+    the training graph (same node sets, e.g. with later interactions)."""
+    inputs = {"graph": self._graph if graph is None else graph}
     text = self.item_text_table(items, training)
     if text is not None:
       inputs["item_text"] = text
@@ -249,16 +250,18 @@ class GraphRecommender(tfrs.Model):
     readout = self.history_sums(states[gs.ITEM], h) / tf.maximum(h["total"], 1e-6)[:, None]
     return tf.math.l2_normalize(user, axis=-1) + readout
 
-  def embeddings(self, history: Optional[Dict[str, np.ndarray]] = None
-                 ) -> Dict[str, np.ndarray]:
+  def embeddings(self, history: Optional[Dict[str, np.ndarray]] = None,
+                 graph: Optional[tfgnn.GraphTensor] = None) -> Dict[str, np.ndarray]:
     """{'user': [U, D], 'item': [I, D]} L2-normalized inference embeddings (scores = dot).
 
     Args:
       history: the users' known history for the readout, {'user', 'item', 'weight'} [E]
         (default: the training edges), e.g. training + validation events to predict the test
         split.
+      graph: the prepared graph the tower reads (default: the training graph), e.g. with the
+        validation events added as edges.
     """
-    states = self.node_embeddings(training=False)
+    states = self.node_embeddings(training=False, graph=graph)
     h = None
     if history is not None and self._history is not None:
       h = self.history_tensors(history, int(self._history["total"].shape[0]))

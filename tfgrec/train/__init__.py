@@ -1,6 +1,7 @@
 """Training runs: inputs from a graph directory, model.fit with validation, checkpoints, resume."""
 # Inputs and the model of a run.
 from tfgrec.train.inputs import build_model
+from tfgrec.train.inputs import known_graph
 from tfgrec.train.inputs import known_history
 from tfgrec.train.inputs import load_inputs
 from tfgrec.train.inputs import read_graph

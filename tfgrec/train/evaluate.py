@@ -6,9 +6,9 @@
 Every model scores the whole catalog (cold items included) for every test user, with the user's
 training and validation items excluded, and is measured on the slices of tfgrec.eval.slices.
 Models are fit on the training events (validation picks the epoch and ALS's hyperparameters); to
-predict the test split, models that read a user's history (EASE, text only, the model's history
-readout, ALS by folding in) read the training and validation events, as a deployed model reads
-everything up to now.
+predict the test split, models that read a user's history (EASE, text only, ALS by folding in,
+the model: its graph gets the validation events as edges and its history readout reads them) read
+the training and validation events, as a deployed model reads everything up to now.
 Baselines (config `evaluate.baselines`):
 
   popularity    items by training users
@@ -88,7 +88,8 @@ def _test_embeddings(config: config_lib.RunConfig, inputs, model=None):
   """A trained run's embeddings for the test split (history readout on the known history)."""
   if model is None:
     model, _ = trainer.load_trained(config, inputs)
-  return model.embeddings(history=inputs_lib.known_history(config, inputs, "test"))
+  return model.embeddings(history=inputs_lib.known_history(config, inputs, "test"),
+                          graph=inputs_lib.known_graph(config, inputs, "test"))
 
 
 def _trained_baseline(config: config_lib.RunConfig, inputs, progress: bool):

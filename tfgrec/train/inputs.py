@@ -52,6 +52,7 @@ class RunInputs:
   pairs: dict
   ranking_target: str
   fine_tune_text: bool
+  raw_graph: Optional[tfgnn.GraphTensor] = None
 
 
 def read_graph(graph_dir: str) -> tfgnn.GraphTensor:
@@ -129,7 +130,7 @@ def load_inputs(config: config_lib.RunConfig, progress: bool = True) -> RunInput
   if target == "auto":
     target = "rating" if len(values) and float(np.std(values)) > 0 else "click"
   return RunInputs(graph, data, item_ids, user_ids, item_strings, item_text, pairs, target,
-                   fine_tune)
+                   fine_tune, raw)
 
 
 def build_model(config: config_lib.RunConfig, inputs: RunInputs, text_encoder_layer=None
@@ -169,6 +170,21 @@ def history_weights(pairs: dict, half_life: float) -> np.ndarray:
   """[E] float32 0.5 ** (recency rank of each training pair / half_life)."""
   ranks = recency.recency_ranks(pairs["user"], pairs["timestamp"])
   return np.power(0.5, ranks / float(half_life)).astype(np.float32)
+
+
+def known_graph(config: config_lib.RunConfig, inputs: RunInputs, split: str = "test"
+                ) -> tfgnn.GraphTensor:
+  """The graph the tower reads to predict `split`: the training graph, plus the validation
+  events as interaction edges for the test split (tfgrec.eval.EvalData)."""
+  extra = inputs.data.validation_events
+  if split == "validation" or extra is None or not len(extra) or inputs.raw_graph is None:
+    return inputs.graph
+  if split != "test":
+    raise ValueError(f"split must be 'validation' or 'test', got {split!r}")
+  from tfgrec.graph import build  # pylint: disable=g-import-not-at-top
+  later = build.add_interactions(inputs.raw_graph, extra["user"].to_numpy(),
+                                 extra["item"].to_numpy(), extra["timestamp"].to_numpy())
+  return graph_tower.prepare_graph(later, config.model)
 
 
 def known_history(config: config_lib.RunConfig, inputs: RunInputs, split: str = "test"
