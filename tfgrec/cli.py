@@ -6,6 +6,7 @@
   tfgrec build-graph --raw DIR --out DIR    the Beam job (pipelines/build_graph.py)
   tfgrec train [--config FILE] [--graph DIR] [--run DIR]     train the model (model.fit)
   tfgrec evaluate [--config FILE] [--run DIR] [--baselines LIST]   test metrics, baselines, report
+  tfgrec export --run DIR --base DIR [--name NAME] [--k K]   SavedModel for TF Serving
   tfgrec demo [--out DIR] [--force]         the main job on the embedded data
 """
 import tfgrec  # noqa: F401  # Sets TF_USE_LEGACY_KERAS before TensorFlow loads.
@@ -108,6 +109,15 @@ def _evaluate(args) -> int:
   return 0
 
 
+def _export(args) -> int:
+  from tfgrec.export import export  # pylint: disable=g-import-not-at-top
+  config = _run_config(args)
+  path = export.export_run(config, args.base, args.name, args.version, args.k)
+  print(f"[export] {config.run_dir} -> {path} (signatures: serving_default = recommend, "
+        f"{', '.join(export.SIGNATURES)}; K = {args.k})")
+  return 0
+
+
 def _demo(args) -> int:
   from tfgrec import demo  # pylint: disable=g-import-not-at-top
   return demo.run(out=args.out, force=args.force)
@@ -172,6 +182,18 @@ def build_parser() -> argparse.ArgumentParser:
                   help="comma-separated subset of " + ",".join(evaluate_lib.BASELINES) +
                   " ('' for none; default: evaluate.baselines of the config)")
   ev.set_defaults(func=_evaluate, use_saved=True)
+
+  ex = sub.add_parser("export", help="a trained run -> SavedModel in TF Serving's layout "
+                      "<base>/<name>/<version>/")
+  ex.add_argument("--run", default=None, metavar="DIR", help="the trained run directory")
+  ex.add_argument("--config", default=None, metavar="FILE",
+                  help="YAML run config (default: the run directory's saved config)")
+  ex.add_argument("--base", required=True, metavar="DIR", help="model base path")
+  ex.add_argument("--name", default="tfgrec", help="model name (default: tfgrec)")
+  ex.add_argument("--version", type=int, default=None,
+                  help="integer version (default: one above the highest present)")
+  ex.add_argument("--k", type=int, default=20, help="items per answer, fixed at export")
+  ex.set_defaults(func=_export, use_saved=True)
 
   demo = sub.add_parser("demo", help="run the main job on the embedded MovieLens data")
   demo.add_argument("--out", default="out", metavar="DIR")

@@ -128,7 +128,9 @@ def restore_best(model, config: config_lib.RunConfig, inputs: inputs_lib.RunInpu
                             "train first")
   if not model.built:
     build(model, dataset_of(config, inputs, batch_size=256))
-  model.load_weights(path).assert_existing_objects_matched()
+  status = model.load_weights(path)
+  status.assert_existing_objects_matched()
+  status.expect_partial()  # The optimizer slots are not needed to predict.
 
 
 def train(config: config_lib.RunConfig, *, progress: bool = True,

@@ -1,0 +1,103 @@
+"""Export a trained run to TF Serving's layout; the SavedModel answers with TensorFlow alone."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tfgrec import config as config_lib
+from tfgrec import export
+from tfgrec.train import trainer
+
+from tests import test_train
+
+tf = trainer.tf
+
+workdir = test_train.workdir  # Module-scoped fixtures: the synthetic graph and tiny BERT.
+
+_LOADER = r"""
+import json, sys
+import tensorflow as tf
+model = tf.saved_model.load(sys.argv[1])
+request = json.loads(sys.argv[2])
+out = model.signatures["recommend"](user_id=tf.constant(request["users"]),
+                                    history=tf.constant(request["history"]))
+print(json.dumps({"signatures": sorted(model.signatures),
+                  "item_ids": out["item_ids"].numpy().astype(str).tolist(),
+                  "scores": out["scores"].numpy().tolist(),
+                  "foreign": sorted(m for m in ("tfgrec", "tensorflow_gnn", "transformers")
+                                    if m in sys.modules)}))
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(workdir):
+  config = test_train._config(workdir, "export_run", train={"epochs": 2})
+  trainer.train(config, progress=False)
+  module = export.build_module(config, k=5)
+  base = str(workdir / "models")
+  path = export.save_module(module, base, "recs")
+  return config, module, base, path
+
+
+def test_layout_and_versions(exported):
+  config, module, base, path = exported
+  assert path == os.path.join(base, "recs", "1")
+  assert os.path.exists(os.path.join(path, "saved_model.pb"))
+  assert not [n for n in os.listdir(os.path.join(base, "recs")) if n.startswith(".")]
+  assert export.next_version(os.path.join(base, "recs")) == 2
+  with pytest.raises(FileExistsError):
+    export.save_module(module, base, "recs", version=1)
+
+
+def test_fresh_tensorflow_process_gives_the_same_answers(exported, workdir):
+  config, module, _, path = exported
+  with open(os.path.join(config.graph_dir, "vocab", "user.txt")) as f:
+    users = f.read().split()
+  with open(os.path.join(config.graph_dir, "vocab", "item.txt")) as f:
+    items = f.read().split()
+  request = {"users": [users[0], "someone-new", "nobody"],
+             "history": [["", ""], [items[3], items[7]], ["", ""]]}
+  proc = subprocess.run([sys.executable, "-c", _LOADER, path, json.dumps(request)],
+                        capture_output=True, text=True, timeout=300, check=True)
+  served = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert served["foreign"] == []  # Only TensorFlow was imported.
+  assert served["signatures"] == ["rank", "recommend", "serving_default", "similar_items"]
+  local = module.recommend(tf.constant(request["users"]), tf.constant(request["history"]))
+  assert served["item_ids"] == local["item_ids"].numpy().astype(str).tolist()
+  np.testing.assert_allclose(served["scores"], local["scores"].numpy(), rtol=1e-5, atol=1e-6)
+  # The new user's own history items are not recommended back; nobody gets popular items.
+  assert not {items[3], items[7]} & set(served["item_ids"][1])
+  popularity = module.popularity.numpy()
+  top_popular = [items[i] for i in np.argsort(-popularity, kind="stable")[:5]]
+  assert served["item_ids"][2] == top_popular
+
+
+def test_known_user_scores_match_the_embeddings_and_skip_seen_items(exported):
+  config, module, _, _ = exported
+  users = module.users.numpy()
+  items = module.items.numpy()
+  with open(os.path.join(config.graph_dir, "vocab", "user.txt")) as f:
+    first_user = f.read().split()[0]
+  out = module.recommend(tf.constant([first_user]), tf.zeros([1, 0], tf.string))
+  expected = users[0] @ items.T
+  start, end = module.seen_indptr.numpy()[:2]
+  seen = set(module.seen_indices.numpy()[start:end].tolist())
+  expected[list(seen)] = -np.inf
+  top = np.argsort(-expected, kind="stable")[:5]
+  np.testing.assert_allclose(out["scores"].numpy()[0], expected[top], rtol=1e-5)
+  ranked = module.rank(tf.constant(["nobody"]), tf.constant([["x"]]))["scores"].numpy()
+  assert ranked[0, 0] == pytest.approx(-1e9)
+
+
+def test_cli_export_writes_the_next_version(exported, capsys):
+  from tfgrec import cli  # pylint: disable=g-import-not-at-top
+  config, _, base, _ = exported
+  assert cli.main(["export", "--run", config.run_dir, "--base", base, "--name", "recs",
+                   "--k", "3"]) == 0
+  assert os.path.join(base, "recs", "2") in capsys.readouterr().out
+  loaded = tf.saved_model.load(os.path.join(base, "recs", "2"))
+  out = loaded.signatures["similar_items"](item_id=tf.constant(["no-such-item"]))
+  assert out["item_ids"].shape == (1, 3)

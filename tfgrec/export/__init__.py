@@ -1,0 +1,6 @@
+"""Export: trained runs -> SavedModels for TensorFlow Serving (dense signatures, brute-force index)."""
+from tfgrec.export.export import build_module
+from tfgrec.export.export import export_run
+from tfgrec.export.export import next_version
+from tfgrec.export.export import save_module
+from tfgrec.export.serving_module import ServingModule

@@ -1,0 +1,78 @@
+"""`tfgrec export`: a trained run -> a SavedModel in TF Serving's layout.
+
+  path = export_run(load_config("out/run/config.yaml"), base="out/models", model_name="tfgrec")
+  # out/models/tfgrec/<version>/saved_model.pb, variables/
+
+The model is written to a temporary directory beside its final place and renamed into
+`<base>/<model_name>/<version>/` (integer versions, increasing), so a polling server never sees
+half a model.
+"""
+import os
+import shutil
+import tempfile
+from typing import Optional
+
+import numpy as np
+
+from tfgrec import config as config_lib
+from tfgrec.export import serving_module
+from tfgrec.train import inputs as inputs_lib
+from tfgrec.train import trainer
+
+tf = serving_module.tf
+
+SIGNATURES = ("recommend", "rank", "similar_items")
+
+
+def next_version(model_dir: str) -> int:
+  """1 + the highest integer version folder in `model_dir` (1 when there is none)."""
+  if not os.path.isdir(model_dir):
+    return 1
+  versions = [int(n) for n in os.listdir(model_dir) if n.isdigit()]
+  return max(versions, default=0) + 1
+
+
+def build_module(config: config_lib.RunConfig, k: int = 20,
+                 inputs: Optional[inputs_lib.RunInputs] = None) -> serving_module.ServingModule:
+  """The serving module of a trained run: embeddings as of the latest known events."""
+  model, inputs = trainer.load_trained(config, inputs)
+  emb = model.embeddings(history=inputs_lib.known_history(config, inputs, "test"),
+                         graph=inputs_lib.known_graph(config, inputs, "test"))
+  data = inputs.data
+  seen = [np.union1d(data.train.indices[data.train.indptr[u]:data.train.indptr[u + 1]],
+                     data.validation.indices[data.validation.indptr[u]:
+                                             data.validation.indptr[u + 1]])
+          for u in range(data.num_users)]
+  indptr = np.concatenate([[0], np.cumsum([len(s) for s in seen])]).astype(np.int64)
+  indices = np.concatenate(seen).astype(np.int64) if seen else np.zeros([0], np.int64)
+  return serving_module.ServingModule(
+      user_ids=inputs.user_ids, item_ids=inputs.item_ids, user_embeddings=emb["user"],
+      item_embeddings=emb["item"], seen_indptr=indptr, seen_indices=indices,
+      popularity=data.popularity, history_half_life=config.tasks.user_history_half_life, k=k)
+
+
+def save_module(module: serving_module.ServingModule, base: str, model_name: str = "tfgrec",
+                version: Optional[int] = None) -> str:
+  """Saves `module` as `<base>/<model_name>/<version>/`; returns that path."""
+  model_dir = os.path.join(base, model_name)
+  os.makedirs(model_dir, exist_ok=True)
+  version = version or next_version(model_dir)
+  final = os.path.join(model_dir, str(version))
+  if os.path.exists(final):
+    raise FileExistsError(f"{final} exists: versions are never overwritten")
+  signatures = {name: getattr(module, name) for name in SIGNATURES}
+  signatures["serving_default"] = module.recommend
+  tmp = tempfile.mkdtemp(prefix=f".{version}-", dir=model_dir)
+  try:
+    tf.saved_model.save(module, tmp, signatures=signatures)
+    os.replace(tmp, final)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  return final
+
+
+def export_run(config: config_lib.RunConfig, base: str, model_name: str = "tfgrec",
+               version: Optional[int] = None, k: int = 20) -> str:
+  """Exports a trained run (see the module docstring); returns the version directory."""
+  return save_module(build_module(config, k), base, model_name, version)

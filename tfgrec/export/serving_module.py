@@ -1,0 +1,146 @@
+"""The serving graph: a tf.Module with dense-input signatures, saved for TensorFlow Serving.
+
+Built from a trained run, it holds only tensors (embeddings, vocabularies, each known user's seen
+items, popularity), so the SavedModel loads with TensorFlow alone (no tfgrec, no TF-GNN):
+
+  recommend(user_id [B] string, history [B, H] string, '' padding, most recent first)
+      -> item_ids [B, K] string, scores [B, K] float
+     Known users use their trained query embedding; unknown users with a history are embedded
+     as the recency-weighted mean of their history items' embeddings (the model's history
+     readout); users with neither get the most popular items. Seen items are excluded.
+  rank(user_id [B], item_ids [B, N]) -> scores [B, N]
+     Unknown items, and users unknown to the model, score -1e9.
+  similar_items(item_id [B]) -> item_ids [B, K], scores [B, K]
+     The item itself is excluded; an unknown item gets K items at -1e9.
+
+Scores are cosine similarities; the retrieval index is a brute-force matmul + top-k in the graph
+(runs on TF Serving's GPU image; no ScaNN ops needed).
+"""
+from typing import Dict
+
+import numpy as np
+
+from tfgrec import _keras_guard
+
+_keras_guard.ensure_legacy_keras()
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+UNKNOWN_SCORE = -1e9
+
+
+def _table(keys: np.ndarray, name: str) -> tf.lookup.StaticHashTable:
+  return tf.lookup.StaticHashTable(
+      tf.lookup.KeyValueTensorInitializer(
+          tf.constant(np.asarray(keys).astype(str)), tf.range(len(keys), dtype=tf.int64)),
+      default_value=-1, name=name)
+
+
+class ServingModule(tf.Module):
+  """See the module docstring.
+
+  Args:
+    user_ids: [U] user vocabulary; item_ids: [I] item vocabulary.
+    user_embeddings: [U, D] normalized query embeddings of the known users.
+    item_embeddings: [I, D] normalized item embeddings.
+    seen_indptr, seen_indices: each known user's seen items (CSR over item indices).
+    popularity: [I] training popularity (scores for users without user id or history).
+    history_half_life: recency half-life (in history positions) of the unknown-user readout.
+    k: how many items `recommend` and `similar_items` return.
+  """
+
+  def __init__(self, *, user_ids, item_ids, user_embeddings, item_embeddings, seen_indptr,
+               seen_indices, popularity, history_half_life: float = 10.0, k: int = 20):
+    super().__init__(name="tfgrec_serving")
+    num_items = len(item_ids)
+    if not 0 < k <= num_items:
+      raise ValueError(f"k must be in [1, {num_items}], got {k}")
+    self.k = k
+    self.user_table = _table(user_ids, "user_ids")
+    self.item_table = _table(item_ids, "item_ids")
+    self.item_ids = tf.constant(np.asarray(item_ids).astype(str))
+    self.users = tf.Variable(np.asarray(user_embeddings, np.float32), trainable=False,
+                             name="user_embeddings")
+    self.items = tf.Variable(np.asarray(item_embeddings, np.float32), trainable=False,
+                             name="item_embeddings")
+    self.seen_indptr = tf.constant(np.asarray(seen_indptr, np.int64))
+    self.seen_indices = tf.constant(np.asarray(seen_indices, np.int64))
+    pop = np.asarray(popularity, np.float64)
+    self.popularity = tf.constant((pop / max(pop.max(), 1.0)).astype(np.float32))
+    self.half_life = float(history_half_life or 1e9)
+
+  def _history_rows(self, history: tf.Tensor):
+    """[B, H] strings -> ([B, H] item indices or -1, [B, H] recency weights, 0 where unknown)."""
+    index = self.item_table.lookup(history)
+    valid = tf.cast(index >= 0, tf.float32)
+    position = tf.cast(tf.range(tf.shape(history)[1]), tf.float32)[None, :]
+    return index, valid * tf.pow(0.5, position / self.half_life)
+
+  def _queries(self, user_id: tf.Tensor, history: tf.Tensor):
+    """[B, D] queries and [B] bool has_query (known user or non-empty history)."""
+    user = self.user_table.lookup(user_id)
+    known = user >= 0
+    index, weight = self._history_rows(history)
+    vectors = tf.gather(self.items, tf.maximum(index, 0))
+    readout = tf.reduce_sum(vectors * weight[..., None], axis=1)
+    readout = tf.math.l2_normalize(readout, axis=-1)
+    stored = tf.gather(self.users, tf.maximum(user, 0))
+    queries = tf.where(known[:, None], stored, readout)
+    has_history = tf.reduce_sum(weight, axis=1) > 0
+    return queries, tf.logical_or(known, has_history), user, index
+
+  def _seen_mask(self, user: tf.Tensor, history_index: tf.Tensor) -> tf.Tensor:
+    """[B, I] True where the item was seen (known user's items, or in the history)."""
+    num_items = tf.shape(self.items)[0]
+    batch = tf.shape(user)[0]
+    safe = tf.maximum(user, 0)
+    starts = tf.gather(self.seen_indptr, safe)
+    lengths = tf.where(user >= 0, tf.gather(self.seen_indptr, safe + 1) - starts, 0)
+    rows = tf.RaggedTensor.from_row_lengths(
+        tf.gather(self.seen_indices, tf.ragged.range(starts, starts + lengths).flat_values),
+        lengths)
+    row_ids = tf.cast(rows.value_rowids(), tf.int64)
+    seen = tf.scatter_nd(tf.stack([row_ids, rows.flat_values], axis=1),
+                         tf.ones_like(rows.flat_values, tf.int32),
+                         tf.cast(tf.stack([batch, num_items]), tf.int64))
+    hist = tf.where(history_index >= 0)
+    hist_seen = tf.scatter_nd(tf.stack([hist[:, 0], tf.gather_nd(history_index, hist)], axis=1),
+                              tf.ones([tf.shape(hist)[0]], tf.int32),
+                              tf.cast(tf.stack([batch, num_items]), tf.int64))
+    return (seen + hist_seen) > 0
+
+  def _top_k(self, scores: tf.Tensor) -> Dict[str, tf.Tensor]:
+    top = tf.math.top_k(scores, k=self.k)
+    return {"item_ids": tf.gather(self.item_ids, top.indices), "scores": top.values}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
+                                tf.TensorSpec([None, None], tf.string, name="history")])
+  def recommend(self, user_id, history):
+    queries, has_query, user, index = self._queries(user_id, history)
+    scores = tf.matmul(queries, self.items, transpose_b=True)
+    popular = tf.broadcast_to(self.popularity[None, :], tf.shape(scores))
+    scores = tf.where(has_query[:, None], scores, popular)
+    scores = tf.where(self._seen_mask(user, index), UNKNOWN_SCORE, scores)
+    return self._top_k(scores)
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
+                                tf.TensorSpec([None, None], tf.string, name="item_ids")])
+  def rank(self, user_id, item_ids):
+    """Scores of the given items; unknown items (and users unknown to the model) get -1e9."""
+    queries, has_query, _, _ = self._queries(user_id, tf.zeros([tf.shape(user_id)[0], 0],
+                                                               tf.string))
+    index = self.item_table.lookup(item_ids)
+    vectors = tf.gather(self.items, tf.maximum(index, 0))
+    scores = tf.einsum("bd,bnd->bn", queries, vectors)
+    valid = tf.logical_and(index >= 0, has_query[:, None])
+    return {"scores": tf.where(valid, scores, UNKNOWN_SCORE)}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="item_id")])
+  def similar_items(self, item_id):
+    index = self.item_table.lookup(item_id)
+    queries = tf.gather(self.items, tf.maximum(index, 0))
+    scores = tf.matmul(queries, self.items, transpose_b=True)
+    own = tf.one_hot(tf.maximum(index, 0), tf.shape(self.items)[0], on_value=True,
+                     off_value=False)
+    scores = tf.where(tf.logical_or(own, (index < 0)[:, None]), UNKNOWN_SCORE, scores)
+    return self._top_k(scores)
