@@ -101,3 +101,20 @@ def test_cli_export_writes_the_next_version(exported, capsys):
   loaded = tf.saved_model.load(os.path.join(base, "recs", "2"))
   out = loaded.signatures["similar_items"](item_id=tf.constant(["no-such-item"]))
   assert out["item_ids"].shape == (1, 3)
+
+
+def test_warmup_file_parses_and_replays(exported):
+  from tensorflow_serving.apis import prediction_log_pb2  # pylint: disable=g-import-not-at-top
+  _, _, _, path = exported
+  records = list(tf.data.TFRecordDataset(os.path.join(path, export.export.WARMUP_FILE)))
+  logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in records]
+  assert sorted(log.predict_log.request.model_spec.signature_name for log in logs) == [
+      "rank", "recommend", "similar_items"]
+  loaded = tf.saved_model.load(path)
+  for log in logs:
+    request = log.predict_log.request
+    assert request.model_spec.name == "recs"
+    inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+    outputs = loaded.signatures[request.model_spec.signature_name](**inputs)
+    first = next(iter(inputs.values()))
+    assert all(int(v.shape[0]) == int(first.shape[0]) for v in outputs.values())

@@ -3,7 +3,8 @@
   path = export_run(load_config("out/run/config.yaml"), base="out/models", model_name="tfgrec")
   # out/models/tfgrec/<version>/saved_model.pb, variables/
 
-The model is written to a temporary directory beside its final place and renamed into
+With the SavedModel goes `assets.extra/tf_serving_warmup_requests` (one PredictionLog per
+signature). The model is written to a temporary directory beside its final place and renamed into
 `<base>/<model_name>/<version>/` (integer versions, increasing), so a polling server never sees
 half a model.
 """
@@ -51,6 +52,34 @@ def build_module(config: config_lib.RunConfig, k: int = 20,
       popularity=data.popularity, history_half_life=config.tasks.user_history_half_life, k=k)
 
 
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+
+
+def warmup_requests(module: serving_module.ServingModule, model_name: str):
+  """One PredictionLog per signature (TF Serving replays them at load with
+  --enable_model_warmup, so the first real request does not pay for graph setup)."""
+  from tensorflow_serving.apis import predict_pb2  # pylint: disable=g-import-not-at-top
+  from tensorflow_serving.apis import prediction_log_pb2  # pylint: disable=g-import-not-at-top
+  item = module.item_ids.numpy()[0].decode()
+  user = module.user_table.export()[0].numpy()[0].decode()
+  inputs = {
+      "recommend": {"user_id": np.array([user, ""], object),
+                    "history": np.array([["", ""], [item, ""]], object)},
+      "rank": {"user_id": np.array([user], object), "item_ids": np.array([[item]], object)},
+      "similar_items": {"item_id": np.array([item], object)},
+  }
+  logs = []
+  for signature, tensors in inputs.items():
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature
+    for key, value in tensors.items():
+      request.inputs[key].CopyFrom(tf.make_tensor_proto(value, dtype=tf.string))
+    logs.append(prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request)))
+  return logs
+
+
 def save_module(module: serving_module.ServingModule, base: str, model_name: str = "tfgrec",
                 version: Optional[int] = None) -> str:
   """Saves `module` as `<base>/<model_name>/<version>/`; returns that path."""
@@ -65,6 +94,10 @@ def save_module(module: serving_module.ServingModule, base: str, model_name: str
   tmp = tempfile.mkdtemp(prefix=f".{version}-", dir=model_dir)
   try:
     tf.saved_model.save(module, tmp, signatures=signatures)
+    os.makedirs(os.path.join(tmp, "assets.extra"))
+    with tf.io.TFRecordWriter(os.path.join(tmp, WARMUP_FILE)) as writer:
+      for log in warmup_requests(module, model_name):
+        writer.write(log.SerializeToString())
     os.replace(tmp, final)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
