@@ -219,6 +219,9 @@ class GraphRecommender(tfrs.Model):
     the training graph (same node sets, e.g. with later interactions)."""
     inputs = {"graph": self._graph if graph is None else graph}
     text = self.item_text_table(items, training)
+    return self._tower(inputs, text, training)
+
+  def _tower(self, inputs, text, training):
     if text is not None:
       inputs["item_text"] = text
     return self.tower(inputs, training=training)
@@ -272,7 +275,9 @@ class GraphRecommender(tfrs.Model):
     users = tf.cast(inputs["user"], tf.int32)
     items = tf.cast(inputs["item"], tf.int32)
     w = self.task_weights
-    states = self.node_embeddings(training=training, items=items)
+    # The text table once per step (when fine-tuning, it runs BERT on the batch's items).
+    text = self.item_text_table(items, training)
+    states = self._tower({"graph": self._graph}, text, training)
     user_emb = tf.gather(states[gs.USER], users)
     item_emb = tf.gather(states[gs.ITEM], items)
     if self._history is not None:
@@ -302,7 +307,7 @@ class GraphRecommender(tfrs.Model):
       self.loss_trackers["ranking"].update_state(loss)
       total += w.ranking_weight * loss
     if self.graph_projection is not None:
-      loss = self._alignment_loss(states, users, items, training)
+      loss = self._alignment_loss(states, users, items, text)
       self.loss_trackers["alignment"].update_state(loss)
       total += w.alignment_weight * loss
     return total
@@ -335,8 +340,7 @@ class GraphRecommender(tfrs.Model):
     return self.ranking(labels=labels[:, None], predictions=predictions[:, None],
                         compute_metrics=False)
 
-  def _alignment_loss(self, states, users, items, training):
-    text = self.item_text_table(items, training)
+  def _alignment_loss(self, states, users, items, text):
     unique_items = tf.unique(items).y
     loss = self.alignment(self.graph_projection(tf.gather(states[gs.ITEM], unique_items)),
                           self.text_projection(tf.gather(text, unique_items)))
