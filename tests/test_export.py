@@ -20,6 +20,7 @@ workdir = test_train.workdir  # Module-scoped fixtures: the synthetic graph and 
 _LOADER = r"""
 import json, sys
 import tensorflow as tf
+import tensorflow_text  # The tokenizer ops of encode_items (stock TF Serving links them).
 model = tf.saved_model.load(sys.argv[1])
 request = json.loads(sys.argv[2])
 out = model.signatures["recommend"](user_id=tf.constant(request["users"]),
@@ -64,7 +65,8 @@ def test_fresh_tensorflow_process_gives_the_same_answers(exported, workdir):
                         capture_output=True, text=True, timeout=300, check=True)
   served = json.loads(proc.stdout.strip().splitlines()[-1])
   assert served["foreign"] == []  # Only TensorFlow was imported.
-  assert served["signatures"] == ["rank", "recommend", "serving_default", "similar_items"]
+  assert served["signatures"] == ["encode_items", "rank", "recommend", "serving_default",
+                                  "similar_items"]
   local = module.recommend(tf.constant(request["users"]), tf.constant(request["history"]))
   assert served["item_ids"] == local["item_ids"].numpy().astype(str).tolist()
   np.testing.assert_allclose(served["scores"], local["scores"].numpy(), rtol=1e-5, atol=1e-6)
@@ -109,7 +111,7 @@ def test_warmup_file_parses_and_replays(exported):
   records = list(tf.data.TFRecordDataset(os.path.join(path, export.export.WARMUP_FILE)))
   logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in records]
   assert sorted(log.predict_log.request.model_spec.signature_name for log in logs) == [
-      "rank", "recommend", "similar_items"]
+      "encode_items", "rank", "recommend", "similar_items"]
   loaded = tf.saved_model.load(path)
   for log in logs:
     request = log.predict_log.request
@@ -118,3 +120,51 @@ def test_warmup_file_parses_and_replays(exported):
     outputs = loaded.signatures[request.model_spec.signature_name](**inputs)
     first = next(iter(inputs.values()))
     assert all(int(v.shape[0]) == int(first.shape[0]) for v in outputs.values())
+
+
+def _cold_items(config, module):
+  """(row, title, categories) of catalog items without interactions in the exported graph."""
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  from tfgrec.train import inputs as inputs_lib  # pylint: disable=g-import-not-at-top
+  catalog = pd.read_parquet(os.path.join(config.graph_dir, "catalog.parquet"))
+  item_ids = inputs_lib.read_vocab(config.graph_dir, "item")
+  row = {item: i for i, item in enumerate(item_ids)}
+  seen = set(module.seen_indices.numpy().tolist())
+  cold = catalog[[row[i] not in seen for i in catalog["item_id"]]]
+  assert len(cold) >= 2, "the synthetic data should have cold items"
+  return [(row[r.item_id], r.title, list(r.categories)) for r in cold.itertuples()]
+
+
+def test_encode_items_puts_a_new_item_where_the_model_puts_a_cold_one(exported):
+  config, module, _, path = exported
+  cold = _cold_items(config, module)[:4]
+  width = max(len(c) for _, _, c in cold)
+  titles = tf.constant([t for _, t, _ in cold])
+  categories = tf.constant([c + [""] * (width - len(c)) for _, _, c in cold])
+  local = module.encode_items(titles, categories)["embedding"].numpy()
+  expected = module.items.numpy()[[r for r, _, _ in cold]]
+  # Same text through BERT, same tower path; the categories' degree counts one more item.
+  assert local.shape == expected.shape
+  np.testing.assert_allclose(np.sum(local * expected, axis=1), 1.0, atol=2e-3)
+  np.testing.assert_allclose(np.linalg.norm(local, axis=1), 1.0, rtol=1e-5)
+  loaded = tf.saved_model.load(path)
+  served = loaded.signatures["encode_items"](title=titles, categories=categories)["embedding"]
+  np.testing.assert_allclose(served.numpy(), local, rtol=1e-4, atol=1e-5)
+  # The text matters: another title moves the embedding; unknown categories are ignored.
+  other = module.encode_items(tf.constant(["something else entirely"]), categories[:1])
+  assert float(np.dot(other["embedding"].numpy()[0], local[0])) < 0.999
+  extra = tf.concat([categories[:1], tf.constant([["no-such-category"]])], axis=1)
+  np.testing.assert_allclose(module.encode_items(titles[:1], extra)["embedding"].numpy(),
+                             local[:1], atol=1e-5)
+  empty = module.encode_items(tf.constant(["", "x"]), tf.zeros([2, 0], tf.string))
+  assert empty["embedding"].shape == (2, expected.shape[1])
+
+
+def test_in_graph_item_text_matches_the_catalog_builder():
+  from tfgrec.data import prepare  # pylint: disable=g-import-not-at-top
+  from tfgrec.export import item_encoder  # pylint: disable=g-import-not-at-top
+  cases = [("  Heat (1995) ", ["Action", "Crime"]), ("Heat", ["", ""]), ("", ["Drama", ""]),
+           ("", ["", ""]), ("Alien", ["", "Horror"])]
+  got = item_encoder.item_text(tf.constant([t for t, _ in cases]),
+                               tf.constant([c for _, c in cases])).numpy().astype(str)
+  assert got.tolist() == [prepare.item_text(t, c) for t, c in cases]

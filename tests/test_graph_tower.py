@@ -47,6 +47,28 @@ def test_cold_item_state_comes_from_its_text(graph):
   assert not np.allclose(a[0], b[0])
 
 
+@pytest.mark.parametrize("kwargs", [dict(branches="both", combine="mean"),
+                                    dict(branches="conv", combine="concat"),
+                                    dict(branches="attention", rounds=3),
+                                    dict(use_categories=False), dict(rounds=0)])
+def test_new_item_embedding_matches_a_cold_item_of_the_graph(graph, kwargs):
+  cfg = gt.GraphTowerConfig(**{**dict(dim=8, rounds=2, heads=2, dropout=0.0), **kwargs})
+  tower = gt.GraphTower(cfg, num_users=3, num_items=4, num_categories=2, item_text_dim=5)
+  text = tf.random.normal([4, 5], seed=2)
+  inputs = {"graph": graph, "item_text": text}
+  full = tower(inputs)["item"].numpy()
+  states = tower.category_round_states(inputs)
+  assert len(states) == cfg.rounds
+  degree = gt.tfgnn.node_degree(graph, "has_item", gt.tfgnn.SOURCE)
+  # "cold" (item 0) is in category B (index 1); it is encoded twice, once with a category the
+  # tower does not know removed beforehand (an empty row), to check rows stay apart.
+  new = tower.encode_new_items(tf.stack([text[0], text[0]]),
+                               tf.ragged.constant([[1], []], dtype=tf.int64), states, degree)
+  np.testing.assert_allclose(new[0].numpy(), full[0], rtol=1e-5, atol=1e-5)
+  if cfg.rounds and cfg.use_categories:
+    assert not np.allclose(new[1].numpy(), full[0], atol=1e-3)
+
+
 def test_zero_rounds_is_an_embedding_table(graph):
   tower = gt.GraphTower(gt.GraphTowerConfig(dim=4, rounds=0, heads=1), num_users=3,
                         num_items=4, num_categories=2)

@@ -4,3 +4,4 @@ from tfgrec.export.export import export_run
 from tfgrec.export.export import next_version
 from tfgrec.export.export import save_module
 from tfgrec.export.serving_module import ServingModule
+from tfgrec.export.item_encoder import NewItemEncoder

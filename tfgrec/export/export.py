@@ -16,13 +16,15 @@ from typing import Optional
 import numpy as np
 
 from tfgrec import config as config_lib
+from tfgrec.export import item_encoder as item_encoder_lib
 from tfgrec.export import serving_module
+from tfgrec.graph import schema as gs
 from tfgrec.train import inputs as inputs_lib
 from tfgrec.train import trainer
 
 tf = serving_module.tf
 
-SIGNATURES = ("recommend", "rank", "similar_items")
+SIGNATURES = ("recommend", "rank", "similar_items", "encode_items")
 
 
 def next_version(model_dir: str) -> int:
@@ -37,8 +39,8 @@ def build_module(config: config_lib.RunConfig, k: int = 20,
                  inputs: Optional[inputs_lib.RunInputs] = None) -> serving_module.ServingModule:
   """The serving module of a trained run: embeddings as of the latest known events."""
   model, inputs = trainer.load_trained(config, inputs)
-  emb = model.embeddings(history=inputs_lib.known_history(config, inputs, "test"),
-                         graph=inputs_lib.known_graph(config, inputs, "test"))
+  graph = inputs_lib.known_graph(config, inputs, "test")
+  emb = model.embeddings(history=inputs_lib.known_history(config, inputs, "test"), graph=graph)
   data = inputs.data
   seen = [np.union1d(data.train.indices[data.train.indptr[u]:data.train.indptr[u + 1]],
                      data.validation.indices[data.validation.indptr[u]:
@@ -49,7 +51,29 @@ def build_module(config: config_lib.RunConfig, k: int = 20,
   return serving_module.ServingModule(
       user_ids=inputs.user_ids, item_ids=inputs.item_ids, user_embeddings=emb["user"],
       item_embeddings=emb["item"], seen_indptr=indptr, seen_indices=indices,
-      popularity=data.popularity, history_half_life=config.tasks.user_history_half_life, k=k)
+      popularity=data.popularity, history_half_life=config.tasks.user_history_half_life, k=k,
+      item_encoder=new_item_encoder(config, model, graph))
+
+
+def new_item_encoder(config: config_lib.RunConfig, model, graph
+                     ) -> item_encoder_lib.NewItemEncoder:
+  """The trained model's encoder of new items, with the category states of `graph`."""
+  tower = model.tower
+  text_encoder = None
+  tower_inputs = {"graph": graph}
+  if tower.text_projection is not None:
+    tower_inputs["item_text"] = model.item_text_table()
+    # The fine-tuned text tower when the run trained one; else the run's frozen checkpoint.
+    text_encoder = model.text_encoder or inputs_lib.text_encoder(config)[1]
+  degree = tf.math.unsorted_segment_sum(
+      tf.ones_like(graph.edge_sets[gs.HAS_ITEM].adjacency.source),
+      graph.edge_sets[gs.HAS_ITEM].adjacency.source,
+      graph.node_sets[gs.CATEGORY].total_size)
+  return item_encoder_lib.NewItemEncoder(
+      tower=tower, text_encoder=text_encoder,
+      category_ids=inputs_lib.read_vocab(config.graph_dir, gs.CATEGORY),
+      category_states=[s.numpy() for s in tower.category_round_states(tower_inputs)],
+      category_degree=degree.numpy())
 
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -67,9 +91,12 @@ def warmup_requests(module: serving_module.ServingModule, model_name: str):
                     "history": np.array([["", ""], [item, ""]], object)},
       "rank": {"user_id": np.array([user], object), "item_ids": np.array([[item]], object)},
       "similar_items": {"item_id": np.array([item], object)},
+      "encode_items": {"title": np.array(["A new item"], object),
+                       "categories": np.array([[""]], object)},
   }
   logs = []
-  for signature, tensors in inputs.items():
+  for signature in module.signature_names:
+    tensors = inputs[signature]
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
     request.model_spec.signature_name = signature
@@ -89,7 +116,7 @@ def save_module(module: serving_module.ServingModule, base: str, model_name: str
   final = os.path.join(model_dir, str(version))
   if os.path.exists(final):
     raise FileExistsError(f"{final} exists: versions are never overwritten")
-  signatures = {name: getattr(module, name) for name in SIGNATURES}
+  signatures = {name: getattr(module, name) for name in module.signature_names}
   signatures["serving_default"] = module.recommend
   tmp = tempfile.mkdtemp(prefix=f".{version}-", dir=model_dir)
   try:

@@ -12,6 +12,10 @@ items, popularity), so the SavedModel loads with TensorFlow alone (no tfgrec, no
      Unknown items, and users unknown to the model, score -1e9.
   similar_items(item_id [B]) -> item_ids [B, K], scores [B, K]
      The item itself is excluded; an unknown item gets K items at -1e9.
+  encode_items(title [B] string, categories [B, C] string, '' padding) -> embedding [B, D]
+     Items that are not in the catalog, embedded from their text as the model embeds a cold
+     item (tfgrec.export.item_encoder), in the space of the item embeddings: a new item's
+     score for a user is the dot product of this embedding with the user's query.
 
 Scores are cosine similarities; the retrieval index is a brute-force matmul + top-k in the graph
 (runs on TF Serving's GPU image; no ScaNN ops needed).
@@ -47,10 +51,13 @@ class ServingModule(tf.Module):
     popularity: [I] training popularity (scores for users without user id or history).
     history_half_life: recency half-life (in history positions) of the unknown-user readout.
     k: how many items `recommend` and `similar_items` return.
+    item_encoder: callable (title [B], categories [B, C]) -> [B, D] normalized embeddings of
+      new items (tfgrec.export.item_encoder.NewItemEncoder); None: no `encode_items`.
   """
 
   def __init__(self, *, user_ids, item_ids, user_embeddings, item_embeddings, seen_indptr,
-               seen_indices, popularity, history_half_life: float = 10.0, k: int = 20):
+               seen_indices, popularity, history_half_life: float = 10.0, k: int = 20,
+               item_encoder=None):
     super().__init__(name="tfgrec_serving")
     num_items = len(item_ids)
     if not 0 < k <= num_items:
@@ -68,6 +75,16 @@ class ServingModule(tf.Module):
     pop = np.asarray(popularity, np.float64)
     self.popularity = tf.constant((pop / max(pop.max(), 1.0)).astype(np.float32))
     self.half_life = float(history_half_life or 1e9)
+    self.item_encoder = item_encoder
+    if item_encoder is not None and item_encoder.dim != self.items.shape[1]:
+      raise ValueError(f"item_encoder makes {item_encoder.dim}-dim embeddings, the items are "
+                       f"{self.items.shape[1]}-dim")
+
+  @property
+  def signature_names(self):
+    """The signatures this module serves (serving_default = recommend)."""
+    names = ["recommend", "rank", "similar_items"]
+    return names + (["encode_items"] if self.item_encoder is not None else [])
 
   def _history_rows(self, history: tf.Tensor):
     """[B, H] strings -> ([B, H] item indices or -1, [B, H] recency weights, 0 where unknown)."""
@@ -144,3 +161,10 @@ class ServingModule(tf.Module):
                      off_value=False)
     scores = tf.where(tf.logical_or(own, (index < 0)[:, None]), UNKNOWN_SCORE, scores)
     return self._top_k(scores)
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="title"),
+                                tf.TensorSpec([None, None], tf.string, name="categories")])
+  def encode_items(self, title, categories):
+    if self.item_encoder is None:
+      raise ValueError("this module was built without an item encoder")
+    return {"embedding": self.item_encoder(title, categories)}

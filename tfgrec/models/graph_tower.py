@@ -218,8 +218,104 @@ class GraphTower(tf.keras.layers.Layer):
   def call(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> Dict[str, tf.Tensor]:
     """inputs: {'graph': GraphTensor with gcn_norm edge features, 'item_text': [I, T]}."""
     graph = self.initial_states(inputs["graph"], inputs.get("item_text"))
+    return self._propagate(graph, training)
+
+  def category_round_states(self, inputs: Dict[str, tf.Tensor]) -> List[tf.Tensor]:
+    """The category states entering each round ([C, dim] each; inference mode).
+
+    With the category degrees, they are what :meth:`encode_new_items` needs to embed an item
+    that is not in the graph.
+    """
+    graph = self.initial_states(inputs["graph"], inputs.get("item_text"))
+    trace = []
+    self._propagate(graph, training=False, trace=trace)
+    return trace
+
+  def encode_new_items(self, item_text: Optional[tf.Tensor], categories: tf.RaggedTensor,
+                       category_states: List[tf.Tensor],
+                       category_degree: tf.Tensor) -> tf.Tensor:
+    """Final embeddings [B, dim] of items that have no interactions (new to the catalog).
+
+    Runs this tower's layers on a graph of the new items alone, the categories and no users:
+    each round, an item hears its categories (and no user), exactly as a cold item of the
+    training graph does, with the categories' states taken from the full graph
+    (:meth:`category_round_states`). One new item per category changes those states by a
+    negligible amount, so they are held fixed.
+
+    Args:
+      item_text: [B, T] text embeddings (zeros: no text), or None for a tower without text.
+      categories: [B, None] ragged category indices of each item (unknown ones removed).
+      category_states: one [C, dim] tensor per round.
+      category_degree: [C] how many items each category has, counting the new item.
+    """
+    batch = tf.cast(categories.nrows(), tf.int32)
+    dim = self.config.dim
+    item = tf.zeros(tf.stack([batch, dim]))
+    if self.text_projection is not None:
+      if item_text is None:
+        raise ValueError("this GraphTower reads item text: pass item_text")
+      item = self.text_projection(item_text)
+    if not self.rounds:
+      return item
+    num_categories = tf.shape(category_states[0], out_type=tf.int32)[0]
+    category = tf.cast(categories.flat_values, tf.int32)
+    item_index = tf.cast(categories.value_rowids(), tf.int32)
+    per_item = tf.cast(categories.row_lengths(), tf.float32)
+    norm = tf.math.rsqrt(tf.maximum(
+        tf.gather(tf.cast(category_degree, tf.float32), category)
+        * tf.gather(per_item, item_index), 1.0))[:, None]
+    size = lambda n: tf.reshape(n, [1])
+
+    def interactions(source, target):
+      empty = tf.zeros([0], tf.int32)
+      features = {gcn_conv.GCN_NORM: tf.zeros([0, 1])}
+      if self.config.recency_half_lives:
+        features[recency.RECENCY] = tf.zeros([0, len(self.config.recency_half_lives)])
+      if self.config.conv_recency_half_life:
+        features[recency.RECENCY_WEIGHT] = tf.zeros([0, 1])
+      return tfgnn.EdgeSet.from_fields(
+          sizes=size(0), features=features,
+          adjacency=tfgnn.Adjacency.from_indices((source, empty), (target, empty)))
+
+    def memberships(source, target, source_index, target_index):
+      return tfgnn.EdgeSet.from_fields(
+          sizes=size(tf.shape(category)[0]), features={gcn_conv.GCN_NORM: norm},
+          adjacency=tfgnn.Adjacency.from_indices((source, source_index),
+                                                 (target, target_index)))
+
+    graph = tfgnn.GraphTensor.from_pieces(
+        node_sets={
+            gs.USER: tfgnn.NodeSet.from_fields(
+                sizes=size(0), features={tfgnn.HIDDEN_STATE: tf.zeros([0, dim])}),
+            gs.ITEM: tfgnn.NodeSet.from_fields(
+                sizes=size(batch), features={tfgnn.HIDDEN_STATE: item}),
+            gs.CATEGORY: tfgnn.NodeSet.from_fields(
+                sizes=size(num_categories),
+                features={tfgnn.HIDDEN_STATE: category_states[0]}),
+        },
+        edge_sets={
+            gs.INTERACTED: interactions(gs.USER, gs.ITEM),
+            gs.INTERACTED_BY: interactions(gs.ITEM, gs.USER),
+            gs.HAS_ITEM: memberships(gs.CATEGORY, gs.ITEM, category, item_index),
+            gs.IN_CATEGORY: memberships(gs.ITEM, gs.CATEGORY, item_index, category),
+        })
+    return self._propagate(graph, training=False, fixed_categories=category_states)[gs.ITEM]
+
+  def _propagate(self, graph: tfgnn.GraphTensor, training: bool,
+                 fixed_categories: Optional[List[tf.Tensor]] = None,
+                 trace: Optional[List[tf.Tensor]] = None) -> Dict[str, tf.Tensor]:
+    """Runs the rounds from the graph's initial states and combines the rounds' states.
+
+    fixed_categories: category states to use at each round instead of the graph's own;
+    trace: a list that receives the category states entering each round.
+    """
     states = {name: [graph.node_sets[name][tfgnn.HIDDEN_STATE]] for name in (gs.USER, gs.ITEM)}
     for index, update in enumerate(self.rounds):
+      if fixed_categories is not None:
+        graph = graph.replace_features(node_sets={
+            gs.CATEGORY: {tfgnn.HIDDEN_STATE: fixed_categories[index]}})
+      if trace is not None:
+        trace.append(graph.node_sets[gs.CATEGORY][tfgnn.HIDDEN_STATE])
       graph = update(graph, training=training)
       node_sets = {}
       for name in graph.node_sets:

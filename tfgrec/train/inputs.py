@@ -71,7 +71,8 @@ def read_graph(graph_dir: str) -> tfgnn.GraphTensor:
   return tfgnn.parse_single_example(spec, tf.constant(records[0]))
 
 
-def _vocab(graph_dir: str, name: str) -> np.ndarray:
+def read_vocab(graph_dir: str, name: str) -> np.ndarray:
+  """The ids of a node set ('user', 'item', 'category') in node order."""
   with open(os.path.join(graph_dir, "vocab", f"{name}.txt"), encoding="utf-8") as f:
     return np.array(f.read().splitlines(), dtype=object)
 
@@ -112,7 +113,7 @@ def load_inputs(config: config_lib.RunConfig, progress: bool = True) -> RunInput
   raw = read_graph(graph_dir)
   graph = graph_tower.prepare_graph(raw, config.model)
   data = baselines.load_eval_data(graph_dir)
-  item_ids, user_ids = _vocab(graph_dir, "item"), _vocab(graph_dir, "user")
+  item_ids, user_ids = read_vocab(graph_dir, "item"), read_vocab(graph_dir, "user")
   items = graph.node_sets[gs.ITEM]
   if items.total_size != len(item_ids) or data.num_items != len(item_ids):
     raise ValueError(f"{graph_dir}: the graph has {int(items.total_size)} items but "

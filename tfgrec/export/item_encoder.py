@@ -1,0 +1,89 @@
+"""Embeds items that are not in the catalog from their title and categories, inside TF graph.
+
+  encoder = NewItemEncoder(tower=model.tower, text_encoder=text_encoder,
+                           category_ids=vocab, category_states=states, category_degree=degree)
+  encoder(tf.constant(["Heat (1995)"]), tf.constant([["Action", "Crime"]]))  # [1, dim], unit norm
+
+The steps are those a cold item of the training graph goes through, so a new item lands where
+the model would have put it had it been in the graph without interactions:
+  1. its text, built as the catalog builds it ('title | cat1, cat2'; tfgrec.data.prepare),
+  2. BERT with the tokenization in the graph (tensorflow-text ops, which stock TF Serving
+     links) -> the text embedding,
+  3. the graph tower's item side: text projection, then each round's messages from the item's
+     categories (tfgrec.models.GraphTower.encode_new_items), with the categories' states taken
+     from the exported graph,
+  4. L2 normalization (the space of the serving module's item embeddings).
+Unknown category names are ignored; an item with neither title nor categories gets the
+embedding of an item with no text.
+"""
+from typing import List, Optional
+
+import numpy as np
+
+from tfgrec import _keras_guard
+
+_keras_guard.ensure_legacy_keras()
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def item_text(title: tf.Tensor, categories: tf.Tensor) -> tf.Tensor:
+  """[B] strings 'title | cat1, cat2' from title [B] and categories [B, C] ('' padding).
+
+  The in-graph twin of tfgrec.data.prepare.item_text (without a description).
+  """
+  title = tf.strings.strip(title)
+  kept = tf.ragged.boolean_mask(categories, tf.not_equal(categories, ""))
+  joined = tf.strings.reduce_join(kept, axis=1, separator=", ")
+  has_title, has_categories = tf.not_equal(title, ""), tf.not_equal(joined, "")
+  both = tf.strings.join([title, joined], separator=" | ")
+  return tf.where(tf.logical_and(has_title, has_categories), both,
+                  tf.where(has_title, title, joined))
+
+
+class NewItemEncoder(tf.Module):
+  """title [B], categories [B, C] -> [B, dim] L2-normalized item embeddings (module docstring).
+
+  Args:
+    tower: the trained tfgrec.models.GraphTower.
+    text_encoder: the trained text tower (tfgrec.text.TextEncoder), or None when the tower
+      does not read text.
+    category_ids: [C] category names, in the graph's category order.
+    category_states: the category states entering each round (GraphTower.category_round_states
+      on the graph the exported item embeddings come from).
+    category_degree: [C] items per category in that graph.
+  """
+
+  def __init__(self, *, tower, text_encoder, category_ids, category_states: List[np.ndarray],
+               category_degree: np.ndarray):
+    super().__init__(name="new_item_encoder")
+    self.tower = tower
+    self.text_encoder = text_encoder if tower.text_projection is not None else None
+    keys = np.asarray(category_ids).astype(str)
+    self.category_table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(keys),
+                                            tf.range(len(keys), dtype=tf.int64)),
+        default_value=-1, name="category_ids")
+    self.category_states = [tf.constant(np.asarray(s, np.float32)) for s in category_states]
+    # A new item joins each of its categories: one more item than the graph has.
+    self.category_degree = tf.constant(np.asarray(category_degree, np.float32) + 1.0)
+    self.dim = int(tower.config.dim)
+
+  def text_embeddings(self, text: tf.Tensor) -> Optional[tf.Tensor]:
+    if self.text_encoder is None:
+      return None
+    vectors = self.text_encoder(text, training=False)
+    return vectors * tf.cast(tf.not_equal(text, ""), vectors.dtype)[:, None]
+
+  def __call__(self, title: tf.Tensor, categories: tf.Tensor) -> tf.Tensor:
+    title = tf.reshape(tf.convert_to_tensor(title, tf.string), [-1])
+    categories = tf.convert_to_tensor(categories, tf.string)
+    # A [B, 0] categories tensor is fine; its rows must match the titles.
+    tf.debugging.assert_equal(tf.shape(categories)[0], tf.shape(title)[0],
+                              message="title and categories must have the same batch size")
+    index = self.category_table.lookup(categories)
+    known = tf.ragged.boolean_mask(index, index >= 0)
+    embedding = self.tower.encode_new_items(self.text_embeddings(item_text(title, categories)),
+                                            known, self.category_states,
+                                            self.category_degree)
+    return tf.math.l2_normalize(embedding, axis=-1)
