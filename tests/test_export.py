@@ -65,8 +65,8 @@ def test_fresh_tensorflow_process_gives_the_same_answers(exported, workdir):
                         capture_output=True, text=True, timeout=300, check=True)
   served = json.loads(proc.stdout.strip().splitlines()[-1])
   assert served["foreign"] == []  # Only TensorFlow was imported.
-  assert served["signatures"] == ["encode_items", "rank", "recommend", "serving_default",
-                                  "similar_items"]
+  assert served["signatures"] == ["encode_items", "explain", "rank", "recommend",
+                                  "serving_default", "similar_items"]
   local = module.recommend(tf.constant(request["users"]), tf.constant(request["history"]))
   assert served["item_ids"] == local["item_ids"].numpy().astype(str).tolist()
   np.testing.assert_allclose(served["scores"], local["scores"].numpy(), rtol=1e-5, atol=1e-6)
@@ -111,7 +111,7 @@ def test_warmup_file_parses_and_replays(exported):
   records = list(tf.data.TFRecordDataset(os.path.join(path, export.export.WARMUP_FILE)))
   logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in records]
   assert sorted(log.predict_log.request.model_spec.signature_name for log in logs) == [
-      "encode_items", "rank", "recommend", "similar_items"]
+      "encode_items", "explain", "rank", "recommend", "similar_items"]
   loaded = tf.saved_model.load(path)
   for log in logs:
     request = log.predict_log.request
@@ -168,3 +168,81 @@ def test_in_graph_item_text_matches_the_catalog_builder():
   got = item_encoder.item_text(tf.constant([t for t, _ in cases]),
                                tf.constant([c for _, c in cases])).numpy().astype(str)
   assert got.tolist() == [prepare.item_text(t, c) for t, c in cases]
+
+
+def _vocab(config, name):
+  with open(os.path.join(config.graph_dir, "vocab", f"{name}.txt")) as f:
+    return f.read().split()
+
+
+def _read_jsonl(path):
+  with open(path) as f:
+    return [json.loads(line) for line in f]
+
+
+def test_batch_recommend_from_user_ids(exported, tmp_path):
+  from tfgrec import batch  # pylint: disable=g-import-not-at-top
+  config, module, base, _ = exported
+  users = _vocab(config, "user")
+  users_file = tmp_path / "users.txt"
+  users_file.write_text(f"{users[0]}\n\n{users[1]}\n{users[0]}\nnew-user\n")
+  out = str(tmp_path / "recs.jsonl")
+  counts = batch.recommend_file(os.path.join(base, "recs"), str(users_file), out, k=3,
+                                batch_size=2, progress=False)
+  assert counts["users"] == counts["written"] == 3 and counts["rows_in"] == 4
+  records = _read_jsonl(out)
+  assert [r["user_id"] for r in records] == [users[0], users[1], "new-user"]
+  local = module.recommend(tf.constant([r["user_id"] for r in records]),
+                           tf.zeros([3, 1], tf.string))
+  for record, ids, scores in zip(records, local["item_ids"].numpy().astype(str),
+                                 local["scores"].numpy()):
+    assert record["items"] == ids[:3].tolist()
+    np.testing.assert_allclose(record["scores"], scores[:3], atol=1e-5)
+  with pytest.raises(batch.BatchError, match=r"exported with K = \d+; export again with `--k 6`"):
+    batch.recommend_file(os.path.join(base, "recs"), str(users_file), out, k=6)
+  with pytest.raises(batch.BatchError, match="no-such-dir"):
+    batch.recommend_file(str(tmp_path / "no-such-dir"), str(users_file), out)
+
+
+def test_batch_recommend_from_interactions_explains_with_the_history(exported, tmp_path):
+  from tfgrec import batch  # pylint: disable=g-import-not-at-top
+  config, module, _, path = exported
+  items = _vocab(config, "item")
+  # A new user whose latest item is items[5]; one row breaks the contract (no timestamp).
+  interactions = tmp_path / "recent.csv"
+  interactions.write_text("user_id,item_id,timestamp\n"
+                          f"fresh,{items[2]},100\nfresh,{items[5]},300\nfresh,{items[9]},200\n"
+                          f"other,{items[1]},5\nbroken,{items[1]},\n")
+  out = str(tmp_path / "recs.jsonl")
+  counts = batch.recommend_file(path, str(interactions), out, k=5, explain=True,
+                                progress=False)
+  assert counts == {"rows_in": 5, "users": 2, "dead_letters": 1, "written": 2, "model": path}
+  fresh = {r["user_id"]: r for r in _read_jsonl(out)}["fresh"]
+  history = [items[5], items[9], items[2]]  # Most recent first.
+  assert not set(history) & set(fresh["items"])
+  emb = module.items.numpy()
+  row = {item: i for i, item in enumerate(items)}
+  weights = 0.5 ** (np.arange(3) / module.half_life)
+  for item, because, share in zip(fresh["items"], fresh["because"], fresh["contributions"]):
+    terms = weights * (emb[[row[h] for h in history]] @ emb[row[item]])
+    assert because == history[int(np.argmax(terms))]
+    assert share == pytest.approx(float(np.max(terms)), abs=1e-5)
+
+
+def test_beam_batch_recommend_matches_the_in_process_run(exported, tmp_path, capsys):
+  from pipelines import batch_recommend as driver  # pylint: disable=g-import-not-at-top
+  from tfgrec import batch  # pylint: disable=g-import-not-at-top
+  config, _, _, path = exported
+  users = _vocab(config, "user")[:7] + ["nobody"]
+  users_file = tmp_path / "users.txt"
+  users_file.write_text("\n".join(users) + "\n")
+  local = str(tmp_path / "local.jsonl")
+  batch.recommend_file(path, str(users_file), local, k=4, explain=True,
+                       progress=False)
+  output = str(tmp_path / "beam.jsonl")
+  assert driver.main(["--model", path, "--users", str(users_file), "--output", output,
+                      "--k", "4", "--explain", "--batch-size", "3",
+                      "--direct_num_workers=1"]) == 0
+  assert f"users {len(users)}  dead-lettered 0  written {len(users)}" in capsys.readouterr().out
+  key = lambda r: r["user_id"]
+  assert sorted(_read_jsonl(output), key=key) == sorted(_read_jsonl(local), key=key)

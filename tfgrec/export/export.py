@@ -42,12 +42,14 @@ def build_module(config: config_lib.RunConfig, k: int = 20,
   graph = inputs_lib.known_graph(config, inputs, "test")
   emb = model.embeddings(history=inputs_lib.known_history(config, inputs, "test"), graph=graph)
   data = inputs.data
-  seen = [np.union1d(data.train.indices[data.train.indptr[u]:data.train.indptr[u + 1]],
-                     data.validation.indices[data.validation.indptr[u]:
-                                             data.validation.indptr[u + 1]])
-          for u in range(data.num_users)]
-  indptr = np.concatenate([[0], np.cumsum([len(s) for s in seen])]).astype(np.int64)
-  indices = np.concatenate(seen).astype(np.int64) if seen else np.zeros([0], np.int64)
+  # Each known user's items, most recent first (the order of a `history` input): recommend
+  # leaves them out, explain reads them as the user's history.
+  events = data.history_events("test").sort_values(["user", "timestamp", "item"],
+                                                   ascending=[True, False, True])
+  events = events.drop_duplicates(["user", "item"])
+  counts = np.bincount(events["user"].to_numpy(), minlength=data.num_users)
+  indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+  indices = events["item"].to_numpy().astype(np.int64)
   return serving_module.ServingModule(
       user_ids=inputs.user_ids, item_ids=inputs.item_ids, user_embeddings=emb["user"],
       item_embeddings=emb["item"], seen_indptr=indptr, seen_indices=indices,
@@ -91,6 +93,8 @@ def warmup_requests(module: serving_module.ServingModule, model_name: str):
                     "history": np.array([["", ""], [item, ""]], object)},
       "rank": {"user_id": np.array([user], object), "item_ids": np.array([[item]], object)},
       "similar_items": {"item_id": np.array([item], object)},
+      "explain": {"user_id": np.array([user], object), "history": np.array([[""]], object),
+                  "item_ids": np.array([[item]], object)},
       "encode_items": {"title": np.array(["A new item"], object),
                        "categories": np.array([[""]], object)},
   }

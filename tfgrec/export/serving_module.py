@@ -12,6 +12,12 @@ items, popularity), so the SavedModel loads with TensorFlow alone (no tfgrec, no
      Unknown items, and users unknown to the model, score -1e9.
   similar_items(item_id [B]) -> item_ids [B, K], scores [B, K]
      The item itself is excluded; an unknown item gets K items at -1e9.
+  explain(user_id [B], history [B, H], item_ids [B, N]) -> because [B, N] string,
+          contribution [B, N] float
+     For each item, the history item that contributed most to its score: the argmax over the
+     history h of weight(h) * <item h, item>, the terms of the history readout. The history is
+     `history` where a row has one, else the known user's own items (most recent first).
+     '' (and contribution 0) where there is no history or the item is unknown.
   encode_items(title [B] string, categories [B, C] string, '' padding) -> embedding [B, D]
      Items that are not in the catalog, embedded from their text as the model embeds a cold
      item (tfgrec.export.item_encoder), in the space of the item embeddings: a new item's
@@ -47,7 +53,8 @@ class ServingModule(tf.Module):
     user_ids: [U] user vocabulary; item_ids: [I] item vocabulary.
     user_embeddings: [U, D] normalized query embeddings of the known users.
     item_embeddings: [I, D] normalized item embeddings.
-    seen_indptr, seen_indices: each known user's seen items (CSR over item indices).
+    seen_indptr, seen_indices: each known user's seen items (CSR over item indices), most
+      recent first.
     popularity: [I] training popularity (scores for users without user id or history).
     history_half_life: recency half-life (in history positions) of the unknown-user readout.
     k: how many items `recommend` and `similar_items` return.
@@ -83,7 +90,7 @@ class ServingModule(tf.Module):
   @property
   def signature_names(self):
     """The signatures this module serves (serving_default = recommend)."""
-    names = ["recommend", "rank", "similar_items"]
+    names = ["recommend", "rank", "similar_items", "explain"]
     return names + (["encode_items"] if self.item_encoder is not None else [])
 
   def _history_rows(self, history: tf.Tensor):
@@ -110,12 +117,7 @@ class ServingModule(tf.Module):
     """[B, I] True where the item was seen (known user's items, or in the history)."""
     num_items = tf.shape(self.items)[0]
     batch = tf.shape(user)[0]
-    safe = tf.maximum(user, 0)
-    starts = tf.gather(self.seen_indptr, safe)
-    lengths = tf.where(user >= 0, tf.gather(self.seen_indptr, safe + 1) - starts, 0)
-    rows = tf.RaggedTensor.from_row_lengths(
-        tf.gather(self.seen_indices, tf.ragged.range(starts, starts + lengths).flat_values),
-        lengths)
+    rows = self._known_items(user)
     row_ids = tf.cast(rows.value_rowids(), tf.int64)
     seen = tf.scatter_nd(tf.stack([row_ids, rows.flat_values], axis=1),
                          tf.ones_like(rows.flat_values, tf.int32),
@@ -125,6 +127,15 @@ class ServingModule(tf.Module):
                               tf.ones([tf.shape(hist)[0]], tf.int32),
                               tf.cast(tf.stack([batch, num_items]), tf.int64))
     return (seen + hist_seen) > 0
+
+  def _known_items(self, user: tf.Tensor) -> tf.RaggedTensor:
+    """[B, None] each known user's items, most recent first (empty rows for unknown users)."""
+    safe = tf.maximum(user, 0)
+    starts = tf.gather(self.seen_indptr, safe)
+    lengths = tf.where(user >= 0, tf.gather(self.seen_indptr, safe + 1) - starts, 0)
+    return tf.RaggedTensor.from_row_lengths(
+        tf.gather(self.seen_indices, tf.ragged.range(starts, starts + lengths).flat_values),
+        lengths)
 
   def _top_k(self, scores: tf.Tensor) -> Dict[str, tf.Tensor]:
     top = tf.math.top_k(scores, k=self.k)
@@ -168,3 +179,29 @@ class ServingModule(tf.Module):
     if self.item_encoder is None:
       raise ValueError("this module was built without an item encoder")
     return {"embedding": self.item_encoder(title, categories)}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
+                                tf.TensorSpec([None, None], tf.string, name="history"),
+                                tf.TensorSpec([None, None], tf.string, name="item_ids")])
+  def explain(self, user_id, history, item_ids):
+    given = self.item_table.lookup(history)
+    known = self._known_items(self.user_table.lookup(user_id)).to_tensor(default_value=-1)
+    width = tf.maximum(tf.shape(given)[1], tf.shape(known)[1])
+    pad = lambda rows: tf.pad(rows, [[0, 0], [0, width - tf.shape(rows)[1]]],
+                              constant_values=-1)
+    use_given = tf.reduce_any(given >= 0, axis=1, keepdims=True)
+    index = tf.where(use_given, pad(given), pad(known))
+    position = tf.cast(tf.range(width), tf.float32)[None, :]
+    weight = tf.cast(index >= 0, tf.float32) * tf.pow(0.5, position / self.half_life)
+    vectors = tf.gather(self.items, tf.maximum(index, 0))           # [B, H, D]
+    target = self.item_table.lookup(item_ids)
+    candidates = tf.gather(self.items, tf.maximum(target, 0))        # [B, N, D]
+    terms = tf.einsum("bhd,bnd->bnh", vectors, candidates) * weight[:, None, :]
+    terms = tf.where((weight > 0)[:, None, :], terms, -np.inf)
+    best = tf.argmax(terms, axis=2, output_type=tf.int32)            # [B, N]
+    contribution = tf.reduce_max(terms, axis=2)
+    ok = tf.logical_and(target >= 0, tf.math.is_finite(contribution))
+    source = tf.gather(index, best, batch_dims=1)
+    because = tf.gather(self.item_ids, tf.maximum(source, 0))
+    return {"because": tf.where(ok, because, ""),
+            "contribution": tf.where(ok, contribution, 0.0)}
