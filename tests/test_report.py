@@ -36,7 +36,8 @@ def _is_png(path):
 
 def test_report_with_histories(tmp_path):
   path = report.write_report(str(tmp_path), METRICS, HISTORIES, title="Synthetic run",
-                             notes=["300 users, 600 items", "seed 3"])
+                             notes=["300 users, 600 items", "seed 3"],
+                             degrees={"users": [1, 5, 5, 40], "items": [0, 0, 3, 1, 9]})
   assert path == os.path.join(str(tmp_path), "report.md")
   with open(path, encoding="utf-8") as f:
     text = f.read()
@@ -48,7 +49,8 @@ def test_report_with_histories(tmp_path):
   for name in ("cold_items", "long_tail", "short_history"):
     assert f"## Slice {name}" in text
   assert "- 300 users, 600 items\n- seed 3\n" in text
-  for png in ("training_curves.png", "comparison.png", "slices.png"):
+  for png in ("training_curves.png", "comparison.png", "slices.png",
+              "degree_distribution.png"):
     assert f"]({png})" in text
     assert _is_png(tmp_path / png), png
 
@@ -60,6 +62,7 @@ def test_report_without_histories_has_no_training_curves(tmp_path):
   with open(path, encoding="utf-8") as f:
     text = f.read()
   assert "training_curves" not in text and "## Notes" not in text
+  assert "degree_distribution" not in text
   assert not stale.exists()
   assert _is_png(tmp_path / "comparison.png") and _is_png(tmp_path / "slices.png")
 

@@ -4,10 +4,14 @@
   config.model.dim, config.train.epochs        # typed, validated, immutable
   save_config(config, "out/run/config.yaml")   # the resolved config, every key written
 
-The packaged default (``tfgrec/configs/default.yaml``) trains on MovieLens as the demo builds it;
-a file only needs the keys it changes. Every section maps one-to-one onto a constructor or function:
-``model`` onto :class:`tfgrec.models.GraphTowerConfig`, ``tasks`` onto the losses of
-:class:`tfgrec.models.GraphRecommender`, ``train`` onto :func:`tfgrec.train.train`.
+The packaged default (``tfgrec/configs/default.yaml``) is the demo on the embedded MovieLens; a
+file only needs the keys it changes. The same file drives `tfgrec demo` and every subcommand.
+Every section maps one-to-one onto a constructor or function: ``data.synthetic`` onto
+:class:`tfgrec.data.synthetic.SyntheticConfig`, ``data.split`` onto the graph job's
+:class:`tfgrec.data.prepare.SplitConfig`, ``model`` onto :class:`tfgrec.models.GraphTowerConfig`,
+``tasks`` onto the losses of :class:`tfgrec.models.GraphRecommender`, ``train`` onto
+:func:`tfgrec.train.train`, ``export`` onto :func:`tfgrec.export.export_run`, ``serve`` onto
+:class:`tfgrec.serving.LocalModelServer` and the client.
 """
 import dataclasses
 import os
@@ -16,6 +20,8 @@ from typing import Any, Dict, Optional, Tuple
 
 import yaml
 
+from tfgrec.data.prepare import SplitConfig
+from tfgrec.data.synthetic import SyntheticConfig
 from tfgrec.models.graph_tower import GraphTowerConfig
 from tfgrec.models.recommender import TaskConfig
 
@@ -104,6 +110,90 @@ class EvaluateConfig:
                                 "graph_only", "text_only")
 
 
+DATA_SOURCES = ("movielens", "synthetic", "raw")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """Where the raw logs come from (the demo's first stages).
+
+  Attributes:
+    source: 'movielens' (the embedded ml-latest-small, written to raw_dir), 'synthetic'
+      (generated from `synthetic`, written to raw_dir) or 'raw' (your own logs, already in
+      raw_dir, in the raw-log contract: `tfgrec data contract`).
+    raw_dir: the raw-log directory (interactions.*, optional items.* and users.*).
+    synthetic: the synthetic log's size and shape (source 'synthetic').
+    split: the graph job's per-user temporal split.
+  """
+  source: str = "movielens"
+  raw_dir: str = "out/data"
+  synthetic: SyntheticConfig = SyntheticConfig()
+  split: SplitConfig = SplitConfig()
+
+  def __post_init__(self):
+    if self.source not in DATA_SOURCES:
+      raise ConfigError(f"data.source must be one of {DATA_SOURCES}, got {self.source!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+  """SavedModels for TF Serving.
+
+  Attributes:
+    base: the model base directory (TF Serving's --model_base_path is <base>/<name>).
+    name: the model name (clients' model_spec.name).
+    k: items returned by `recommend` and `similar_items`.
+  """
+  base: str = "out/models"
+  name: str = "tfgrec"
+  k: int = 20
+
+  def __post_init__(self):
+    if self.k < 1 or not self.name:
+      raise ConfigError(f"export: k >= 1 and a name required, got k={self.k}, "
+                        f"name={self.name!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeConfig:
+  """The local model server and the client.
+
+  Attributes:
+    host: the address the local server binds (127.0.0.1: this machine only).
+    port: its gRPC port (0: any free port).
+    timeout: the client's deadline per call, seconds.
+  """
+  host: str = "127.0.0.1"
+  port: int = 8500
+  timeout: float = 10.0
+
+  def __post_init__(self):
+    if not 0 <= self.port <= 65535 or self.timeout <= 0:
+      raise ConfigError(f"serve: port in [0, 65535] and timeout > 0 required, got "
+                        f"{self.port}, {self.timeout}")
+
+
+@dataclasses.dataclass(frozen=True)
+class NewItemConfig:
+  """An item that is not in the catalog, described by its text only."""
+  title: str = "Toy Story 4 (2019)"
+  categories: Tuple[str, ...] = ("Adventure", "Animation", "Children", "Comedy")
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoConfig:
+  """What the demo asks the served model at the end.
+
+  Attributes:
+    new_user_titles: titles a brand-new user liked (most recent first); titles not in the
+      catalog are reported and left out.
+    new_item: a new item, known by its text alone.
+  """
+  new_user_titles: Tuple[str, ...] = ("Finding Nemo (2003)", "Shrek (2001)",
+                                      "Monsters, Inc. (2001)")
+  new_item: NewItemConfig = NewItemConfig()
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
   """Everything one run reads.
@@ -114,11 +204,15 @@ class RunConfig:
   """
   graph_dir: str = "out/graph"
   run_dir: str = "out/run"
+  data: DataConfig = DataConfig()
   text: TextConfig = TextConfig()
   model: GraphTowerConfig = GraphTowerConfig()
   tasks: TaskConfig = TaskConfig()
   train: TrainConfig = TrainConfig()
   evaluate: EvaluateConfig = EvaluateConfig()
+  export: ExportConfig = ExportConfig()
+  serve: ServeConfig = ServeConfig()
+  demo: DemoConfig = DemoConfig()
 
 
 def _build(cls, values: Any, where: str):

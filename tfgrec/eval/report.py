@@ -11,7 +11,9 @@ of per-epoch dicts (keys like "loss", "val_ndcg@20", "seconds"). `write_report` 
 * comparison.png: NDCG@K and Recall@K per model on slice "all", grouped bars;
 * slices.png: NDCG@K of each model on each slice;
 * training_curves.png: loss and validation NDCG@K per epoch of every model with a history; not
-  written (and not linked) without one.
+  written (and not linked) without one;
+* degree_distribution.png: how many users (items) have d training interactions, log-log, when
+  the degrees are given.
 
 Figures are drawn on matplotlib's Agg canvas through the object API, without pyplot: writing a
 report changes no global matplotlib state (backend, open figures) and leaves no figure open.
@@ -161,8 +163,27 @@ def _plot_training(path: str, histories: Histories, k: int):
   fig.savefig(path, dpi=_PNG_DPI)
 
 
+def _plot_degrees(path: str, degrees: Dict[str, Sequence[int]]):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  fig, axes = _figure(5.5 * len(degrees), 4.0, ncols=len(degrees))
+  for index, (ax, (name, values)) in enumerate(zip(axes, degrees.items())):
+    values = np.asarray(values, np.int64)
+    positive = values[values > 0]
+    if len(positive):
+      counts = np.bincount(positive)
+      d = np.nonzero(counts)[0]
+      ax.loglog(d, counts[d], marker=".", linestyle="none", color=f"C{index}")
+    zero = int(np.sum(values == 0))
+    ax.set_title(f"{name}: {len(values):,}" + (f" ({zero:,} with none)" if zero else ""))
+    ax.set_xlabel("training interactions (degree)")
+    ax.set_ylabel(f"{name} with that degree")
+    ax.grid(alpha=0.3, which="both")
+  fig.savefig(path, dpi=_PNG_DPI)
+
+
 def write_report(out_dir: str, metrics: Metrics, histories: Optional[Histories] = None, *,
-                 title: str = "tfgrec evaluation", k: int = 20, notes: Sequence[str] = ()) -> str:
+                 title: str = "tfgrec evaluation", k: int = 20, notes: Sequence[str] = (),
+                 degrees: Optional[Dict[str, Sequence[int]]] = None) -> str:
   """Writes report.md and its figures into `out_dir` (see the module docstring).
 
   Args:
@@ -173,6 +194,7 @@ def write_report(out_dir: str, metrics: Metrics, histories: Optional[Histories] 
     title: the page's title.
     k: the cut-off reported.
     notes: lines listed under "Notes".
+    degrees: per node set name ("users", "items"), each node's training degree.
 
   Returns:
     The path of report.md.
@@ -186,6 +208,8 @@ def write_report(out_dir: str, metrics: Metrics, histories: Optional[Histories] 
     os.remove(curves)
   _plot_comparison(os.path.join(out_dir, "comparison.png"), metrics, k)
   _plot_slices(os.path.join(out_dir, "slices.png"), metrics, k)
+  if degrees:
+    _plot_degrees(os.path.join(out_dir, "degree_distribution.png"), degrees)
 
   lines = [f"# {title}", "", f"## All users, K = {k}", ""]
   lines += _markdown_table(metrics, "all", [f"{m}@{k}" for m in HEADLINE],
@@ -205,6 +229,8 @@ def write_report(out_dir: str, metrics: Metrics, histories: Optional[Histories] 
     lines += ["![Training curves](training_curves.png)", ""]
   lines += [f"![NDCG@{k} and Recall@{k} per model](comparison.png)", "",
             f"![NDCG@{k} per slice](slices.png)", ""]
+  if degrees:
+    lines += ["![Degree distribution of the training graph](degree_distribution.png)", ""]
   path = os.path.join(out_dir, "report.md")
   with open(path, "w", encoding="utf-8") as f:
     f.write("\n".join(lines))

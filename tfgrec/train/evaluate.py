@@ -173,7 +173,9 @@ def evaluate_run(config: config_lib.RunConfig, *, baselines: Optional[Sequence[s
                f"interactions of {int((data.test.sizes() > 0).sum()):,} users; every model ranks "
                f"all {data.num_items:,} items, training and validation items excluded. Models "
                "are fit on training events; user histories include the validation events.")
-  path = report_lib.write_report(config.run_dir, results, histories, k=20, notes=notes)
+  degrees = {"users": data.train.sizes(), "items": data.popularity}
+  path = report_lib.write_report(config.run_dir, results, histories, k=20, notes=notes,
+                                 degrees=degrees)
   if progress:
     print(f"\nreport: {path}\nmetrics: {os.path.join(config.run_dir, METRICS_FILE)}")
   return results
