@@ -158,6 +158,12 @@ def test_encode_items_puts_a_new_item_where_the_model_puts_a_cold_one(exported):
                              local[:1], atol=1e-5)
   empty = module.encode_items(tf.constant(["", "x"]), tf.zeros([2, 0], tf.string))
   assert empty["embedding"].shape == (2, expected.shape[1])
+  # With each new item, its nearest catalog items: a cold item's nearest is itself.
+  nearest = module.encode_items(titles, categories)
+  ids = nearest["item_ids"].numpy().astype(str)
+  item_ids = module.item_ids.numpy().astype(str)
+  assert [row[0] for row in ids] == [item_ids[r] for r, _, _ in cold]
+  assert nearest["scores"].shape == (len(cold), module.k)
 
 
 def test_in_graph_item_text_matches_the_catalog_builder():
@@ -246,3 +252,17 @@ def test_beam_batch_recommend_matches_the_in_process_run(exported, tmp_path, cap
   assert f"users {len(users)}  dead-lettered 0  written {len(users)}" in capsys.readouterr().out
   key = lambda r: r["user_id"]
   assert sorted(_read_jsonl(output), key=key) == sorted(_read_jsonl(local), key=key)
+
+
+def test_a_module_without_item_encoder_saves_without_encode_items(exported, tmp_path):
+  _, module, _, _ = exported
+  bare = export.ServingModule(
+      user_ids=["u"], item_ids=["a", "b", "c"], user_embeddings=np.eye(1, 2, dtype=np.float32),
+      item_embeddings=np.eye(3, 2, dtype=np.float32), seen_indptr=[0, 0], seen_indices=[],
+      popularity=[3, 2, 1], k=2)
+  assert "encode_items" not in bare.signature_names and "encode_items" in module.signature_names
+  path = export.save_module(bare, str(tmp_path), "bare")
+  loaded = tf.saved_model.load(path)
+  assert "encode_items" not in loaded.signatures
+  out = loaded.signatures["recommend"](user_id=tf.constant(["u"]), history=tf.constant([[""]]))
+  assert out["item_ids"].numpy().astype(str).tolist() == [["a", "b"]]

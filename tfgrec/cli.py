@@ -7,6 +7,10 @@
   tfgrec train [--config FILE] [--graph DIR] [--run DIR]     train the model (model.fit)
   tfgrec evaluate [--config FILE] [--run DIR] [--baselines LIST]   test metrics, baselines, report
   tfgrec export --run DIR --base DIR [--name NAME] [--k K]   SavedModel for TF Serving
+  tfgrec serve --models-config FILE [--host H] [--port P] [--batching-parameters FILE]
+                                            local stand-in for TF Serving (same gRPC protos)
+  tfgrec query --target HOST:PORT --user ID [--history ITEM ...] [--label L | --version N]
+               [--model NAME] [--signature S] [--timeout S] [--json]   ask a served model
   tfgrec demo [--out DIR] [--force]         the main job on the embedded data
 """
 import tfgrec  # noqa: F401  # Sets TF_USE_LEGACY_KERAS before TensorFlow loads.
@@ -118,6 +122,76 @@ def _export(args) -> int:
   return 0
 
 
+def _serve(args) -> int:
+  import signal  # pylint: disable=g-import-not-at-top
+  import threading  # pylint: disable=g-import-not-at-top
+  from tfgrec.serving import server as server_lib  # pylint: disable=g-import-not-at-top
+  server = server_lib.LocalModelServer(
+      args.models_config, host=args.host, port=args.port,
+      batching_parameters_path=args.batching_parameters)
+  try:
+    server.start()
+  except server_lib.ServerError as e:
+    print(f"tfgrec serve: error: {e}", file=sys.stderr)
+    return 2
+  print(f"[serve] gRPC on {server.address} (TF Serving's PredictionService and ModelService, "
+        "grpc.health.v1.Health); Ctrl-C or SIGTERM stops it")
+  for model in server.models:
+    labels = ", ".join(f"{k} -> {v}" for k, v in model.labels.items()) or "none"
+    print(f"  {model.name}: versions {', '.join(map(str, model.versions))} (labels: {labels}) "
+          f"from {model.base_path}")
+  if server.max_batch_size:
+    print(f"  max batch size {server.max_batch_size}")
+  sys.stdout.flush()
+  stop = threading.Event()
+  previous = {}
+  if threading.current_thread() is threading.main_thread():
+    for signum in (signal.SIGINT, signal.SIGTERM):
+      previous[signum] = signal.signal(signum, lambda *_: stop.set())
+  try:
+    while not stop.wait(0.5):
+      pass
+  finally:
+    for signum, handler in previous.items():
+      signal.signal(signum, handler)
+    print(f"[serve] stopping (in-flight requests get {args.grace:g} s)", flush=True)
+    server.stop(args.grace)
+  return 0
+
+
+def _query(args) -> int:
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from tfgrec.serving import client as client_lib  # pylint: disable=g-import-not-at-top
+  if args.label is not None and args.version is not None:
+    raise ValueError("pass --label or --version, not both")
+  try:
+    with client_lib.Client(args.target, args.model, timeout=args.timeout) as client:
+      response = client.predict_response(
+          {"user_id": np.array([args.user], dtype=object),
+           "history": np.array([args.history], dtype=object).reshape([1, -1])},
+          signature=args.signature, version=args.version, label=args.label)
+  except client_lib.ServingError as e:
+    print(f"error: {e.code.name}: {e.details}", file=sys.stderr)
+    return 1
+  outputs = client_lib.decode_outputs(response)
+  items = [i.decode("utf-8") for i in outputs["item_ids"][0]]
+  scores = [float(s) for s in outputs["scores"][0]]
+  spec = response.model_spec
+  if args.json:
+    print(json.dumps({"model": spec.name, "version": spec.version.value,
+                      "signature": spec.signature_name, "user_id": args.user,
+                      "items": items, "scores": scores}, indent=2))
+    return 0
+  print(f"{spec.name} version {spec.version.value}"
+        f"{f' (label {args.label})' if args.label else ''}, signature {spec.signature_name}, "
+        f"user {args.user}" + (f", history {' '.join(args.history)}" if args.history else ""))
+  width = max([len("item_id")] + [len(i) for i in items])
+  print(f"{'rank':>4}  {'item_id':<{width}}  score")
+  for rank, (item, score) in enumerate(zip(items, scores), start=1):
+    print(f"{rank:>4}  {item:<{width}}  {score:.4f}")
+  return 0
+
+
 def _demo(args) -> int:
   from tfgrec import demo  # pylint: disable=g-import-not-at-top
   return demo.run(out=args.out, force=args.force)
@@ -194,6 +268,37 @@ def build_parser() -> argparse.ArgumentParser:
                   help="integer version (default: one above the highest present)")
   ex.add_argument("--k", type=int, default=20, help="items per answer, fixed at export")
   ex.set_defaults(func=_export, use_saved=True)
+
+  se = sub.add_parser("serve", help="serve exported models over gRPC with TF Serving's protos "
+                      "(a local stand-in for TF Serving)",
+                      epilog="Clients (tfgrec query, tfgrec.serving.Client, any TF Serving "
+                      "client) work unchanged against real TF Serving.")
+  se.add_argument("--models-config", required=True, metavar="FILE",
+                  help="TF Serving models.config (ModelServerConfig text proto); relative "
+                  "base_paths are taken from the file's folder")
+  se.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+  se.add_argument("--port", type=int, default=8500, help="gRPC port (default: 8500; 0: any)")
+  se.add_argument("--batching-parameters", default=None, metavar="FILE",
+                  help="TF Serving batching parameters; its max_batch_size is enforced")
+  se.add_argument("--grace", type=float, default=5.0,
+                  help="seconds in-flight requests get at shutdown (default: 5)")
+  se.set_defaults(func=_serve)
+
+  qu = sub.add_parser("query", help="recommendations for one user from a served model "
+                      "(TF Serving or tfgrec serve)")
+  qu.add_argument("--target", default="localhost:8500", metavar="HOST:PORT",
+                  help="the server's gRPC address (default: localhost:8500)")
+  qu.add_argument("--user", required=True, metavar="ID", help="the user id")
+  qu.add_argument("--history", nargs="*", default=[], metavar="ITEM",
+                  help="recent item ids, most recent first (for users the model does not know)")
+  qu.add_argument("--label", default=None, help="version label, e.g. stable or canary")
+  qu.add_argument("--version", type=int, default=None, help="model version (default: latest)")
+  qu.add_argument("--model", default="tfgrec", help="model name (default: tfgrec)")
+  qu.add_argument("--signature", default="recommend",
+                  help="signature taking user_id and history (default: recommend)")
+  qu.add_argument("--timeout", type=float, default=5.0, help="deadline in seconds (default: 5)")
+  qu.add_argument("--json", action="store_true", help="print JSON instead of a table")
+  qu.set_defaults(func=_query)
 
   demo = sub.add_parser("demo", help="run the main job on the embedded MovieLens data")
   demo.add_argument("--out", default="out", metavar="DIR")

@@ -18,10 +18,12 @@ items, popularity), so the SavedModel loads with TensorFlow alone (no tfgrec, no
      history h of weight(h) * <item h, item>, the terms of the history readout. The history is
      `history` where a row has one, else the known user's own items (most recent first).
      '' (and contribution 0) where there is no history or the item is unknown.
-  encode_items(title [B] string, categories [B, C] string, '' padding) -> embedding [B, D]
+  encode_items(title [B] string, categories [B, C] string, '' padding)
+      -> embedding [B, D], item_ids [B, K], scores [B, K]
      Items that are not in the catalog, embedded from their text as the model embeds a cold
-     item (tfgrec.export.item_encoder), in the space of the item embeddings: a new item's
-     score for a user is the dot product of this embedding with the user's query.
+     item (tfgrec.export.item_encoder), in the space of the item embeddings (a new item's score
+     for a user is the dot product of this embedding with the user's query); with the K
+     catalog items nearest to each.
 
 Scores are cosine similarities; the retrieval index is a brute-force matmul + top-k in the graph
 (runs on TF Serving's GPU image; no ScaNN ops needed).
@@ -83,6 +85,10 @@ class ServingModule(tf.Module):
     self.popularity = tf.constant((pop / max(pop.max(), 1.0)).astype(np.float32))
     self.half_life = float(history_half_life or 1e9)
     self.item_encoder = item_encoder
+    if item_encoder is not None:  # The signature exists only with an encoder.
+      self.encode_items = tf.function(self._encode_items, input_signature=[
+          tf.TensorSpec([None], tf.string, name="title"),
+          tf.TensorSpec([None, None], tf.string, name="categories")])
     if item_encoder is not None and item_encoder.dim != self.items.shape[1]:
       raise ValueError(f"item_encoder makes {item_encoder.dim}-dim embeddings, the items are "
                        f"{self.items.shape[1]}-dim")
@@ -173,12 +179,11 @@ class ServingModule(tf.Module):
     scores = tf.where(tf.logical_or(own, (index < 0)[:, None]), UNKNOWN_SCORE, scores)
     return self._top_k(scores)
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="title"),
-                                tf.TensorSpec([None, None], tf.string, name="categories")])
-  def encode_items(self, title, categories):
-    if self.item_encoder is None:
-      raise ValueError("this module was built without an item encoder")
-    return {"embedding": self.item_encoder(title, categories)}
+  def _encode_items(self, title, categories):
+    """The encode_items signature (module docstring); built in __init__ with an encoder."""
+    embedding = self.item_encoder(title, categories)
+    nearest = self._top_k(tf.matmul(embedding, self.items, transpose_b=True))
+    return {"embedding": embedding, **nearest}
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
                                 tf.TensorSpec([None, None], tf.string, name="history"),
