@@ -266,3 +266,123 @@ def test_a_module_without_item_encoder_saves_without_encode_items(exported, tmp_
   assert "encode_items" not in loaded.signatures
   out = loaded.signatures["recommend"](user_id=tf.constant(["u"]), history=tf.constant([[""]]))
   assert out["item_ids"].numpy().astype(str).tolist() == [["a", "b"]]
+
+
+@pytest.fixture(scope="module")
+def served(exported, workdir):
+  """A local server on loopback with version 1 (K=5, label stable) and 2 (K=3, canary)."""
+  from tfgrec import serving  # pylint: disable=g-import-not-at-top
+  config, module, _, _ = exported
+  base = workdir / "served"
+  export.save_module(module, str(base), "recs", version=1)
+  export.save_module(export.build_module(config, k=3), str(base), "recs", version=2)
+  models_config = base / "models.config"
+  models_config.write_text(
+      'model_config_list { config { name: "recs" base_path: "recs" model_platform: "tensorflow"\n'
+      '  model_version_policy { specific { versions: 1 versions: 2 } }\n'
+      '  version_labels { key: "stable" value: 1 } version_labels { key: "canary" value: 2 } } }\n')
+  server = serving.LocalModelServer(str(models_config), port=0).start()
+  client = serving.Client(f"127.0.0.1:{server.port}", "recs", timeout=30)
+  yield config, module, server, client
+  client.close()
+  server.stop(1.0)
+
+
+def test_grpc_answers_match_the_model(served):
+  config, module, server, client = served
+  users, items = _vocab(config, "user"), _vocab(config, "item")
+  histories = [[], [items[4], items[8]], []]
+  answers = client.recommend([users[0], "new-with-history", "new-without"], histories,
+                             label="stable")
+  local = module.recommend(tf.constant([users[0], "new-with-history", "new-without"]),
+                           tf.constant([["", ""], [items[4], items[8]], ["", ""]]))
+  for answer, ids, scores in zip(answers, local["item_ids"].numpy().astype(str),
+                                 local["scores"].numpy()):
+    assert answer["items"] == ids.tolist()
+    np.testing.assert_allclose(answer["scores"], scores, rtol=1e-5, atol=1e-6)
+  popularity = module.popularity.numpy()
+  assert answers[2]["items"] == [items[i] for i in np.argsort(-popularity, kind="stable")[:5]]
+  ranked = client.rank(users[0], [items[1], items[2], "no-such-item"])[0]["scores"]
+  np.testing.assert_allclose(
+      ranked, module.rank(tf.constant([users[0]]),
+                          tf.constant([[items[1], items[2], "no-such-item"]]))["scores"][0],
+      rtol=1e-5)
+  why = client.explain("new-with-history", answers[1]["items"], [items[4], items[8]])[0]
+  assert len(why) == 5 and set(why) <= {items[4], items[8]}
+  # A new item, by its text alone.
+  embedding = client.encode_items(["A brand new title"], [["no-such-category"]])
+  np.testing.assert_allclose(
+      embedding, module.encode_items(tf.constant(["A brand new title"]),
+                                     tf.constant([["no-such-category"]]))["embedding"],
+      rtol=1e-4, atol=1e-5)
+  nearest = client.nearest_to_new_items(["A brand new title"], label="stable")[0]
+  assert len(nearest["items"]) == 5 and nearest["scores"] == sorted(nearest["scores"],
+                                                                    reverse=True)
+
+
+def test_grpc_canary_label_reaches_version_two(served):
+  config, _, _, client = served
+  user = _vocab(config, "user")[3]
+  stable = client.predict_response({"user_id": [user], "history": [[""]]}, "recommend",
+                                   label="stable")
+  canary = client.predict_response({"user_id": [user], "history": [[""]]}, "recommend",
+                                   label="canary")
+  assert (stable.model_spec.version.value, canary.model_spec.version.value) == (1, 2)
+  assert len(client.recommend(user, label="canary")[0]["items"]) == 3
+  assert sorted(client.metadata(label="canary")) == [
+      "encode_items", "explain", "rank", "recommend", "serving_default", "similar_items"]
+
+
+def test_grpc_bad_requests_leave_the_server_serving(served):
+  import grpc  # pylint: disable=g-import-not-at-top
+  from tfgrec import serving  # pylint: disable=g-import-not-at-top
+  config, _, server, client = served
+  user = _vocab(config, "user")[0]
+  cases = [
+      (dict(inputs={"user_id": [user]}, signature="recommend"), grpc.StatusCode.INVALID_ARGUMENT),
+      (dict(inputs={"user_id": np.array([1.5], np.float32), "history": [[""]]},
+            signature="recommend"), grpc.StatusCode.INVALID_ARGUMENT),
+      (dict(inputs={"title": ["x"], "categories": [[""]]}, signature="nope"),
+       grpc.StatusCode.FAILED_PRECONDITION),
+      (dict(inputs={"user_id": [user], "history": [[""]]}, signature="recommend",
+            label="beta"), grpc.StatusCode.INVALID_ARGUMENT),
+  ]
+  for kwargs, code in cases:
+    with pytest.raises(serving.ServingError) as error:
+      client.predict(**kwargs)
+    assert error.value.code == code, kwargs
+    assert client.recommend(user)[0]["items"]  # The next good request is answered.
+  with serving.Client(f"127.0.0.1:{server.port}", "unknown-model", timeout=30) as other:
+    with pytest.raises(serving.ServingError) as error:
+      other.recommend(user)
+    assert error.value.code == grpc.StatusCode.NOT_FOUND
+  empty = client.predict({"user_id": np.zeros([0], object), "history": np.zeros([0, 1], object)},
+                         "recommend", label="stable")
+  assert empty["item_ids"].shape == (0, 5)
+  huge = np.array([user] * 20_000, object)  # 20k users x 5 items back: fine, and the next too.
+  assert client.predict({"user_id": huge, "history": np.full([20_000, 1], "", object)},
+                        "recommend", label="stable")["item_ids"].shape == (20_000, 5)
+  assert client.recommend(user)[0]["items"]
+
+
+def test_cli_query_and_recommend(served, tmp_path, capsys):
+  from tfgrec import cli  # pylint: disable=g-import-not-at-top
+  config, module, server, _ = served
+  users = _vocab(config, "user")
+  assert cli.main(["query", "--target", f"127.0.0.1:{server.port}", "--model", "recs",
+                   "--user", users[0], "--label", "stable", "--json"]) == 0
+  answer = json.loads(capsys.readouterr().out)
+  expected = module.recommend(tf.constant([users[0]]), tf.zeros([1, 0], tf.string))
+  assert answer["items"] == expected["item_ids"].numpy().astype(str)[0].tolist()
+  users_file = tmp_path / "users.txt"
+  users_file.write_text(f"{users[0]}\n{users[1]}\n")
+  output = tmp_path / "recs.jsonl"
+  base = os.path.dirname(server.models[0].base_path.rstrip("/"))
+  assert cli.main(["recommend", "--model", os.path.join(base, "recs", "1"), "--users",
+                   str(users_file), "--k", "4", "--output", str(output), "--explain"]) == 0
+  assert "2 users ->" in capsys.readouterr().out
+  records = _read_jsonl(str(output))
+  assert records[0]["items"] == answer["items"][:4] and len(records[0]["because"]) == 4
+  assert cli.main(["recommend", "--model", str(tmp_path / "none"), "--users", str(users_file),
+                   "--output", str(output)]) == 2
+  assert "does not exist" in capsys.readouterr().err

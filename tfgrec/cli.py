@@ -11,11 +11,14 @@
                                             local stand-in for TF Serving (same gRPC protos)
   tfgrec query --target HOST:PORT --user ID [--history ITEM ...] [--label L | --version N]
                [--model NAME] [--signature S] [--timeout S] [--json]   ask a served model
+  tfgrec recommend --model DIR --users FILE --output FILE [--k K] [--explain]
+                                            batch recommendations -> JSON lines
   tfgrec demo [--out DIR] [--force]         the main job on the embedded data
 """
 import tfgrec  # noqa: F401  # Sets TF_USE_LEGACY_KERAS before TensorFlow loads.
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -192,6 +195,18 @@ def _query(args) -> int:
   return 0
 
 
+def _recommend(args) -> int:
+  from tfgrec import batch  # pylint: disable=g-import-not-at-top
+  start = time.time()
+  counts = batch.recommend_file(args.model, args.users, args.output, k=args.k,
+                                explain=args.explain, batch_size=args.batch_size,
+                                max_history=args.max_history, progress=sys.stderr.isatty())
+  print(f"[recommend] {counts['model']}: {counts['written']:,} users -> {args.output} "
+        f"(rows in {counts['rows_in']:,}, dead-lettered {counts['dead_letters']:,}; "
+        f"{time.time() - start:.1f}s)")
+  return 0
+
+
 def _demo(args) -> int:
   from tfgrec import demo  # pylint: disable=g-import-not-at-top
   return demo.run(out=args.out, force=args.force)
@@ -300,6 +315,22 @@ def build_parser() -> argparse.ArgumentParser:
   qu.add_argument("--json", action="store_true", help="print JSON instead of a table")
   qu.set_defaults(func=_query)
 
+  rc = sub.add_parser("recommend", help="batch recommendations from an exported model -> "
+                      "JSON lines (pipelines/batch_recommend.py is the Beam version)")
+  rc.add_argument("--model", required=True, metavar="DIR",
+                  help="exported model: <base>/<name> (its highest version) or a version dir")
+  rc.add_argument("--users", required=True, metavar="FILE",
+                  help="one user id per line, or an interactions file (csv/jsonl/parquet, the "
+                  "raw-log contract) to take each user's history from")
+  rc.add_argument("--output", required=True, metavar="FILE", help="recs.jsonl to write")
+  rc.add_argument("--k", type=int, default=20, help="items per user (<= the K of the export)")
+  rc.add_argument("--explain", action="store_true",
+                  help="add, per item, the user's history item that contributed most")
+  rc.add_argument("--batch-size", type=int, default=256, help="users per model call")
+  rc.add_argument("--max-history", type=int, default=50,
+                  help="latest items per user taken from an interactions file")
+  rc.set_defaults(func=_recommend)
+
   demo = sub.add_parser("demo", help="run the main job on the embedded MovieLens data")
   demo.add_argument("--out", default="out", metavar="DIR")
   demo.add_argument("--force", action="store_true", help="redo stages whose outputs exist")
@@ -331,6 +362,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     return args.func(args)
   except (ValueError, FileNotFoundError, ImportError, KeyError) as e:
     print(f"tfgrec {args.command}: error: {e}", file=sys.stderr)
+    return 2
+  except OSError as e:
+    if e.errno == errno.ENOSPC:
+      where = f" writing {e.filename}" if e.filename else ""
+      print(f"tfgrec {args.command}: error: no space left on the device{where}; free some "
+            "space or point the output directories elsewhere (--out, or the paths of "
+            "--config)", file=sys.stderr)
+    else:
+      print(f"tfgrec {args.command}: error: {e}", file=sys.stderr)
     return 2
 
 

@@ -296,6 +296,47 @@ class Client:
                         "categories": _pad(categories)}, "encode_items", version, label)
     return out["embedding"]
 
+  def nearest_to_new_items(self, titles: Sequence[str], categories: Optional[Rows] = None, *,
+                           label: Optional[str] = None, version: Optional[int] = None
+                           ) -> List[Dict[str, Any]]:
+    """The catalog items nearest to new items described by their text (encode_items).
+
+    Returns:
+      Per title, {'title', 'items': [K] item ids, 'scores': [K] floats}, best first.
+    """
+    titles = _as_list(titles)
+    categories = [[] for _ in titles] if categories is None else categories
+    if len(categories) != len(titles):
+      raise ValueError(f"got {len(titles)} titles but {len(categories)} category lists")
+    out = self.predict({"title": np.array(titles, dtype=object),
+                        "categories": _pad(categories)}, "encode_items", version, label,
+                       output_filter=["item_ids", "scores"])
+    return [{"title": t, "items": i, "scores": s}
+            for t, i, s in zip(titles, _strings(out["item_ids"]), out["scores"].tolist())]
+
+  def explain(self, user_ids: Union[str, Sequence[str]], item_ids: Rows,
+              histories: Optional[Rows] = None, *, label: Optional[str] = None,
+              version: Optional[int] = None) -> List[List[str]]:
+    """Per user and item, the history item that contributed most to its score ('' if none).
+
+    Args:
+      user_ids: [B] user ids; item_ids: per user, the items to explain (e.g. the
+        recommendations); histories: per user, recent items, most recent first (default: the
+        known user's own items).
+    """
+    users = _as_list(user_ids)
+    if isinstance(user_ids, str) and item_ids and isinstance(item_ids[0], str):
+      item_ids = [item_ids]
+      histories = None if histories is None else [histories]
+    histories = [[] for _ in users] if histories is None else histories
+    if not len(users) == len(item_ids) == len(histories):
+      raise ValueError(f"got {len(users)} user ids, {len(item_ids)} item lists and "
+                       f"{len(histories)} histories")
+    out = self.predict({"user_id": np.array(users, dtype=object), "history": _pad(histories),
+                        "item_ids": _pad(item_ids)}, "explain", version, label,
+                       output_filter=["because"])
+    return [row[:len(items)] for row, items in zip(_strings(out["because"]), item_ids)]
+
   def metadata(self, version: Optional[int] = None, label: Optional[str] = None
                ) -> Dict[str, Dict[str, Any]]:
     """The model's signatures: name -> {'inputs', 'outputs': name -> {'dtype', 'shape'}}.
