@@ -51,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--pseudonymize-salt", default=None, help=argparse.SUPPRESS)
 
 
-def _find_tables(raw: str):
+def find_tables(raw: str):
+  """{table: [paths]} of the raw-log files in directory `raw` (interactions required)."""
   from apache_beam.io.filesystems import FileSystems  # pylint: disable=g-import-not-at-top
   found = {}
   for table in contract.TABLES:
@@ -68,7 +69,7 @@ def _find_tables(raw: str):
 def config_from_args(args: argparse.Namespace) -> job.BuildGraphConfig:
   interactions, items, users = list(args.interactions), list(args.items), list(args.users)
   if args.raw:
-    found = _find_tables(args.raw)
+    found = find_tables(args.raw)
     interactions = interactions or found["interactions"]
     items = items or found.get("items", [])
     users = users or found.get("users", [])

