@@ -386,3 +386,24 @@ def test_cli_query_and_recommend(served, tmp_path, capsys):
   assert cli.main(["recommend", "--model", str(tmp_path / "none"), "--users", str(users_file),
                    "--output", str(output)]) == 2
   assert "does not exist" in capsys.readouterr().err
+
+
+def test_tf_serving_style_padding_changes_no_answer(exported):
+  """TF Serving's batching pads a request's variable-length inputs with its first element."""
+  config, module, _, _ = exported
+  users, items = _vocab(config, "user"), _vocab(config, "item")
+  history = [items[6], items[2], items[9]]
+  for user in ("someone-new", users[2]):
+    plain = module.recommend(tf.constant([user]), tf.constant([history]))
+    padded = module.recommend(tf.constant([user]), tf.constant([history + [history[0]] * 4]))
+    assert plain["item_ids"].numpy().tolist() == padded["item_ids"].numpy().tolist()
+    np.testing.assert_allclose(plain["scores"], padded["scores"], rtol=1e-6)
+    why = module.explain(tf.constant([user]), tf.constant([history + [history[0]] * 4]),
+                         plain["item_ids"])
+    assert why["because"].numpy().tolist() == module.explain(
+        tf.constant([user]), tf.constant([history]), plain["item_ids"])["because"].numpy().tolist()
+  cold = _cold_items(config, module)[0]
+  once = module.encode_items(tf.constant([cold[1]]), tf.constant([cold[2]]))["embedding"]
+  twice = module.encode_items(tf.constant([cold[1]]),
+                              tf.constant([cold[2] + [cold[2][0]] * 3]))["embedding"]
+  np.testing.assert_allclose(once, twice, rtol=1e-5, atol=1e-6)

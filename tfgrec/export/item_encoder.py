@@ -27,13 +27,28 @@ _keras_guard.ensure_legacy_keras()
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
+def first_occurrences(values: tf.Tensor) -> tf.Tensor:
+  """[B, C] -> [B, C] bool: True where the value is not in an earlier column of its row.
+
+  TF Serving's batching pads variable-length inputs with the request's first element, so a
+  padded row may repeat its first value; counting each value once makes that harmless.
+  """
+  width = tf.shape(values)[1]
+  earlier = tf.logical_and(tf.linalg.band_part(tf.ones([width, width], tf.bool), -1, 0),
+                           tf.logical_not(tf.eye(width, dtype=tf.bool)))
+  same = tf.equal(values[:, :, None], values[:, None, :])
+  return tf.logical_not(tf.reduce_any(tf.logical_and(same, earlier[None]), axis=2))
+
+
 def item_text(title: tf.Tensor, categories: tf.Tensor) -> tf.Tensor:
   """[B] strings 'title | cat1, cat2' from title [B] and categories [B, C] ('' padding).
 
-  The in-graph twin of tfgrec.data.prepare.item_text (without a description).
+  The in-graph twin of tfgrec.data.prepare.item_text (without a description); a category
+  named twice in a row is written once.
   """
   title = tf.strings.strip(title)
-  kept = tf.ragged.boolean_mask(categories, tf.not_equal(categories, ""))
+  kept = tf.ragged.boolean_mask(categories, tf.logical_and(tf.not_equal(categories, ""),
+                                                           first_occurrences(categories)))
   joined = tf.strings.reduce_join(kept, axis=1, separator=", ")
   has_title, has_categories = tf.not_equal(title, ""), tf.not_equal(joined, "")
   both = tf.strings.join([title, joined], separator=" | ")
@@ -82,7 +97,8 @@ class NewItemEncoder(tf.Module):
     tf.debugging.assert_equal(tf.shape(categories)[0], tf.shape(title)[0],
                               message="title and categories must have the same batch size")
     index = self.category_table.lookup(categories)
-    known = tf.ragged.boolean_mask(index, index >= 0)
+    known = tf.ragged.boolean_mask(index, tf.logical_and(index >= 0,
+                                                         first_occurrences(categories)))
     embedding = self.tower.encode_new_items(self.text_embeddings(item_text(title, categories)),
                                             known, self.category_states,
                                             self.category_degree)

@@ -38,6 +38,8 @@ _keras_guard.ensure_legacy_keras()
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from tfgrec.export import item_encoder as item_encoder_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 UNKNOWN_SCORE = -1e9
 
 
@@ -100,11 +102,21 @@ class ServingModule(tf.Module):
     return names + (["encode_items"] if self.item_encoder is not None else [])
 
   def _history_rows(self, history: tf.Tensor):
-    """[B, H] strings -> ([B, H] item indices or -1, [B, H] recency weights, 0 where unknown)."""
-    index = self.item_table.lookup(history)
-    valid = tf.cast(index >= 0, tf.float32)
-    position = tf.cast(tf.range(tf.shape(history)[1]), tf.float32)[None, :]
-    return index, valid * tf.pow(0.5, position / self.half_life)
+    """[B, H] strings -> ([B, H] item indices or -1, [B, H] recency weights).
+
+    Only the first (most recent) occurrence of an item in a row counts, and positions count
+    the known items before it: a row padded with repeats of its own first item (as TF
+    Serving's batching pads variable-length inputs, with the request's first element) or
+    with '' gives the same weights. Unknown items and '' weigh 0.
+    """
+    return self._weights(self.item_table.lookup(history))
+
+  def _weights(self, index: tf.Tensor):
+    """[B, H] item indices (-1: none) -> (the same, [B, H] recency weights; see above)."""
+    keep = tf.cast(tf.logical_and(index >= 0, item_encoder_lib.first_occurrences(index)),
+                   tf.float32)
+    position = tf.cumsum(keep, axis=1, exclusive=True)
+    return index, keep * tf.pow(0.5, position / self.half_life)
 
   def _queries(self, user_id: tf.Tensor, history: tf.Tensor):
     """[B, D] queries and [B] bool has_query (known user or non-empty history)."""
@@ -195,9 +207,7 @@ class ServingModule(tf.Module):
     pad = lambda rows: tf.pad(rows, [[0, 0], [0, width - tf.shape(rows)[1]]],
                               constant_values=-1)
     use_given = tf.reduce_any(given >= 0, axis=1, keepdims=True)
-    index = tf.where(use_given, pad(given), pad(known))
-    position = tf.cast(tf.range(width), tf.float32)[None, :]
-    weight = tf.cast(index >= 0, tf.float32) * tf.pow(0.5, position / self.half_life)
+    index, weight = self._weights(tf.where(use_given, pad(given), pad(known)))
     vectors = tf.gather(self.items, tf.maximum(index, 0))           # [B, H, D]
     target = self.item_table.lookup(item_ids)
     candidates = tf.gather(self.items, tf.maximum(target, 0))        # [B, N, D]
