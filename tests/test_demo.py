@@ -1,6 +1,7 @@
 """`tfgrec demo` end to end on a small synthetic log with the tiny test BERT (fast), every stage's
 outputs, the served answers, re-runs, and the failure modes a user meets; the real demo on the
 embedded MovieLens and MiniLM is slow-marked."""
+import collections
 import contextlib
 import io
 import json
@@ -160,7 +161,8 @@ def test_failure_modes_exit_non_zero_with_a_clear_message(root, first_run, capsy
     busy.listen(1)
     code, err = run_with({"serve.port": busy.getsockname()[1]})
   assert code == 2 and "in use" in err and "serve.port" in err
-  monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(1, 1, 0))  # pylint: disable=protected-access
+  full = collections.namedtuple("usage", "total used free")(1 << 40, 1 << 40, 1 << 20)
+  monkeypatch.setattr(shutil, "disk_usage", lambda _: full)
   code, err = run_with({})
   assert code == 2 and "no space left" in err
   assert not (tmp_path / "bad" / "graph").exists()  # Nothing ran before the checks.

@@ -102,7 +102,8 @@ class _Flow:
              "outputs": out_dir, **facts}
     with open(_stamp_path(out_dir, name), "w", encoding="utf-8") as f:
       json.dump(stamp, f, indent=1)
-    print(f"   {name} done in {_elapsed(stamp['seconds'])} (total {_elapsed(time.time() - self.start)}); "
+    total = _elapsed(time.time() - self.start)
+    print(f"   {name} done in {_elapsed(stamp['seconds'])} (total {total}); "
           f"outputs: {stamp['outputs']}", flush=True)
     return stamp
 

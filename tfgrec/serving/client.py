@@ -105,9 +105,10 @@ def _strings(array: np.ndarray) -> List:
   return np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(array).tolist()
 
 
-def _pad(rows: Rows) -> np.ndarray:
-  """[B, max len] string array, '' after each row's own items (the model's padding)."""
-  width = max((len(r) for r in rows), default=0)
+def _pad(rows: Rows, width: int = 0) -> np.ndarray:
+  """[B, max(width, longest row)] string array, '' after each row's own items (the model's
+  padding)."""
+  width = max([len(r) for r in rows] + [width])
   out = np.full([len(rows), width], "", dtype=object)
   for i, row in enumerate(rows):
     out[i, :len(row)] = list(row)
@@ -144,10 +145,16 @@ class Client:
     timeout: the deadline of each call, in seconds (retries included).
     retries: how often to retry a call that fails with UNAVAILABLE (0 to 4).
     wait_for_ready: let a call wait, up to its deadline, for an unreachable server.
+    history_width, categories_width: `history` and `categories` are sent at least this wide
+      ('' padding). With TF Serving's server-side batching, requests of equal widths batch
+      without being padded by the server, which pads with a request's first element: harmless
+      for one-user requests (the model counts a repeated item once), but it would add the
+      first user's item to the other users of a multi-user request.
   """
 
   def __init__(self, target: str, model_name: str = "tfgrec", *, timeout: float = 5.0,
-               retries: int = 3, wait_for_ready: bool = False):
+               retries: int = 3, wait_for_ready: bool = False, history_width: int = 50,
+               categories_width: int = 8):
     if timeout <= 0:
       raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
     if not 0 <= retries <= MAX_RETRIES:
@@ -158,6 +165,8 @@ class Client:
     self.timeout = timeout
     self.retries = retries
     self.wait_for_ready = wait_for_ready
+    self.history_width = history_width
+    self.categories_width = categories_width
     self._channel = grpc.insecure_channel(target, options=_channel_options(retries))
     self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
     self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
@@ -240,7 +249,8 @@ class Client:
       histories = [histories]
     if len(histories) != len(users):
       raise ValueError(f"got {len(users)} user ids but {len(histories)} histories")
-    out = self.predict({"user_id": np.array(users, dtype=object), "history": _pad(histories)},
+    out = self.predict({"user_id": np.array(users, dtype=object),
+                        "history": _pad(histories, self.history_width)},
                        signature, version, label)
     items, scores = _strings(out["item_ids"]), out["scores"].tolist()
     return [{"user_id": u, "items": i, "scores": s} for u, i, s in zip(users, items, scores)]
@@ -293,7 +303,8 @@ class Client:
     if len(categories) != len(titles):
       raise ValueError(f"got {len(titles)} titles but {len(categories)} category lists")
     out = self.predict({"title": np.array(titles, dtype=object),
-                        "categories": _pad(categories)}, "encode_items", version, label)
+                        "categories": _pad(categories, self.categories_width)},
+                       "encode_items", version, label)
     return out["embedding"]
 
   def nearest_to_new_items(self, titles: Sequence[str], categories: Optional[Rows] = None, *,
@@ -309,7 +320,8 @@ class Client:
     if len(categories) != len(titles):
       raise ValueError(f"got {len(titles)} titles but {len(categories)} category lists")
     out = self.predict({"title": np.array(titles, dtype=object),
-                        "categories": _pad(categories)}, "encode_items", version, label,
+                        "categories": _pad(categories, self.categories_width)},
+                       "encode_items", version, label,
                        output_filter=["item_ids", "scores"])
     return [{"title": t, "items": i, "scores": s}
             for t, i, s in zip(titles, _strings(out["item_ids"]), out["scores"].tolist())]
@@ -332,7 +344,8 @@ class Client:
     if not len(users) == len(item_ids) == len(histories):
       raise ValueError(f"got {len(users)} user ids, {len(item_ids)} item lists and "
                        f"{len(histories)} histories")
-    out = self.predict({"user_id": np.array(users, dtype=object), "history": _pad(histories),
+    out = self.predict({"user_id": np.array(users, dtype=object),
+                        "history": _pad(histories, self.history_width),
                         "item_ids": _pad(item_ids)}, "explain", version, label,
                        output_filter=["because"])
     return [row[:len(items)] for row, items in zip(_strings(out["because"]), item_ids)]
