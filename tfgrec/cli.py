@@ -126,8 +126,8 @@ def _export(args) -> int:
   k = args.k or config.export.k
   path = export.export_run(config, args.base or config.export.base,
                            args.name or config.export.name, args.version, k)
-  print(f"[export] {config.run_dir} -> {path} (signatures: serving_default = recommend, "
-        f"{', '.join(export.SIGNATURES)}; K = {k})")
+  print(f"[export] {config.run_dir} -> {path} (signatures: "
+        f"{', '.join(export.SIGNATURES)}; serving_default = recommend; K = {k})")
   return 0
 
 

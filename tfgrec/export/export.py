@@ -24,7 +24,8 @@ from tfgrec.train import trainer
 
 tf = serving_module.tf
 
-SIGNATURES = ("recommend", "rank", "similar_items", "encode_items")
+# The signatures of an export (serving_default = recommend); encode_items needs an item encoder.
+SIGNATURES = ("recommend", "rank", "similar_items", "explain", "encode_items")
 
 
 def next_version(model_dir: str) -> int:
