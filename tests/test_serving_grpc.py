@@ -447,3 +447,30 @@ def test_a_version_that_does_not_load_is_a_clear_error(tmp_path):
       'model_config_list { config { name: "broken" base_path: "models/broken" } }')
   with pytest.raises(serving.ServerError, match="cannot load model broken version 1 from "):
     serving.LocalModelServer(str(tmp_path / "models.config"), port=0).start()
+
+
+def test_cli_serve_from_the_run_config_serves_the_latest_export(models_config, tmp_path):
+  """`tfgrec serve --config FILE`: export.base / export.name / serve.port of the config."""
+  base = os.path.join(os.path.dirname(models_config), "models")
+  port = _free_port()
+  config = tmp_path / "run.yaml"
+  config.write_text(f"export: {{base: {base}, name: toy}}\nserve: {{port: {port}}}\n")
+  proc = subprocess.Popen([sys.executable, "-m", "tfgrec.cli", "serve", "--config", str(config)],
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  try:
+    with serving.Client(f"127.0.0.1:{port}", "toy", timeout=90, wait_for_ready=True) as toy:
+      answer = toy.predict_response({"user_id": ["u1"], "history": [[""]]}, "recommend",
+                                    label="stable")
+      assert answer.model_spec.version.value == 2  # The latest export, labelled stable.
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+      proc.communicate(timeout=10)
+  assert proc.returncode == 0, err
+  assert os.path.exists(os.path.join(base, "models.config"))
+  assert "toy: versions 2" in out
+  empty = tmp_path / "empty.yaml"
+  empty.write_text(f"export: {{base: {tmp_path / 'nothing'}, name: toy}}\n")
+  assert cli.main(["serve", "--config", str(empty)]) == 2
