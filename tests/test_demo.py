@@ -71,7 +71,7 @@ def test_every_stage_writes_its_outputs(root, first_run):
   for path in ("data/interactions.csv", "data/items.csv", "graph/stats.json",
                "graph/schema.pbtxt", "run/best.json", "run/history.json", "run/metrics.json",
                "run/report.md", "run/training_curves.png", "run/comparison.png",
-               "run/slices.png", "run/degree_distribution.png", "models/models.config",
+               "run/slices.png", "run/degree_distribution.png", "run/cold_items.png", "models/models.config",
                "models/tfgrec/1/saved_model.pb",
                "models/tfgrec/1/assets.extra/tf_serving_warmup_requests"):
     assert (out / path).exists(), path

@@ -50,7 +50,7 @@ def test_report_with_histories(tmp_path):
     assert f"## Slice {name}" in text
   assert "- 300 users, 600 items\n- seed 3\n" in text
   for png in ("training_curves.png", "comparison.png", "slices.png",
-              "degree_distribution.png"):
+              "degree_distribution.png", "cold_items.png"):
     assert f"]({png})" in text
     assert _is_png(tmp_path / png), png
 
@@ -62,7 +62,7 @@ def test_report_without_histories_has_no_training_curves(tmp_path):
   with open(path, encoding="utf-8") as f:
     text = f.read()
   assert "training_curves" not in text and "## Notes" not in text
-  assert "degree_distribution" not in text
+  assert "degree_distribution" not in text and "cold_items.png" not in text
   assert not stale.exists()
   assert _is_png(tmp_path / "comparison.png") and _is_png(tmp_path / "slices.png")
 

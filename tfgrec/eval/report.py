@@ -8,7 +8,9 @@ of per-epoch dicts (keys like "loss", "val_ndcg@20", "seconds"). `write_report` 
 * report.md: the headline table (slice "all": Recall, NDCG, HR, MRR, coverage and novelty at K,
   the best value of each column in bold), a table per other slice (Recall and NDCG at K, users),
   the notes and the figures;
-* comparison.png: NDCG@K and Recall@K per model on slice "all", grouped bars;
+* comparison.png: one panel per headline metric (Recall, NDCG, HR, MRR, coverage, novelty at
+  K), a bar per model on slice "all" (the first model, the full model, highlighted);
+* cold_items.png: Recall@K and NDCG@K per model on the cold-item slice, when there is one;
 * slices.png: NDCG@K of each model on each slice;
 * training_curves.png: loss and validation NDCG@K per epoch of every model with a history; not
   written (and not linked) without one;
@@ -94,13 +96,13 @@ def _markdown_table(metrics: Metrics, slice_name: str, keys: Sequence[str],
   return lines
 
 
-def _figure(width: float, height: float, ncols: int = 1):
-  """A Figure on an Agg canvas (no pyplot) and its axes."""
+def _figure(width: float, height: float, ncols: int = 1, nrows: int = 1):
+  """A Figure on an Agg canvas (no pyplot) and its axes (a flat list, row by row)."""
   from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
   from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   fig = Figure(figsize=(width, height), layout="constrained")
   FigureCanvasAgg(fig)
-  return fig, fig.subplots(1, ncols, squeeze=False)[0]
+  return fig, list(fig.subplots(nrows, ncols, squeeze=False).flat)
 
 
 def _bars(ax, groups: Sequence[str], series: Dict[str, List[float]], ylabel: str):
@@ -125,14 +127,30 @@ def _value(metrics: Metrics, model: str, slice_name: str, key: str) -> float:
   return float("nan") if value is None else float(value)
 
 
-def _plot_comparison(path: str, metrics: Metrics, k: int):
+def _plot_per_metric(path: str, metrics: Metrics, k: int, slice_name: str,
+                     names: Sequence[str], title: str):
+  """One panel per metric: a bar per model on `slice_name`, the first model highlighted."""
   models = list(metrics)
-  fig, (ax,) = _figure(max(6.0, 1.2 * len(models) + 2.0), 4.0)
-  _bars(ax, models, {f"NDCG@{k}": [_value(metrics, m, "all", f"ndcg@{k}") for m in models],
-                     f"Recall@{k}": [_value(metrics, m, "all", f"recall@{k}") for m in models]},
-        "metric")
-  ax.set_title(f"NDCG@{k} and Recall@{k}, all users")
+  ncols = min(3, len(names))
+  nrows = (len(names) + ncols - 1) // ncols
+  fig, axes = _figure(max(4.0, 0.55 * len(models) + 1.5) * ncols, 3.2 * nrows + 0.4,
+                      ncols=ncols, nrows=nrows)
+  for ax, name in zip(axes, names):
+    values = [_value(metrics, m, slice_name, f"{name}@{k}") for m in models]
+    ax.bar(range(len(models)), values, color=["C3" if i == 0 else "C0"
+                                              for i in range(len(models))])
+    ax.set_xticks(range(len(models)))
+    ax.set_xticklabels(models, rotation=35, ha="right", fontsize="small")
+    ax.set_title(f"{_NAMES.get(name, name)}@{k}")
+    ax.grid(axis="y", alpha=0.3)
+  for ax in axes[len(names):]:
+    ax.set_visible(False)
+  fig.suptitle(title)
   fig.savefig(path, dpi=_PNG_DPI)
+
+
+def _plot_comparison(path: str, metrics: Metrics, k: int):
+  _plot_per_metric(path, metrics, k, "all", HEADLINE, f"All users, K = {k}")
 
 
 def _plot_slices(path: str, metrics: Metrics, k: int):
@@ -208,6 +226,13 @@ def write_report(out_dir: str, metrics: Metrics, histories: Optional[Histories] 
     os.remove(curves)
   _plot_comparison(os.path.join(out_dir, "comparison.png"), metrics, k)
   _plot_slices(os.path.join(out_dir, "slices.png"), metrics, k)
+  has_cold = any("cold_items" in per_model for per_model in metrics.values())
+  cold = os.path.join(out_dir, "cold_items.png")
+  if has_cold:
+    _plot_per_metric(cold, metrics, k, "cold_items", ("recall", "ndcg"),
+                     f"Cold items (no training interaction), K = {k}")
+  elif os.path.exists(cold):  # A stale figure of an earlier report in the same folder.
+    os.remove(cold)
   if degrees:
     _plot_degrees(os.path.join(out_dir, "degree_distribution.png"), degrees)
 
@@ -227,8 +252,10 @@ def write_report(out_dir: str, metrics: Metrics, histories: Optional[Histories] 
   lines += ["## Figures", ""]
   if histories:
     lines += ["![Training curves](training_curves.png)", ""]
-  lines += [f"![NDCG@{k} and Recall@{k} per model](comparison.png)", "",
+  lines += [f"![Every headline metric per model](comparison.png)", "",
             f"![NDCG@{k} per slice](slices.png)", ""]
+  if has_cold:
+    lines += ["![Cold-item results](cold_items.png)", ""]
   if degrees:
     lines += ["![Degree distribution of the training graph](degree_distribution.png)", ""]
   path = os.path.join(out_dir, "report.md")
