@@ -14,6 +14,7 @@ import tfgrec  # noqa: F401  # Sets TF_USE_LEGACY_KERAS before TensorFlow loads.
 
 import argparse
 import logging
+import os
 import sys
 import time
 from typing import List, Optional
@@ -59,7 +60,7 @@ def run_from_args(args: argparse.Namespace, beam_args: List[str]) -> int:
   print(f"  rows in {counts['rows_in']:,}  users {counts['users']:,}  "
         f"dead-lettered {counts['dead_letters']:,}  written {counts['written']:,}")
   if counts["dead_letters"]:
-    print(f"  dead letters: {cfg.output}.dead_letter/")
+    print(f"  dead letters: {os.path.join(job.dead_letter_dir(cfg), 'dead_letter')}/")
   print(f"[batch-recommend] done in {time.time() - start:.1f}s", flush=True)
   return 0
 

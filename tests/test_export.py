@@ -407,3 +407,24 @@ def test_tf_serving_style_padding_changes_no_answer(exported):
   twice = module.encode_items(tf.constant([cold[1]]),
                               tf.constant([cold[2] + [cold[2][0]] * 3]))["embedding"]
   np.testing.assert_allclose(once, twice, rtol=1e-5, atol=1e-6)
+
+
+def test_beam_batch_recommend_from_interactions_counts_dead_letters(exported, tmp_path):
+  from tfgrec.beam import batch_recommend  # pylint: disable=g-import-not-at-top
+  config, module, _, path = exported
+  items = _vocab(config, "item")
+  interactions = tmp_path / "recent.csv"
+  interactions.write_text("user_id,item_id,timestamp\n"
+                          f"fresh,{items[2]},100\nfresh,{items[5]},300\nfresh,{items[5]},50\n"
+                          f"other,{items[1]},5\nbroken,{items[1]},not-a-time\n")
+  cfg = batch_recommend.BatchRecommendConfig(model=path, users=[str(interactions)],
+                                             output=str(tmp_path / "recs.jsonl"), k=3)
+  counts = batch_recommend.run(cfg, ["--direct_num_workers=1"])
+  assert counts == {"rows_in": 5, "users": 2, "dead_letters": 1, "written": 2}
+  with open(tmp_path / "dead_letter" / "interactions.jsonl") as f:
+    dead = [json.loads(line) for line in f]
+  assert len(dead) == 1 and dead[0]["source"].endswith("recent.csv:6")
+  records = {r["user_id"]: r for r in _read_jsonl(cfg.output)}
+  # fresh's history, most recent first and each item once: items[5], items[2].
+  local = module.recommend(tf.constant(["fresh"]), tf.constant([[items[5], items[2]]]))
+  assert records["fresh"]["items"] == local["item_ids"].numpy().astype(str)[0, :3].tolist()

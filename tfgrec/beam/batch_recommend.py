@@ -5,8 +5,8 @@ process: users (plain text, one id per line; or interactions of the raw-log cont
 each user's history is taken) -> RunInference (the `recommend` signature, and `explain` when
 asked) -> JSON lines {"user_id", "items", "scores"[, "because", "contributions"]}.
 
-Interaction rows that break the contract go to `<output>.dead_letter/interactions.jsonl` with
-their reason; the counts (rows in, users, dead letters, written) are Beam metrics, returned by
+Interaction rows that break the contract go to `dead_letter/interactions.jsonl` beside the output,
+with their reason; the counts (rows in, users, dead letters, written) are Beam metrics, returned by
 :func:`run` and printed by the driver (pipelines/batch_recommend.py).
 """
 import dataclasses
@@ -109,6 +109,12 @@ def _events(frame):
     yield str(user), (int(ts), str(item))
 
 
+def dead_letter_dir(cfg: BatchRecommendConfig) -> str:
+  """The folder that receives dead_letter/interactions.jsonl: the output's folder."""
+  from apache_beam.io.filesystems import FileSystems  # pylint: disable=g-import-not-at-top
+  return FileSystems.split(cfg.output)[0] or "."
+
+
 def build_pipeline(p: beam.Pipeline, cfg: BatchRecommendConfig) -> None:
   """Adds the job's transforms to `p`."""
   from tfgrec.beam import transforms  # pylint: disable=g-import-not-at-top
@@ -135,7 +141,7 @@ def build_pipeline(p: beam.Pipeline, cfg: BatchRecommendConfig) -> None:
     rows_in = beam.metrics.Metrics.counter(NAMESPACE, "rows_in")
     _ = counts | "CountRows" >> beam.Map(lambda c: rows_in.inc(c[2]))
     _ = dead | "CountDead" >> beam.Map(lambda d: dead_letters.inc())
-    _ = dead | "Dead" >> transforms.WriteDeadLetters(cfg.output + ".dead_letter")
+    _ = dead | "Dead" >> transforms.WriteDeadLetters(dead_letter_dir(cfg))
     users = (rows
              | "Events" >> beam.FlatMap(_events)
              | "ByUser" >> beam.GroupByKey()
