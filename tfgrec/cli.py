@@ -405,8 +405,10 @@ def main(argv: Optional[List[str]] = None) -> int:
   args, extra = parser.parse_known_args(argv)
   if extra and not getattr(args, "passes_beam_args", False):
     parser.error(f"unrecognized arguments: {' '.join(extra)}")
+  # force: an import may have configured the root logger already (a library's logging.warning
+  # at import time does), and this process's output is ours to format.
   logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                      format="%(asctime)s %(levelname)s %(message)s")
+                      format="%(asctime)s %(levelname)s %(message)s", force=True)
   if not args.verbose:
     logging.getLogger("tfgrec").setLevel(logging.INFO)
   logging.getLogger("apache_beam").setLevel(logging.WARNING)
