@@ -428,3 +428,17 @@ def test_beam_batch_recommend_from_interactions_counts_dead_letters(exported, tm
   # fresh's history, most recent first and each item once: items[5], items[2].
   local = module.recommend(tf.constant(["fresh"]), tf.constant([[items[5], items[2]]]))
   assert records["fresh"]["items"] == local["item_ids"].numpy().astype(str)[0, :3].tolist()
+
+
+def test_a_fine_tuned_run_exports_its_fine_tuned_text_tower(workdir):
+  """The export embeds the catalog and new items with the trained BERT, not the checkpoint's."""
+  config = test_train._config(workdir, "export_fine_tuned", train={"epochs": 1},
+                              text={"fine_tune": "on", "trainable_layers": 1})
+  trainer.train(config, progress=False)
+  module = export.build_module(config, k=5)
+  cold = _cold_items(config, module)[:3]
+  width = max(len(c) for _, _, c in cold)
+  new = module.encode_items(tf.constant([t for _, t, _ in cold]),
+                            tf.constant([c + [""] * (width - len(c)) for _, _, c in cold]))
+  expected = module.items.numpy()[[r for r, _, _ in cold]]
+  np.testing.assert_allclose(np.sum(new["embedding"].numpy() * expected, axis=1), 1.0, atol=2e-3)

@@ -87,13 +87,18 @@ class _RefreshText(tf.keras.callbacks.Callback):
   def on_epoch_begin(self, epoch, logs=None):
     if epoch == 0:
       return
-    strings = self.inputs.item_strings
-    table = np.zeros([len(strings), self.encoder.dim], np.float32)
-    has = np.flatnonzero([bool(s) for s in strings])
-    for start in range(0, len(has), self.config.text.batch_size):
-      rows = has[start:start + self.config.text.batch_size]
-      table[rows] = self.encoder(tf.constant(strings[rows].astype(str))).numpy()
-    self.model.refresh_item_text(table)
+    self.model.refresh_item_text(
+        embed_catalog(self.encoder, self.inputs.item_strings, self.config.text.batch_size))
+
+
+def embed_catalog(encoder, strings: np.ndarray, batch_size: int) -> np.ndarray:
+  """[I, T] the encoder's embeddings of the item texts (zeros for items without text)."""
+  table = np.zeros([len(strings), encoder.dim], np.float32)
+  has = np.flatnonzero([bool(s) for s in strings])
+  for start in range(0, len(has), batch_size):
+    rows = has[start:start + batch_size]
+    table[rows] = encoder(tf.constant(strings[rows].astype(str))).numpy()
+  return table
 
 
 def save_embeddings(model, inputs: inputs_lib.RunInputs, path: str) -> Dict[str, np.ndarray]:
@@ -200,4 +205,7 @@ def load_trained(config: config_lib.RunConfig, inputs: Optional[inputs_lib.RunIn
     _, encoder = inputs_lib.text_encoder(config, trainable=True)
   model = inputs_lib.build_model(config, inputs, text_encoder_layer=encoder)
   restore_best(model, config, inputs)
+  if encoder is not None:  # The item texts as the fine-tuned text tower reads them.
+    model.refresh_item_text(embed_catalog(encoder, inputs.item_strings,
+                                          config.text.batch_size))
   return model, inputs
