@@ -148,6 +148,11 @@ def test_encode_items_puts_a_new_item_where_the_model_puts_a_cold_one(exported):
   np.testing.assert_allclose(np.sum(local * expected, axis=1), 1.0, atol=2e-3)
   np.testing.assert_allclose(np.linalg.norm(local, axis=1), 1.0, rtol=1e-5)
   loaded = tf.saved_model.load(path)
+  # The ID tables are not saved twice: the only [I, D] / [U, D] variables are the final ones.
+  shapes = [tuple(shape) for _, shape in
+            tf.train.list_variables(os.path.join(path, "variables", "variables"))]
+  assert shapes.count(tuple(module.items.shape)) == 1
+  assert shapes.count(tuple(module.users.shape)) == 1
   served = loaded.signatures["encode_items"](title=titles, categories=categories)["embedding"]
   np.testing.assert_allclose(served.numpy(), local, rtol=1e-4, atol=1e-5)
   # The text matters: another title moves the embedding; unknown categories are ignored.

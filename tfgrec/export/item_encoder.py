@@ -26,6 +26,8 @@ _keras_guard.ensure_legacy_keras()
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from tfgrec.models import graph_tower  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 
 def first_occurrences(values: tf.Tensor) -> tf.Tensor:
   """[B, C] -> [B, C] bool: True where the value is not in an earlier column of its row.
@@ -56,6 +58,27 @@ def item_text(title: tf.Tensor, categories: tf.Tensor) -> tf.Tensor:
                   tf.where(has_title, title, joined))
 
 
+class _ItemPath(tf.Module):
+  """The parts of a GraphTower that embed a new item, without its ID embedding tables.
+
+  It runs GraphTower's own code (encode_new_items and the rounds it calls) on these parts, so
+  the SavedModel holds the rounds, norms and projections but not the [U, D] and [I, D] ID
+  tables, which the serving module already stores as final embeddings.
+  """
+
+  encode_new_items = graph_tower.GraphTower.encode_new_items
+  _propagate = graph_tower.GraphTower._propagate  # pylint: disable=protected-access
+
+  def __init__(self, tower: graph_tower.GraphTower):
+    super().__init__(name="item_path")
+    self.config = tower.config
+    self.text_projection = tower.text_projection
+    self.rounds = tower.rounds
+    self.norms = tower.norms
+    self.dropout = tower.dropout
+    self.projection = tower.projection
+
+
 class NewItemEncoder(tf.Module):
   """title [B], categories [B, C] -> [B, dim] L2-normalized item embeddings (module docstring).
 
@@ -72,7 +95,7 @@ class NewItemEncoder(tf.Module):
   def __init__(self, *, tower, text_encoder, category_ids, category_states: List[np.ndarray],
                category_degree: np.ndarray):
     super().__init__(name="new_item_encoder")
-    self.tower = tower
+    self.tower = _ItemPath(tower)
     self.text_encoder = text_encoder if tower.text_projection is not None else None
     keys = np.asarray(category_ids).astype(str)
     self.category_table = tf.lookup.StaticHashTable(
