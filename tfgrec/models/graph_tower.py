@@ -151,8 +151,10 @@ class GraphTower(tf.keras.layers.Layer):
     self.item_text_dim = item_text_dim
     self.rounds = [self._round(i, last=i == config.rounds - 1) for i in range(config.rounds)]
     self.dropout = tf.keras.layers.Dropout(config.dropout)
+    # After the last round nothing reads the categories: no norm for them there.
     self.norms = [{name: tf.keras.layers.LayerNormalization(name=f"norm_{i}_{name}")
-                   for name in (gs.USER, gs.ITEM, gs.CATEGORY)}
+                   for name in (gs.USER, gs.ITEM, gs.CATEGORY)
+                   if name != gs.CATEGORY or i < config.rounds - 1}
                   for i in range(config.rounds)] if config.layer_norm else []
     self.projection = {
         name: tf.keras.layers.Dense(config.dim, name=f"{name}_combine")
