@@ -7,6 +7,7 @@ server refuses more than MAX_BATCH rows, as TF Serving's batching does.
 import tfgrec  # noqa: F401  # Keras 2 before TensorFlow loads (tensorflow_serving imports it).
 
 import concurrent.futures
+import contextlib
 import json
 import os
 import signal
@@ -77,6 +78,27 @@ class _Toy(tf.Module):
   def rank(self, user_id, item_ids):
     del user_id
     return {"scores": self.table.lookup(item_ids)}
+
+
+@contextlib.contextmanager
+def _stopped_at_exit(proc: subprocess.Popen):
+  """Kills `proc` if the block fails before it was stopped (no server outlives its test)."""
+  try:
+    yield proc
+  except BaseException:
+    proc.kill()
+    proc.communicate(timeout=10)
+    raise
+
+
+def _terminate(proc: subprocess.Popen):
+  """SIGTERM (a graceful stop), then (stdout, stderr); killed if it does not stop in 60 s."""
+  proc.send_signal(signal.SIGTERM)
+  try:
+    return proc.communicate(timeout=60)
+  except subprocess.TimeoutExpired:
+    proc.kill()
+    return proc.communicate(timeout=10)
 
 
 def _free_port() -> int:
@@ -424,15 +446,10 @@ def test_cli_serve_answers_health_and_stops_on_sigterm(models_config):
   proc = subprocess.Popen(
       [sys.executable, "-m", "tfgrec.cli", "serve", "--models-config", models_config,
        "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-  try:
+  with _stopped_at_exit(proc):
     assert serving.health_check(f"127.0.0.1:{port}", "toy", timeout=90,
                                 wait_for_ready=True) == "SERVING"
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
-  finally:
-    if proc.poll() is None:
-      proc.kill()
-      proc.communicate(timeout=10)
+  out, err = _terminate(proc)
   assert proc.returncode == 0, err
   assert f"gRPC on 127.0.0.1:{port}" in out
   assert "toy: versions 1, 2 (labels: canary -> 2, stable -> 1)" in out
@@ -457,17 +474,12 @@ def test_cli_serve_from_the_run_config_serves_the_latest_export(models_config, t
   config.write_text(f"export: {{base: {base}, name: toy}}\nserve: {{port: {port}}}\n")
   proc = subprocess.Popen([sys.executable, "-m", "tfgrec.cli", "serve", "--config", str(config)],
                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-  try:
+  with _stopped_at_exit(proc):
     with serving.Client(f"127.0.0.1:{port}", "toy", timeout=90, wait_for_ready=True) as toy:
       answer = toy.predict_response({"user_id": ["u1"], "history": [[""]]}, "recommend",
                                     label="stable")
       assert answer.model_spec.version.value == 2  # The latest export, labelled stable.
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
-  finally:
-    if proc.poll() is None:
-      proc.kill()
-      proc.communicate(timeout=10)
+  out, err = _terminate(proc)
   assert proc.returncode == 0, err
   assert os.path.exists(os.path.join(base, "models.config"))
   assert "toy: versions 2" in out

@@ -278,7 +278,7 @@ def serve_and_query(config: config_lib.RunConfig, version: int) -> Dict:
   new_item = config.demo.new_item
   serve = config.serve
   with serving.LocalModelServer(models_config, host=serve.host, port=serve.port) as server:
-    target = f"{'[' + serve.host + ']' if ':' in serve.host else serve.host}:{server.port}"
+    target = server.address
     print(f"   local model server on {target} (models config {models_config}); "
           f"asking it over gRPC:")
     with serving.Client(target, config.export.name, timeout=serve.timeout) as client:

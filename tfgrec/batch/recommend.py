@@ -57,13 +57,21 @@ def resolve_model_dir(path: str) -> str:
   return os.path.join(path, str(versions[0]))
 
 
-def _is_plain_text(path: str) -> bool:
+def is_plain_text(path: str) -> bool:
+  """Whether `path` is a list of user ids (no csv / jsonl / parquet name) or interactions."""
   from tfgrec.data import readers  # pylint: disable=g-import-not-at-top
   try:
     readers.detect_format(path)
   except readers.ContractError:
     return True
   return False
+
+
+def latest_items(events: Iterable[Tuple[int, str]], max_history: int) -> List[str]:
+  """A user's history from (timestamp, item) events: latest first (ties by item id), each
+  item once, at most `max_history` items. The Beam job builds histories with it too."""
+  ordered = sorted(events, key=lambda e: (-e[0], e[1]))
+  return list(dict.fromkeys(item for _, item in ordered))[:max_history]
 
 
 def read_users(path: str, max_history: int = 50) -> Tuple[List[UserRow], Dict[str, int]]:
@@ -76,7 +84,7 @@ def read_users(path: str, max_history: int = 50) -> Tuple[List[UserRow], Dict[st
     raise BatchError(f"--users {path!r} does not exist")
   if max_history < 1:
     raise BatchError(f"max_history must be >= 1, got {max_history}")
-  if _is_plain_text(path):
+  if is_plain_text(path):
     with tf.io.gfile.GFile(path) as f:
       lines = [line.strip() for line in f]
     ids = list(dict.fromkeys(line for line in lines if line))
@@ -91,11 +99,9 @@ def read_users(path: str, max_history: int = 50) -> Tuple[List[UserRow], Dict[st
   if frame.empty:
     raise BatchError(f"--users {path!r}: no valid interactions ({rows} rows, {len(dead)} "
                      "dead letters; the contract: `tfgrec data contract`)")
-  frame = frame.sort_values(["user_id", "timestamp"], ascending=[True, False], kind="stable")
-  users = []
-  for user, group in frame.groupby("user_id", sort=False):
-    history = list(dict.fromkeys(group["item_id"].astype(str)))[:max_history]
-    users.append((str(user), history))
+  users = [(str(user), latest_items(zip(group["timestamp"].astype(int),
+                                          group["item_id"].astype(str)), max_history))
+           for user, group in frame.groupby("user_id", sort=True)]
   return users, {"rows_in": rows, "users": len(users), "dead_letters": len(dead)}
 
 

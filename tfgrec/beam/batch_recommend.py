@@ -84,7 +84,7 @@ class RecommendModelHandler(inference.ModelHandler):
 
 
 def _is_plain_text(patterns: Sequence[str]) -> bool:
-  kinds = {batch_lib._is_plain_text(p) for p in patterns}  # pylint: disable=protected-access
+  kinds = {batch_lib.is_plain_text(p) for p in patterns}
   if len(kinds) > 1:
     raise batch_lib.BatchError("--users mixes plain-text id files and interactions files: "
                                f"{list(patterns)}")
@@ -100,8 +100,7 @@ class _Histories(beam.DoFn):
 
   def process(self, element):
     user, events = element
-    ordered = sorted(events, key=lambda e: (-e[0], e[1]))
-    yield str(user), list(dict.fromkeys(item for _, item in ordered))[:self._max]
+    yield str(user), batch_lib.latest_items(events, self._max)
 
 
 def _events(frame):

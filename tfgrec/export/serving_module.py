@@ -109,14 +109,21 @@ class ServingModule(tf.Module):
     Serving's batching pads variable-length inputs, with the request's first element) or
     with '' gives the same weights. Unknown items and '' weigh 0.
     """
-    return self._weights(self.item_table.lookup(history))
+    index = self.item_table.lookup(history)
+    return index, self._weights(index)
 
-  def _weights(self, index: tf.Tensor):
-    """[B, H] item indices (-1: none) -> (the same, [B, H] recency weights; see above)."""
-    keep = tf.cast(tf.logical_and(index >= 0, item_encoder_lib.first_occurrences(index)),
-                   tf.float32)
+  def _weights(self, index: tf.Tensor, distinct: bool = False) -> tf.Tensor:
+    """[B, H] item indices (-1: none) -> [B, H] recency weights (see _history_rows).
+
+    distinct: the rows hold no repeats (a known user's stored items), so the [B, H, H]
+    repeat check is skipped.
+    """
+    keep = index >= 0
+    if not distinct:
+      keep = tf.logical_and(keep, item_encoder_lib.first_occurrences(index))
+    keep = tf.cast(keep, tf.float32)
     position = tf.cumsum(keep, axis=1, exclusive=True)
-    return index, keep * tf.pow(0.5, position / self.half_life)
+    return keep * tf.pow(0.5, position / self.half_life)
 
   def _queries(self, user_id: tf.Tensor, history: tf.Tensor):
     """[B, D] queries and [B] bool has_query (known user or non-empty history)."""
@@ -204,10 +211,12 @@ class ServingModule(tf.Module):
     given = self.item_table.lookup(history)
     known = self._known_items(self.user_table.lookup(user_id)).to_tensor(default_value=-1)
     width = tf.maximum(tf.shape(given)[1], tf.shape(known)[1])
-    pad = lambda rows: tf.pad(rows, [[0, 0], [0, width - tf.shape(rows)[1]]],
-                              constant_values=-1)
+    pad = lambda rows, value: tf.pad(rows, [[0, 0], [0, width - tf.shape(rows)[1]]],
+                                     constant_values=value)
     use_given = tf.reduce_any(given >= 0, axis=1, keepdims=True)
-    index, weight = self._weights(tf.where(use_given, pad(given), pad(known)))
+    index = tf.where(use_given, pad(given, -1), pad(known, -1))
+    weight = tf.where(use_given, pad(self._weights(given), 0.0),
+                      pad(self._weights(known, distinct=True), 0.0))
     vectors = tf.gather(self.items, tf.maximum(index, 0))           # [B, H, D]
     target = self.item_table.lookup(item_ids)
     candidates = tf.gather(self.items, tf.maximum(target, 0))        # [B, N, D]

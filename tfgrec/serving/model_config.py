@@ -115,6 +115,17 @@ def _resolve(path: str, config) -> ModelEntry:
                     policy=kind)
 
 
+def _parse(path: str, message):
+  """Reads the text proto at `path` into `message` (FileNotFoundError when missing)."""
+  with open(path, encoding="utf-8") as f:
+    text = f.read()
+  try:
+    return text_format.Parse(text, message)
+  except text_format.ParseError as e:
+    raise ModelConfigError(
+        f"{path} is not a {message.DESCRIPTOR.name} text proto: {e}") from e
+
+
 def load_models_config(path: str) -> List[ModelEntry]:
   """Parses a models.config and resolves each model's versions and labels.
 
@@ -129,12 +140,7 @@ def load_models_config(path: str) -> List[ModelEntry]:
     ModelConfigError: the file does not parse, lists no model or a model twice, or a model's
       base_path, versions or labels cannot be served (the message names file and model).
   """
-  with open(path, encoding="utf-8") as f:
-    text = f.read()
-  try:
-    config = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
-  except text_format.ParseError as e:
-    raise ModelConfigError(f"{path} is not a ModelServerConfig text proto: {e}") from e
+  config = _parse(path, model_server_config_pb2.ModelServerConfig())
   if config.WhichOneof("config") != "model_config_list":
     raise ModelConfigError(f"{path}: expected a model_config_list (custom_model_config is not "
                            "supported)")
@@ -158,12 +164,7 @@ def read_max_batch_size(path: str) -> Optional[int]:
     FileNotFoundError: `path` does not exist.
     ModelConfigError: the file does not parse as BatchingParameters, or max_batch_size < 1.
   """
-  with open(path, encoding="utf-8") as f:
-    text = f.read()
-  try:
-    params = text_format.Parse(text, _protos.BatchingParameters())
-  except text_format.ParseError as e:
-    raise ModelConfigError(f"{path} is not a BatchingParameters text proto: {e}") from e
+  params = _parse(path, _protos.BatchingParameters())
   if not params.HasField("max_batch_size"):
     return None
   if params.max_batch_size.value < 1:

@@ -87,18 +87,15 @@ class _RefreshText(tf.keras.callbacks.Callback):
   def on_epoch_begin(self, epoch, logs=None):
     if epoch == 0:
       return
-    self.model.refresh_item_text(
-        embed_catalog(self.encoder, self.inputs.item_strings, self.config.text.batch_size))
+    self.model.refresh_item_text(_embed_items(self.config, self.encoder, self.inputs))
 
 
-def embed_catalog(encoder, strings: np.ndarray, batch_size: int) -> np.ndarray:
-  """[I, T] the encoder's embeddings of the item texts (zeros for items without text)."""
-  table = np.zeros([len(strings), encoder.dim], np.float32)
-  has = np.flatnonzero([bool(s) for s in strings])
-  for start in range(0, len(has), batch_size):
-    rows = has[start:start + batch_size]
-    table[rows] = encoder(tf.constant(strings[rows].astype(str))).numpy()
-  return table
+def _embed_items(config: config_lib.RunConfig, encoder, inputs: inputs_lib.RunInputs
+                 ) -> np.ndarray:
+  """[I, T] the catalog as `encoder` reads it now (no cache: fine-tuned weights change)."""
+  from tfgrec import text as text_lib  # pylint: disable=g-import-not-at-top
+  return text_lib.embed_texts(encoder, list(inputs.item_strings),
+                              batch_size=config.text.batch_size, progress=False)
 
 
 def save_embeddings(model, inputs: inputs_lib.RunInputs, path: str) -> Dict[str, np.ndarray]:
@@ -206,6 +203,5 @@ def load_trained(config: config_lib.RunConfig, inputs: Optional[inputs_lib.RunIn
   model = inputs_lib.build_model(config, inputs, text_encoder_layer=encoder)
   restore_best(model, config, inputs)
   if encoder is not None:  # The item texts as the fine-tuned text tower reads them.
-    model.refresh_item_text(embed_catalog(encoder, inputs.item_strings,
-                                          config.text.batch_size))
+    model.refresh_item_text(_embed_items(config, encoder, inputs))
   return model, inputs
