@@ -5,6 +5,10 @@ a shared space), the logits are cos(g_i, t_j) / temperature and the loss is the 
 cross-entropies "g_i should pick t_i among all t" and "t_i should pick g_i among all g" (van den
 Oord et al., 2018; Radford et al., 2021). Rows that are the same node (duplicates in the batch,
 given `ids`) are not negatives of each other.
+
+Under tf.distribute each replica sees its share of the global batch and the gradients of the
+replicas are summed, so the task averages its per-node losses over the global batch
+(`tf.nn.compute_average_loss`), as the retrieval and ranking losses do.
 """
 from typing import Optional
 
@@ -15,9 +19,9 @@ _keras_guard.ensure_legacy_keras()
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
-def info_nce(a: tf.Tensor, b: tf.Tensor, *, temperature: float = 0.1,
-             ids: Optional[tf.Tensor] = None) -> tf.Tensor:
-  """Symmetric InfoNCE between rows of a [B, D] and b [B, D]; returns a scalar.
+def info_nce_per_row(a: tf.Tensor, b: tf.Tensor, *, temperature: float = 0.1,
+                     ids: Optional[tf.Tensor] = None) -> tf.Tensor:
+  """[B] symmetric InfoNCE of each row of a [B, D] and b [B, D] (the mean of both directions).
 
   Args:
     a, b: the two views; row i of each is the same node. L2-normalized inside.
@@ -36,12 +40,22 @@ def info_nce(a: tf.Tensor, b: tf.Tensor, *, temperature: float = 0.1,
   loss_ab = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
   loss_ba = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
                                                            logits=tf.transpose(logits))
-  return 0.5 * (tf.reduce_mean(loss_ab) + tf.reduce_mean(loss_ba))
+  return 0.5 * (loss_ab + loss_ba)
+
+
+def info_nce(a: tf.Tensor, b: tf.Tensor, *, temperature: float = 0.1,
+             ids: Optional[tf.Tensor] = None) -> tf.Tensor:
+  """The mean of `info_nce_per_row` over the rows (one process, no tf.distribute); a scalar."""
+  return tf.reduce_mean(info_nce_per_row(a, b, temperature=temperature, ids=ids))
 
 
 @tf.keras.utils.register_keras_serializable(package="tfgrec")
 class AlignmentTask(tf.keras.layers.Layer):
   """InfoNCE alignment as a task layer (the tfrs tasks' shape): call(a, b, ids) -> loss.
+
+  The loss is averaged over the global batch: under a tf.distribute strategy with N replicas,
+  each replica returns its rows' sum / (rows per replica * N), so the summed gradients equal
+  those of one device on the whole batch.
 
   Args:
     temperature: see info_nce.
@@ -54,7 +68,8 @@ class AlignmentTask(tf.keras.layers.Layer):
     self.temperature = temperature
 
   def call(self, a, b, ids=None):
-    return info_nce(a, b, temperature=self.temperature, ids=ids)
+    return tf.nn.compute_average_loss(
+        info_nce_per_row(a, b, temperature=self.temperature, ids=ids))
 
   def get_config(self):
     return {**super().get_config(), "temperature": self.temperature}

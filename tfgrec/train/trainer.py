@@ -114,9 +114,14 @@ def dataset_of(config: config_lib.RunConfig, inputs: inputs_lib.RunInputs,
 
 
 def build(model, dataset: tf.data.Dataset) -> None:
-  """Creates every variable of the model (losses on one batch, no update)."""
+  """Creates every variable of the model (losses on one batch, no update).
+
+  Runs in replica context (`strategy.run`): under MirroredStrategy the losses, averaged over the
+  global batch with `tf.nn.compute_average_loss`, cannot be computed in cross-replica context.
+  """
+  strategy = tf.distribute.get_strategy()
   for batch in dataset.take(1):
-    model.compute_loss(batch, training=False)
+    strategy.run(lambda b: model.compute_loss(b, training=False), args=(batch,))
   for tracker in model.loss_trackers.values():
     tracker.reset_state()
   model.built = True
