@@ -71,7 +71,7 @@ def main() -> int:
   args = parser.parse_args()
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tfgrec import serving  # pylint: disable=g-import-not-at-top
-  from tfgrec.batch import recommend as batch_lib  # pylint: disable=g-import-not-at-top
+  from tfgrec import saved_models  # pylint: disable=g-import-not-at-top
 
   work = tempfile.mkdtemp(prefix="bench-serving-")
   if args.run:
@@ -86,7 +86,7 @@ def main() -> int:
     model_dir = os.path.abspath(args.model)
   else:
     parser.error("give --model or --run")
-  version = os.path.basename(batch_lib.resolve_model_dir(model_dir))
+  version = os.path.basename(saved_models.version_dir(model_dir))
   config_path = os.path.join(work, "models.config")
   with open(config_path, "w") as f:
     f.write(f'model_config_list {{ config {{ name: "tfgrec" base_path: "{model_dir}" '
@@ -112,7 +112,7 @@ def main() -> int:
         rows.append((name, np.percentile(latencies, 50) * 1e3,
                      np.percentile(latencies, 99) * 1e3, count / wall, count * batch / wall))
   # The in-process floor: the same SavedModel, no gRPC.
-  model = tf.saved_model.load(os.path.join(model_dir, version))
+  model = saved_models.load(os.path.join(model_dir, version))
   recommend = model.signatures["recommend"]
   floor = []
   for ids, histories in _requests(users, items, 1, 500, args.seed + 2):

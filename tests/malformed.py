@@ -22,7 +22,7 @@ def _csv(path, expected):
       (b"u9,i1,1700000000", "malformed_row"),
       (b",i1,1700000000,rating,4", "empty_id"),
       (b"u9,   ,1700000000,rating,4", "empty_id"),
-      (b"u9,i1,,rating,4", "missing_field"),
+      (b"u9,i1,-1,rating,4", "bad_timestamp"),  # -1 is the marker of "no time".
       (b"u9,i1,yesterday,rating,4", "bad_timestamp"),
       (b"u9,i1,1700000000000,rating,4", "bad_timestamp"),
       (b"u9,i1,1700000000,rating,four", "non_numeric_value"),

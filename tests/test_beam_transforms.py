@@ -61,3 +61,36 @@ def test_dead_letter_counts_per_table_and_reason():
     counts = T.dead_letter_counts(p | beam.Create(dead))
     assert_that(counts, equal_to([{"interactions": {"bad_timestamp": 1},
                                    "items": {"empty_id": 2}}]))
+
+
+def test_dead_letter_counts_by_field():
+  dead = [{"table": "interactions", "reason": "missing_field", "field": "user_id"},
+          {"table": "interactions", "reason": "missing_field", "field": "item_id"},
+          {"table": "interactions", "reason": "missing_field", "field": "user_id"},
+          {"table": "interactions", "reason": "malformed_row", "field": ""}]
+  with BeamTestPipeline() as p:
+    counts = T.dead_letter_counts(p | beam.Create(dead), by_field=True)
+    assert_that(counts, equal_to([{"interactions": {
+        "malformed_row": {"": 1}, "missing_field": {"item_id": 1, "user_id": 2}}}]))
+
+
+def test_events_without_a_time_split_the_same_on_any_number_of_shards():
+  # Two users without times, 8 events each, in two chunks: the random split does not depend on
+  # how users are sharded.
+  rows = [(u, f"i{k}", -1, "view", math.nan) for u in ("a", "b") for k in range(8)]
+  chunks = [_events(rows[:5]).assign(position=range(5)),
+            _events(rows[5:]).assign(position=range(5, 16))]
+  cfg = prepare.SplitConfig(validation_fraction=0.2, test_fraction=0.2, min_interactions=5)
+  frame, _ = prepare.dedupe(pd.concat(chunks, ignore_index=True))
+  expected = [(s, u, i) for s, u, i in zip(*[prepare.temporal_split(frame, cfg)[c]
+                                             for c in ("split", "user_id", "item_id")])]
+  for shards in (1, 3):
+    with BeamTestPipeline() as p:
+      parts, _, _, stats = (p | beam.Create(chunks, reshuffle=False)
+                            | T.SplitInteractions(cfg, num_shards=shards))
+      rows_out = parts | beam.FlatMap(lambda e: [(e[0], r.user_id, r.item_id)
+                                                 for r in T.unpack(e[2]).itertuples()])
+      assert_that(rows_out, equal_to(expected), label="splits")
+      total = (stats | beam.Map(lambda s: (s["without_time"], s["users_split_at_random"]))
+               | beam.CombineGlobally(lambda xs: tuple(map(sum, zip(*xs))) if xs else (0, 0)))
+      assert_that(total, equal_to([(16, 2)]), label="stats")

@@ -193,3 +193,36 @@ def test_multi_process_direct_runner_gives_the_same_graph(small_raw, small_graph
   job.run(cfg, ["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
   for name in ("graph-00000-of-00001.tfrecord", "stats.json", "catalog.parquet"):
     assert filecmp.cmp(os.path.join(graph_dir, name), tmp_path / name, shallow=False), name
+
+
+def test_no_accepted_interaction_raises_and_leaves_no_graph(small_raw, tmp_path):
+  # A directory holding a finished graph, rebuilt from a log whose every row is refused: the
+  # old graph must not survive to look like this run's result.
+  out = tmp_path / "graph"
+  _run(small_raw, out)
+  assert (out / job.GRAPH_FILENAME).exists()
+  raw = tmp_path / "raw"
+  raw.mkdir()
+  (raw / "interactions.jsonl").write_text(
+      '{"item_id": "i1", "timestamp": 1}\n' * 4 + '{"user_id": "u", "item_id": "i1", '
+      '"timestamp": "soon"}\n' + '{"user_id": "", "item_id": "i1"}\n' * 2)
+  with pytest.raises(job.NoTrainingDataError) as info:
+    _run(raw, out)
+  assert isinstance(info.value, ValueError)  # The CLI exits 2 on it.
+  assert str(info.value) == (
+      "no interaction was accepted: 7 rows dead-lettered (missing_field 'user_id': 4, empty_id "
+      f"'user_id': 2, bad_timestamp 'timestamp': 1); see {out}/dead_letter/")
+  assert sorted(os.listdir(out)) == ["dead_letter", job.STATS_FILENAME]
+  stats = json.loads((out / job.STATS_FILENAME).read_text())
+  assert stats["graph"] is None and stats["error"] == str(info.value)
+  assert stats["tables"]["interactions"]["dead_letter_fields"]["missing_field"] == {"user_id": 4}
+  assert info.value.stats == stats
+
+
+def test_empty_interactions_file_is_an_error(tmp_path):
+  raw = tmp_path / "raw"
+  raw.mkdir()
+  (raw / "interactions.csv").write_text("user_id,item_id,timestamp\n")
+  with pytest.raises(job.NoTrainingDataError, match="the interactions files hold no rows"):
+    _run(raw, tmp_path / "graph")
+  assert not (tmp_path / "graph" / job.GRAPH_FILENAME).exists()

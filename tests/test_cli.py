@@ -63,3 +63,83 @@ def test_header_without_required_column_fails_before_the_pipeline(tmp_path, caps
   code = cli.main(["build-graph", "--raw", str(tmp_path), "--out", str(tmp_path / "g")])
   err = capsys.readouterr().err
   assert code == 2 and "has no column 'user_id'" in err and "while running" not in err
+
+
+# Start-up lines of TensorFlow that read like failures on a CPU machine (tfgrec/_entry.py).
+NOISE = ("cuInit", "oneDNN", "absl::InitializeLog", "cudart_stub", "cpu_feature_guard")
+
+
+def fresh_env():
+  """The environment of a new shell: no log level of ours or of conftest.py."""
+  return {k: v for k, v in os.environ.items()
+          if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_USE_LEGACY_KERAS")}
+
+
+def test_help_imports_neither_tensorflow_nor_beam():
+  commands = ([], ["data", "synthetic"], ["build-graph"], ["train"], ["evaluate"], ["export"],
+              ["serve"], ["query"], ["recommend"], ["demo"])
+  code = f"""
+import json, sys
+from tfgrec import cli
+for command in {commands!r}:
+  try:
+    cli.main(command + ["--help"])
+  except SystemExit as e:
+    assert e.code == 0, (command, e.code)
+print(json.dumps({{m: m in sys.modules for m in ("tensorflow", "apache_beam")}}))
+"""
+  r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                     env=fresh_env(), timeout=120, check=False)
+  assert r.returncode == 0, r.stderr
+  assert json.loads(r.stdout.strip().splitlines()[-1]) == {
+      "tensorflow": False, "apache_beam": False}
+  assert "usage: tfgrec build-graph" in r.stdout and not r.stderr
+
+
+def test_parser_constants_equal_their_sources():
+  from tfgrec import _cli_constants as constants  # pylint: disable=g-import-not-at-top
+  from tfgrec.data import prepare  # pylint: disable=g-import-not-at-top
+  from tfgrec.train import evaluate  # pylint: disable=g-import-not-at-top
+  split = prepare.SplitConfig()
+  assert constants.FORMATS == contract.FORMATS
+  assert (constants.VALIDATION_FRACTION, constants.TEST_FRACTION, constants.MIN_INTERACTIONS,
+          constants.SPLIT_SEED) == (split.validation_fraction, split.test_fraction,
+                                    split.min_interactions, split.seed)
+  assert constants.SALT_ENV == prepare.SALT_ENV
+  assert constants.BASELINES == evaluate.BASELINES
+
+
+def test_a_command_prints_no_tensorflow_startup_noise(small_raw, tmp_path):
+  # build-graph imports TensorFlow (and Beam), in a process started like a user's shell does.
+  r = subprocess.run([sys.executable, "-m", "tfgrec.cli", "build-graph", "--raw", small_raw,
+                      "--out", str(tmp_path / "graph"), "--num-shards", "1"],
+                     capture_output=True, text=True, cwd=str(tmp_path), env=fresh_env(),
+                     timeout=300, check=False)
+  assert r.returncode == 0, r.stderr
+  assert "[build-graph] done" in r.stdout
+  noisy = [line for line in r.stderr.splitlines() if any(n in line for n in NOISE)]
+  assert not noisy, r.stderr
+
+
+def test_verbose_is_accepted_before_and_after_the_command(capsys):
+  assert cli.main(["-v", "data", "contract"]) == 0
+  assert cli.main(["data", "contract", "--verbose"]) == 0
+  assert cli.main(["--verbose", "data", "contract", "-v"]) == 0
+  capsys.readouterr()
+  args, _ = cli.build_parser().parse_known_args(["data", "contract"])
+  assert args.verbose is False
+  args, _ = cli.build_parser().parse_known_args(["-v", "data", "contract"])
+  assert args.verbose is True
+
+
+def test_stderr_filter_keeps_all_but_the_noise():
+  from tfgrec import _entry  # pylint: disable=g-import-not-at-top
+  lines = [
+      "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+      "I0000 00:00:1796131911.027095    3199 cudart_stub.cc:31] Could not find cuda drivers on "
+      "your machine, GPU will not be used.",
+      "I0000 00:00:1.0  1 port.cc:153] oneDNN custom operations are on. You may see slightly "
+      "different numerical results. To turn them off, set `TF_ENABLE_ONEDNN_OPTS=0`.",
+      "UserWarning: something the user should see",
+  ]
+  assert [_entry.is_noise(line) for line in lines] == [True, True, True, False]

@@ -71,7 +71,7 @@ def test_unknown_table_is_an_error():
 
 
 def test_checked_in_contract_matches_code():
-  with open(os.path.join(SCHEMAS, "raw_logs.v1.json")) as f:
+  with open(os.path.join(SCHEMAS, "raw_logs.v2.json")) as f:
     assert json.load(f) == contract.contract_dict()
 
 
@@ -85,3 +85,36 @@ def test_checked_in_graph_schema_matches_code_and_every_pbtxt_parses():
     schema_lib.tfgnn.validate_schema(schema_lib.read_schema(path))
   written = schema_lib.read_schema(os.path.join(SCHEMAS, "graph_schema.pbtxt"))
   assert written == schema_lib.graph_schema()
+
+
+@pytest.mark.parametrize("row", [
+    {"user_id": "u", "item_id": "i"},  # No timestamp key (JSONL) or column (CSV, Parquet).
+    {"user_id": "u", "item_id": "i", "timestamp": None},  # JSON / Parquet null.
+    {"user_id": "u", "item_id": "i", "timestamp": ""},  # An empty CSV cell.
+    {"user_id": "u", "item_id": "i", "timestamp": "  "},
+    {"user_id": "u", "item_id": "i", "timestamp": math.nan},  # A pandas null.
+])
+def test_absent_null_or_empty_timestamp_is_no_time(row):
+  result = contract.validate_row("interactions", row)
+  assert not isinstance(result, contract.Rejection), result
+  assert result["timestamp"] == contract.NO_TIME == -1
+
+
+@pytest.mark.parametrize("value", ["yesterday", "-1", -1, "NaN", 1.7e12, True])
+def test_a_present_but_malformed_timestamp_is_still_dead_lettered(value):
+  # "-1" included: the no-time marker cannot be passed in as a time.
+  result = contract.validate_row("interactions", {"user_id": "u", "item_id": "i",
+                                                  "timestamp": value})
+  assert isinstance(result, contract.Rejection)
+  assert (result.reason, result.field) == ("bad_timestamp", "timestamp")
+
+
+def test_contract_version_2_makes_timestamp_optional():
+  assert contract.CONTRACT_VERSION == 2
+  assert contract.required_fields("interactions") == ["user_id", "item_id"]
+  timestamp = {f.name: f for f in contract.fields("interactions")}["timestamp"]
+  assert not timestamp.required and timestamp.default == contract.NO_TIME
+  assert contract.contract_dict()["no_time"]["value"] == contract.NO_TIME
+  # One checked-in contract file, named by the version the code reports.
+  names = sorted(os.path.basename(p) for p in glob.glob(os.path.join(SCHEMAS, "raw_logs.*")))
+  assert names == [f"raw_logs.v{contract.CONTRACT_VERSION}.json"]

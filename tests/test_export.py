@@ -211,7 +211,7 @@ def test_batch_recommend_from_user_ids(exported, tmp_path):
     np.testing.assert_allclose(record["scores"], scores[:3], atol=1e-5)
   with pytest.raises(batch.BatchError, match=r"exported with K = \d+; export again with `--k 6`"):
     batch.recommend_file(os.path.join(base, "recs"), str(users_file), out, k=6)
-  with pytest.raises(batch.BatchError, match="no-such-dir"):
+  with pytest.raises(FileNotFoundError, match="no-such-dir"):
     batch.recommend_file(str(tmp_path / "no-such-dir"), str(users_file), out)
 
 
@@ -219,11 +219,11 @@ def test_batch_recommend_from_interactions_explains_with_the_history(exported, t
   from tfgrec import batch  # pylint: disable=g-import-not-at-top
   config, module, _, path = exported
   items = _vocab(config, "item")
-  # A new user whose latest item is items[5]; one row breaks the contract (no timestamp).
+  # A new user whose latest item is items[5]; one row breaks the contract (a bad timestamp).
   interactions = tmp_path / "recent.csv"
   interactions.write_text("user_id,item_id,timestamp\n"
                           f"fresh,{items[2]},100\nfresh,{items[5]},300\nfresh,{items[9]},200\n"
-                          f"other,{items[1]},5\nbroken,{items[1]},\n")
+                          f"other,{items[1]},5\nbroken,{items[1]},yesterday\n")
   out = str(tmp_path / "recs.jsonl")
   counts = batch.recommend_file(path, str(interactions), out, k=5, explain=True,
                                 progress=False)
@@ -241,7 +241,7 @@ def test_batch_recommend_from_interactions_explains_with_the_history(exported, t
 
 
 def test_beam_batch_recommend_matches_the_in_process_run(exported, tmp_path, capsys):
-  from pipelines import batch_recommend as driver  # pylint: disable=g-import-not-at-top
+  from tfgrec.jobs import batch_recommend as driver  # pylint: disable=g-import-not-at-top
   from tfgrec import batch  # pylint: disable=g-import-not-at-top
   config, _, _, path = exported
   users = _vocab(config, "user")[:7] + ["nobody"]
@@ -453,3 +453,39 @@ def test_a_fine_tuned_run_exports_its_fine_tuned_text_tower(workdir):
                             tf.constant([c + [""] * (width - len(c)) for _, _, c in cold]))
   expected = module.items.numpy()[[r for r, _, _ in cold]]
   np.testing.assert_allclose(np.sum(new["embedding"].numpy() * expected, axis=1), 1.0, atol=2e-3)
+
+
+_FRESH_LOAD = r"""
+import json, sys
+from tfgrec import saved_models
+before = "tensorflow_text" in sys.modules
+model = saved_models.load(sys.argv[1])
+out = model.signatures["encode_items"](title=__import__("tensorflow").constant(["A new title"]),
+                                       categories=__import__("tensorflow").constant([[""]]))
+print(json.dumps({"before": before, "after": "tensorflow_text" in sys.modules,
+                  "ops": sorted(saved_models.op_types(saved_models.version_dir(sys.argv[1]))),
+                  "dim": int(out["embedding"].shape[1])}))
+"""
+
+
+def test_the_one_loader_registers_tokenizer_ops_in_a_fresh_process(exported):
+  # A plain tf.saved_model.load of this export fails with "Op type not registered
+  # 'FastBertNormalize'" in a process that never imported tensorflow_text.
+  _, _, base, _ = exported
+  proc = subprocess.run([sys.executable, "-c", _FRESH_LOAD, os.path.join(base, "recs")],
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  answer = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert answer["before"] is False and answer["after"] is True
+  assert any(op.startswith("FastBert") for op in answer["ops"])
+  assert answer["dim"] > 0
+
+
+def test_loader_names_ops_it_cannot_register(exported, monkeypatch):
+  from tfgrec import saved_models  # pylint: disable=g-import-not-at-top
+  _, _, _, path = exported
+  monkeypatch.setattr(saved_models, "unregistered_ops", lambda ops: {"NoSuchOp"})
+  with pytest.raises(ImportError, match="NoSuchOp"):
+    saved_models.load(path)
+  with pytest.raises(FileNotFoundError, match="neither a SavedModel"):
+    saved_models.load(os.path.dirname(os.path.dirname(path)))

@@ -68,3 +68,37 @@ def test_chunks_are_cut_at_chunk_rows(tmp_path):
   sizes = [len(e) for e in events if isinstance(e, pd.DataFrame)]
   assert sizes == [4, 4, 2]
   assert events[-1].rows == 10
+
+
+def test_interactions_without_a_timestamp_column_are_accepted(tmp_path):
+  # Contract v2: timestamp is optional; the header check no longer asks for it.
+  csv_path = tmp_path / "interactions.csv"
+  csv_path.write_text("user_id,item_id,event\nu1,a,view\nu1,b,view\n")
+  jsonl_path = tmp_path / "interactions.jsonl"
+  jsonl_path.write_text('{"user_id": "u2", "item_id": "a"}\n'
+                        '{"user_id": "u2", "item_id": "b", "timestamp": null}\n'
+                        '{"user_id": "u2", "item_id": "c", "timestamp": "soon"}\n')
+  frame, dead, rows = readers.read_table([str(csv_path), str(jsonl_path)], "interactions")
+  assert rows == 5 and len(frame) == 4
+  assert frame["timestamp"].tolist() == [-1, -1, -1, -1]
+  assert [d["reason"] for d in dead] == ["bad_timestamp"]  # Present but malformed.
+  assert readers.check_file(str(csv_path), "interactions") == "csv"
+
+
+def test_parquet_null_timestamps_are_no_time(tmp_path):
+  path = tmp_path / "interactions.parquet"
+  pd.DataFrame({"user_id": ["u", "u", "u"], "item_id": ["a", "b", "c"],
+                "timestamp": [1700000000, None, 1700000100]}).to_parquet(path)
+  frame, dead, _ = readers.read_table([str(path)], "interactions")
+  assert not dead and frame["timestamp"].tolist() == [1700000000, -1, 1700000100]
+
+
+def test_positions_follow_file_and_line(tmp_path):
+  # position = index of the file among the paths * 2**40 + line (the header is line 1).
+  a, b = tmp_path / "interactions-a.csv", tmp_path / "interactions-b.csv"
+  a.write_text("user_id,item_id,timestamp\nu,x,\n\nu,y,\n")
+  b.write_text("user_id,item_id,timestamp\nu,z,\n")
+  frame, _, _ = readers.read_table([str(a), str(b)], "interactions")
+  assert frame["item_id"].tolist() == ["x", "y", "z"]
+  assert frame["position"].tolist() == [2, 4, readers.POSITION_STRIDE + 2]
+  assert frame["position"].dtype == "int64"

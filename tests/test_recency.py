@@ -54,3 +54,24 @@ def test_add_interactions_extends_both_directions_and_keeps_nodes():
   # Recency is recomputed on the larger graph: u1's old edge is no longer its latest.
   ranked = graph_lib.add_recency_features(later, [1.0])
   assert ranked.edge_sets["interacted"][recency.RECENCY].numpy()[:, 0].tolist() == [0.5, 1, 1]
+
+
+def test_edges_without_a_time_tie_and_weigh_one():
+  # u1 has no time at all (-1 on every edge): all rank 0, all weights 1. u2 is mixed: its
+  # timed edge is the latest, its edges without a time tie behind it (rank 1).
+  edges = pd.DataFrame({"user_id": ["u1", "u1", "u1", "u2", "u2", "u2"],
+                        "item_id": ["a", "b", "c", "a", "b", "c"], "value": [1.0] * 6,
+                        "timestamp": [-1, -1, -1, -1, 1700000000, -1], "count": [1] * 6})
+  catalog = pd.DataFrame({"item_id": ["a", "b", "c"], "text": ["A", "B", "C"],
+                          "categories": [("x",)] * 3})
+  graph = build.to_graph_tensor(build.make_tables(edges, catalog))
+  graph = graph_lib.add_recency_features(graph, [1.0, 4.0], conv_half_life=2.0)
+  for name in ("interacted", "interacted_by"):
+    edge_set = graph.edge_sets[name]
+    users = edge_set.adjacency[recency.USER_ENDPOINT[name]].numpy()
+    weights = edge_set[recency.RECENCY_WEIGHT].numpy()[:, 0]
+    np.testing.assert_allclose(edge_set[recency.RECENCY].numpy()[users == 0], 1.0)
+    np.testing.assert_allclose(weights[users == 0], 1.0)
+  fwd = graph.edge_sets["interacted"]
+  np.testing.assert_allclose(fwd[recency.RECENCY_WEIGHT].numpy()[3:, 0],
+                             [0.5 ** 0.5, 1.0, 0.5 ** 0.5], rtol=1e-6)

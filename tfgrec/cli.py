@@ -3,7 +3,7 @@
   tfgrec data movielens --out DIR [--source DIR] [--format csv|jsonl|parquet]
   tfgrec data synthetic --users N --items M --interactions K --seed S --out DIR
   tfgrec data contract                      print the raw-log contract (JSON)
-  tfgrec build-graph --raw DIR --out DIR    the Beam job (pipelines/build_graph.py)
+  tfgrec build-graph --raw DIR --out DIR    the Beam job (python -m tfgrec.jobs.build_graph)
   tfgrec train [--config FILE] [--graph DIR] [--run DIR]     train the model (model.fit)
   tfgrec evaluate [--config FILE] [--run DIR] [--baselines LIST]   test metrics, baselines, report
   tfgrec export [--config FILE] [--run DIR] [--base DIR] [--name NAME] [--k K]
@@ -17,20 +17,21 @@
   tfgrec demo [--config FILE] [--out DIR] [--force]   the main job end to end
 
 Every command that reads a config takes the same YAML file (--config; the packaged default is
-tfgrec/configs/default.yaml, the demo).
+tfgrec/configs/default.yaml, the demo). `tfgrec -v COMMAND` (or `COMMAND -v`) shows TensorFlow's
+start-up logs, which are silenced otherwise (tfgrec/_entry.py). Building the parser imports
+neither TensorFlow nor Beam, so `--help` is quick.
 """
 import tfgrec  # noqa: F401  # Sets TF_USE_LEGACY_KERAS before TensorFlow loads.
 
 import argparse
-import errno
 import json
-import logging
 import os
 import sys
 import time
 from typing import List, Optional
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tfgrec import _cli_constants as constants
+from tfgrec import _entry
 
 
 def _data_movielens(args) -> int:
@@ -69,7 +70,7 @@ def _data_contract(args) -> int:
 
 
 def _build_graph(args, extra: List[str]) -> int:
-  from pipelines import build_graph  # pylint: disable=g-import-not-at-top
+  from tfgrec.jobs import build_graph  # pylint: disable=g-import-not-at-top
   return build_graph.run_from_args(args, extra)
 
 
@@ -77,11 +78,12 @@ def _run_config(args):
   """The run config: --config (or the run directory's saved config, or the packaged defaults),
   with --graph / --run / --epochs on top."""
   from tfgrec import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tfgrec import storage  # pylint: disable=g-import-not-at-top
   from tfgrec.train import trainer  # pylint: disable=g-import-not-at-top
   path = args.config
   run_dir = getattr(args, "run", None) or config_lib.load_config().run_dir
   saved = os.path.join(run_dir, trainer.CONFIG_FILE)
-  if path is None and getattr(args, "use_saved", False) and os.path.exists(saved):
+  if path is None and getattr(args, "use_saved", False) and storage.exists(saved):
     path = saved
   overrides = {}
   if getattr(args, "graph", None):
@@ -139,8 +141,8 @@ def _serve(args) -> int:
   models_config = args.models_config
   if models_config is None:  # The config's exported model, all at its latest version.
     from tfgrec import demo  # pylint: disable=g-import-not-at-top
-    from tfgrec.export import export  # pylint: disable=g-import-not-at-top
-    latest = export.next_version(os.path.join(config.export.base, config.export.name)) - 1
+    from tfgrec import saved_models  # pylint: disable=g-import-not-at-top
+    latest = saved_models.next_version(os.path.join(config.export.base, config.export.name)) - 1
     if latest < 1:
       raise FileNotFoundError(f"no exported model in {config.export.base}/"
                               f"{config.export.name}/: run `tfgrec export` (or pass "
@@ -245,11 +247,11 @@ def _demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-  from tfgrec.data import contract  # pylint: disable=g-import-not-at-top
+  """The `tfgrec` parser; imports neither TensorFlow nor Beam (help texts stay quick)."""
   parser = argparse.ArgumentParser(
       prog="tfgrec", description="Graph + language-model recommender on TensorFlow.")
   parser.add_argument("--version", action="version", version=f"tfgrec {tfgrec.__version__}")
-  parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
+  _entry.add_verbose_flag(parser)
   sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
   data = sub.add_parser("data", help="write raw logs in the contract (MovieLens, synthetic)")
@@ -258,8 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
   ml.add_argument("--out", required=True, metavar="DIR")
   ml.add_argument("--source", default=None, metavar="DIR",
                   help="GroupLens download (ratings.csv + movies.csv); default: embedded sample")
-  ml.add_argument("--format", choices=contract.FORMATS, default="csv")
-  ml.set_defaults(func=_data_movielens)
+  ml.add_argument("--format", choices=constants.FORMATS, default="csv")
+  ml.set_defaults(func=_data_movielens, needs_tensorflow=False)
   syn = data_sub.add_parser("synthetic", help="synthetic logs with planted taste clusters")
   syn.add_argument("--users", type=int, default=1000)
   syn.add_argument("--items", type=int, default=2000)
@@ -269,12 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
   syn.add_argument("--cold-fraction", type=float, default=0.05,
                    help="share of items that never get an interaction")
   syn.add_argument("--out", required=True, metavar="DIR")
-  syn.add_argument("--format", choices=contract.FORMATS, default="csv")
-  syn.set_defaults(func=_data_synthetic)
+  syn.add_argument("--format", choices=constants.FORMATS, default="csv")
+  syn.set_defaults(func=_data_synthetic, needs_tensorflow=False)
   con = data_sub.add_parser("contract", help="print the raw-log contract as JSON")
-  con.set_defaults(func=_data_contract)
+  con.set_defaults(func=_data_contract, needs_tensorflow=False)
 
-  from pipelines import build_graph  # pylint: disable=g-import-not-at-top
+  from tfgrec.jobs import build_graph  # pylint: disable=g-import-not-at-top  # Light.
   bg = sub.add_parser(
       "build-graph", help="Beam job: raw logs -> TF-GNN graph directory",
       epilog="Unknown options are passed to Beam, e.g. --runner=DataflowRunner --project=P "
@@ -283,7 +285,6 @@ def build_parser() -> argparse.ArgumentParser:
   build_graph.add_arguments(bg)
   bg.set_defaults(func=_build_graph, passes_beam_args=True)
 
-  from tfgrec.train import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
   tr = sub.add_parser("train", help="train the model of a run config (Keras model.fit)",
                       epilog="A run killed midway resumes from its last finished epoch when "
                       "started again with the same run directory.")
@@ -300,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
   ev.add_argument("--graph", default=None, metavar="DIR", help="overrides graph_dir")
   ev.add_argument("--run", default=None, metavar="DIR", help="overrides run_dir")
   ev.add_argument("--baselines", default=None, metavar="LIST",
-                  help="comma-separated subset of " + ",".join(evaluate_lib.BASELINES) +
+                  help="comma-separated subset of " + ",".join(constants.BASELINES) +
                   " ('' for none; default: evaluate.baselines of the config)")
   ev.set_defaults(func=_evaluate, use_saved=True)
 
@@ -359,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
   qu.set_defaults(func=_query)
 
   rc = sub.add_parser("recommend", help="batch recommendations from an exported model -> "
-                      "JSON lines (pipelines/batch_recommend.py is the Beam version)")
+                      "JSON lines (python -m tfgrec.jobs.batch_recommend is the Beam version)")
   rc.add_argument("--model", default=None, metavar="DIR",
                   help="exported model: <base>/<name> (its highest version) or a version dir "
                   "(default: export.base/export.name of the config)")
@@ -389,45 +390,24 @@ def build_parser() -> argparse.ArgumentParser:
                     help="put every output under DIR (default: the config's paths, out/...)")
   demo.add_argument("--force", action="store_true", help="redo every stage")
   demo.set_defaults(func=_demo)
+  for command in (ml, syn, con, bg, tr, ev, ex, se, qu, rc, demo):
+    _entry.add_verbose_flag(command, suppress_default=True)
   return parser
 
 
-class _QuietImportWarnings(logging.Filter):
-  """Drops a warning Beam logs at import about optional Google Cloud client libraries."""
-
-  def filter(self, record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith("apitools not found")
-
-
 def main(argv: Optional[List[str]] = None) -> int:
-  logging.getLogger().addFilter(_QuietImportWarnings())
+  """Runs `tfgrec` with `argv` (default: the command line); returns the exit code."""
+  _entry.filter_import_warnings()
   parser = build_parser()
   args, extra = parser.parse_known_args(argv)
   if extra and not getattr(args, "passes_beam_args", False):
     parser.error(f"unrecognized arguments: {' '.join(extra)}")
-  # force: an import may have configured the root logger already (a library's logging.warning
-  # at import time does), and this process's output is ours to format.
-  logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                      format="%(asctime)s %(levelname)s %(message)s", force=True)
-  if not args.verbose:
-    logging.getLogger("tfgrec").setLevel(logging.INFO)
-  logging.getLogger("apache_beam").setLevel(logging.WARNING)
-  try:
-    if getattr(args, "passes_beam_args", False):
-      return args.func(args, extra)
-    return args.func(args)
-  except (ValueError, FileNotFoundError, ImportError, KeyError) as e:
-    print(f"tfgrec {args.command}: error: {e}", file=sys.stderr)
-    return 2
-  except OSError as e:
-    if e.errno == errno.ENOSPC:
-      where = f" writing {e.filename}" if e.filename else ""
-      print(f"tfgrec {args.command}: error: no space left on the device{where}; free some "
-            "space or point the output directories elsewhere (--out, or the paths of "
-            "--config)", file=sys.stderr)
-    else:
-      print(f"tfgrec {args.command}: error: {e}", file=sys.stderr)
-    return 2
+  # Before anything imports TensorFlow: its C++ start-up logs read like failures on a CPU.
+  _entry.quiet_start(args.verbose, import_tensorflow=getattr(args, "needs_tensorflow", True))
+  _entry.configure_logging(args.verbose)
+  if getattr(args, "passes_beam_args", False):
+    return _entry.run_reporting_errors(f"tfgrec {args.command}", lambda: args.func(args, extra))
+  return _entry.run_reporting_errors(f"tfgrec {args.command}", lambda: args.func(args))
 
 
 if __name__ == "__main__":

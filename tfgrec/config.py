@@ -20,6 +20,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import yaml
 
+from tfgrec import storage
 from tfgrec.data.prepare import SplitConfig
 from tfgrec.data.synthetic import SyntheticConfig
 from tfgrec.models.graph_tower import GraphTowerConfig
@@ -314,13 +315,7 @@ def load_config(path: Optional[str] = None, overrides: Optional[Dict[str, Any]] 
   """
   values: Dict[str, Any] = {}
   if path is not None:
-    if not os.path.exists(path):
-      raise FileNotFoundError(f"config file {path} does not exist")
-    with open(path, encoding="utf-8") as f:
-      try:
-        values = yaml.safe_load(f) or {}
-      except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    values = _read_yaml(path)
     if not isinstance(values, dict):
       raise ConfigError(f"{path}: expected a mapping at the top level")
   config = config_from_dict(values)
@@ -340,8 +335,18 @@ def to_dict(config) -> Dict[str, Any]:
   return plain(config)
 
 
+def _read_yaml(path: str) -> Any:
+  """The YAML value of file `path` (local, or on any filesystem TensorFlow knows)."""
+  if not storage.exists(path):
+    raise FileNotFoundError(f"config file {path} does not exist")
+  try:
+    return yaml.safe_load(storage.read_text(path)) or {}
+  except yaml.YAMLError as e:
+    raise ConfigError(f"{path}: not valid YAML: {e}") from e
+
+
 def save_config(config: RunConfig, path: str) -> None:
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  with open(path, "w", encoding="utf-8") as f:
-    f.write("# tfgrec run config (resolved: every key, defaults included)\n")
-    yaml.safe_dump(to_dict(config), f, sort_keys=False)
+  """Writes the resolved config (every key) to `path` (local or remote, tfgrec.storage)."""
+  text = ("# tfgrec run config (resolved: every key, defaults included)\n"
+          + yaml.safe_dump(to_dict(config), sort_keys=False))
+  storage.write_text(path, text)

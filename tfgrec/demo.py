@@ -113,7 +113,7 @@ def preflight(config: config_lib.RunConfig, serve: bool = True) -> None:
   little free disk, a port in use."""
   data = config.data
   if data.source == "raw":
-    from pipelines import build_graph  # pylint: disable=g-import-not-at-top
+    from tfgrec.jobs import build_graph  # pylint: disable=g-import-not-at-top
     if not os.path.isdir(data.raw_dir):
       raise FileNotFoundError(f"data.raw_dir {data.raw_dir!r} does not exist (data.source: raw "
                               "reads your logs from it; the contract: `tfgrec data contract`)")
@@ -177,7 +177,7 @@ def _write_raw(config: config_lib.RunConfig) -> Dict:
 
 
 def _build_graph(config: config_lib.RunConfig) -> Dict:
-  from pipelines import build_graph  # pylint: disable=g-import-not-at-top
+  from tfgrec.jobs import build_graph  # pylint: disable=g-import-not-at-top
   from tfgrec.beam import build_graph as job  # pylint: disable=g-import-not-at-top
   found = build_graph.find_tables(config.data.raw_dir)
   cfg = job.BuildGraphConfig(interactions=found["interactions"], items=found.get("items", []),

@@ -1,7 +1,6 @@
 """Batch recommendations from an exported model: `tfgrec recommend` (one process) and the Beam
-job pipelines/batch_recommend.py (RunInference), which share the per-batch logic here."""
+job tfgrec.jobs.batch_recommend (RunInference), which share the per-batch logic here."""
 from tfgrec.batch.recommend import BatchError
 from tfgrec.batch.recommend import BatchRecommender
 from tfgrec.batch.recommend import read_users
 from tfgrec.batch.recommend import recommend_file
-from tfgrec.batch.recommend import resolve_model_dir

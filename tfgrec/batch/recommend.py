@@ -14,23 +14,21 @@ Each output line is one JSON object (DESIGN.md, Outputs):
 and with `explain`, "because": for each item, the user's history item that contributed most
 to its score ('' when the user has no history), and "contributions", that item's share.
 
-The same per-batch logic runs in the Beam job (pipelines/batch_recommend.py) through
+The same per-batch logic runs in the Beam job (tfgrec.jobs.batch_recommend) through
 RunInference; this module runs it in one process, with a progress bar.
 """
 import dataclasses
 import json
 import logging
 import os
-import tempfile
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tfgrec import _keras_guard
+from tfgrec import saved_models
+from tfgrec import storage
 
-_keras_guard.ensure_legacy_keras()
-
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+tf = storage.tf
 
 logger = logging.getLogger(__name__)
 
@@ -39,22 +37,6 @@ UserRow = Tuple[str, List[str]]  # (user id, history most recent first)
 
 class BatchError(ValueError):
   """Bad input to batch recommendations (names the file, line or value)."""
-
-
-def resolve_model_dir(path: str) -> str:
-  """A SavedModel directory: `path` itself, or its highest integer version subdirectory."""
-  if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
-    return path
-  if not tf.io.gfile.isdir(path):
-    raise BatchError(f"--model {path!r} does not exist")
-  versions = sorted((int(n.rstrip("/")) for n in tf.io.gfile.listdir(path)
-                     if n.rstrip("/").isdigit()
-                     and tf.io.gfile.exists(os.path.join(path, n.rstrip("/"), "saved_model.pb"))),
-                    reverse=True)
-  if not versions:
-    raise BatchError(f"--model {path!r} is neither a SavedModel (no saved_model.pb) nor a "
-                     "model directory with integer version subdirectories: run `tfgrec export`")
-  return os.path.join(path, str(versions[0]))
 
 
 def is_plain_text(path: str) -> bool:
@@ -67,11 +49,17 @@ def is_plain_text(path: str) -> bool:
   return False
 
 
-def latest_items(events: Iterable[Tuple[int, str]], max_history: int) -> List[str]:
-  """A user's history from (timestamp, item) events: latest first (ties by item id), each
-  item once, at most `max_history` items. The Beam job builds histories with it too."""
-  ordered = sorted(events, key=lambda e: (-e[0], e[1]))
-  return list(dict.fromkeys(item for _, item in ordered))[:max_history]
+def latest_items(events: Iterable[Tuple[int, int, str]], max_history: int) -> List[str]:
+  """A user's history from (timestamp, input position, item) events: latest first, each item
+  once, at most `max_history` items. Events at the same time, and events without a time
+  (timestamp -1, the contract), go by input order, the later row first. The Beam job builds
+  histories with it too.
+
+  >>> latest_items([(5, 0, "a"), (9, 1, "b"), (-1, 2, "c"), (-1, 3, "d")], 3)
+  ['b', 'a', 'd']
+  """
+  ordered = sorted(events, key=lambda e: (-e[0], -e[1], e[2]))
+  return list(dict.fromkeys(item for _, _, item in ordered))[:max_history]
 
 
 def read_users(path: str, max_history: int = 50) -> Tuple[List[UserRow], Dict[str, int]]:
@@ -100,6 +88,7 @@ def read_users(path: str, max_history: int = 50) -> Tuple[List[UserRow], Dict[st
     raise BatchError(f"--users {path!r}: no valid interactions ({rows} rows, {len(dead)} "
                      "dead letters; the contract: `tfgrec data contract`)")
   users = [(str(user), latest_items(zip(group["timestamp"].astype(int),
+                                          group["position"].astype(int),
                                           group["item_id"].astype(str)), max_history))
            for user, group in frame.groupby("user_id", sort=True)]
   return users, {"rows_in": rows, "users": len(users), "dead_letters": len(dead)}
@@ -124,7 +113,7 @@ class BatchRecommender:
   """Runs the recommend (and explain) signatures of a loaded SavedModel on batches of users.
 
   Args:
-    model: the object tf.saved_model.load returned.
+    model: the loaded SavedModel (tfgrec.saved_models.load).
     k: items per user (at most the K the model was exported with).
     explain: add the contributing history item of each recommendation.
   """
@@ -176,22 +165,9 @@ class BatchRecommender:
 
 
 def write_jsonl(records: Iterable[dict], output: str) -> int:
-  """Writes records to `output` atomically (temporary file, then rename); returns the count."""
-  directory = os.path.dirname(os.path.abspath(output))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".recs-", dir=directory)
-  count = 0
-  try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      for record in records:
-        f.write(json.dumps(record) + "\n")
-        count += 1
-    os.replace(tmp, output)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-  return count
+  """Writes records to `output` (local or any filesystem TensorFlow knows) all at once
+  (tfgrec.storage); returns the count."""
+  return storage.write_lines(output, (json.dumps(record) for record in records))
 
 
 def recommend_file(model: str, users: str, output: str, k: int = 20, explain: bool = False,
@@ -202,8 +178,8 @@ def recommend_file(model: str, users: str, output: str, k: int = 20, explain: bo
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
   if batch_size < 1:
     raise BatchError(f"batch_size must be >= 1, got {batch_size}")
-  path = resolve_model_dir(model)
-  recommender = BatchRecommender(tf.saved_model.load(path), k=k, explain=explain)
+  path = saved_models.version_dir(model)
+  recommender = BatchRecommender(saved_models.load(path), k=k, explain=explain)
   rows, counts = read_users(users, max_history)
   bar = tqdm(total=len(rows), desc="recommend", unit="user", disable=not progress)
 

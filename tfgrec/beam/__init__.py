@@ -1,4 +1,4 @@
-"""Apache Beam transforms and the graph-building job (driver: pipelines/build_graph.py)."""
+"""Apache Beam transforms and the graph-building job (driver: tfgrec.jobs.build_graph)."""
 # The job: configuration, pipeline construction, running it.
 from tfgrec.beam.build_graph import BuildGraphConfig
 from tfgrec.beam.build_graph import build_pipeline

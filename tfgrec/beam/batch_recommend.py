@@ -7,7 +7,7 @@ asked) -> JSON lines {"user_id", "items", "scores"[, "because", "contributions"]
 
 Interaction rows that break the contract go to `dead_letter/interactions.jsonl` beside the output,
 with their reason; the counts (rows in, users, dead letters, written) are Beam metrics, returned by
-:func:`run` and printed by the driver (pipelines/batch_recommend.py).
+:func:`run` and printed by the driver (tfgrec.jobs.batch_recommend).
 """
 import dataclasses
 import json
@@ -52,7 +52,7 @@ class BatchRecommendConfig:
 class RecommendModelHandler(inference.ModelHandler):
   """RunInference handler: batches of (user_id, history) -> recommendation records.
 
-  The model is loaded once per worker process (tf.saved_model.load) and shared by its threads.
+  The model is loaded once per worker process (tfgrec.saved_models.load) and shared by its threads.
   """
 
   def __init__(self, model: str, k: int, explain: bool = False, max_batch_size: int = 256):
@@ -63,11 +63,10 @@ class RecommendModelHandler(inference.ModelHandler):
     self._max_batch_size = max_batch_size
 
   def load_model(self) -> batch_lib.BatchRecommender:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    import tensorflow_text  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
-    path = batch_lib.resolve_model_dir(self._model)
+    from tfgrec import saved_models  # pylint: disable=g-import-not-at-top
+    path = saved_models.version_dir(self._model)
     logger.info("batch recommend: loading %s", path)
-    return batch_lib.BatchRecommender(tf.saved_model.load(path), k=self._k,
+    return batch_lib.BatchRecommender(saved_models.load(path), k=self._k,
                                       explain=self._explain)
 
   def run_inference(self, batch: Sequence[batch_lib.UserRow],
@@ -92,7 +91,8 @@ def _is_plain_text(patterns: Sequence[str]) -> bool:
 
 
 class _Histories(beam.DoFn):
-  """(user, [(timestamp, item), ...]) -> (user, latest items first, at most max_history)."""
+  """(user, [(timestamp, position, item), ...]) -> (user, latest items first, at most
+  max_history; see tfgrec.batch.recommend.latest_items)."""
 
   def __init__(self, max_history: int):
     super().__init__()
@@ -104,8 +104,9 @@ class _Histories(beam.DoFn):
 
 
 def _events(frame):
-  for user, item, ts in zip(frame["user_id"], frame["item_id"], frame["timestamp"]):
-    yield str(user), (int(ts), str(item))
+  for user, item, ts, position in zip(frame["user_id"], frame["item_id"], frame["timestamp"],
+                                      frame["position"]):
+    yield str(user), (int(ts), int(position), str(item))
 
 
 def dead_letter_dir(cfg: BatchRecommendConfig) -> str:

@@ -1,4 +1,4 @@
-"""The graph-building job: raw logs -> graph directory. Driver: pipelines/build_graph.py.
+"""The graph-building job: raw logs -> graph directory. Driver: tfgrec.jobs.build_graph.
 
 Graph directory layout (all paths relative to ``out``):
 
@@ -13,12 +13,17 @@ Graph directory layout (all paths relative to ``out``):
   dead_letter/<table>.jsonl         refused rows with reason, field, value, source file:line
   stats.json                        rows in / accepted / dead-lettered per table and reason,
                                     split sizes, node and edge counts, degree quantiles
+
+A run in which no interaction is accepted, or no user has a training event, writes no graph: it
+keeps ``dead_letter/`` and ``stats.json`` (with ``"graph": null`` and ``"error"``) for the user to
+read, removes every other output, and :func:`run` raises :class:`NoTrainingDataError` naming the
+commonest dead-letter reasons.
 """
 import dataclasses
 import json
 import logging
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -37,6 +42,21 @@ CATALOG_FILENAME = "catalog.parquet"
 USERS_FILENAME = "users.parquet"
 OUTPUTS = ("schema.pbtxt", GRAPH_FILENAME, STATS_FILENAME, CATALOG_FILENAME, USERS_FILENAME,
            "vocab", "splits", "dead_letter")
+# What a run that found no training data leaves for the user to read.
+_KEPT_ON_ERROR = (STATS_FILENAME, "dead_letter")
+_TOP_REASONS = 5
+
+
+class NoTrainingDataError(ValueError):
+  """The job accepted no interaction, or no user has a training event: there is no graph.
+
+  The message names the commonest dead-letter reasons with their counts and where the dead
+  letters are. `stats` holds the run's stats.json (``"graph": None``).
+  """
+
+  def __init__(self, message: str, stats: Optional[Dict[str, Any]] = None):
+    super().__init__(message)
+    self.stats = stats
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +69,8 @@ class BuildGraphConfig:
     items: file patterns of the items table (optional).
     users: file patterns of the users table (optional).
     fmt: 'csv' | 'jsonl' | 'parquet' for all inputs; None: from each file's name.
-    split: the per-user temporal split.
+    split: the per-user split (temporal; random with split.seed for users with events without
+      a time).
     num_shards: shards of users (and of the split files); more for bigger data.
     pseudonymize_salt: when set, user ids are replaced by a salted hash (never written out).
   """
@@ -78,7 +99,7 @@ class _AssembleGraphFn(beam.DoFn):
     self._config = config
 
   def process(self, unused, train_edges, seen, split_stats, catalog_parts, user_parts,
-              dead_counts, file_counts):
+              dead_counts, dead_field_counts, file_counts):
     # Imported here: TensorFlow loads only in the worker that builds the graph.
     from tfgrec.graph import build  # pylint: disable=g-import-not-at-top
     from tfgrec.graph import schema as schema_lib  # pylint: disable=g-import-not-at-top
@@ -88,6 +109,20 @@ class _AssembleGraphFn(beam.DoFn):
     edges = (pd.concat([T.unpack(e) for e in train_edges], ignore_index=True) if train_edges else
              pd.DataFrame({"user_id": [], "item_id": [], "value": np.zeros(0, np.float32),
                            "timestamp": np.zeros(0, np.int64), "count": np.zeros(0, np.int64)}))
+    if not len(edges):
+      # No graph: stats (and the dead letters, written elsewhere) only; run() raises.
+      stats = _stats(cfg, split_stats, dead_counts[0] if dead_counts else {}, file_counts,
+                     accepted={"interactions": sum(s["accepted"] for s in split_stats),
+                               "items": sum(len(c) for c in catalog_parts),
+                               "users": sum(len(u) for u in user_parts)},
+                     dead_fields=dead_field_counts[0] if dead_field_counts else {})
+      stats["graph"] = None
+      stats["error"] = no_training_data_message(stats, out)
+      T.ensure_dir(out)
+      T.write_bytes(FileSystems.join(out, STATS_FILENAME),
+                    (json.dumps(stats, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+      yield stats
+      return
     events_per_item = (pd.concat(seen).groupby(level=0).sum() if seen else
                        pd.Series(dtype=np.int64))
     catalog = (pd.concat(catalog_parts, ignore_index=True).sort_values("item_id").reset_index(
@@ -134,7 +169,8 @@ class _AssembleGraphFn(beam.DoFn):
     unknown_events = int(events_per_item[events_per_item.index.difference(in_catalog)].sum())
     stats = _stats(cfg, split_stats, dead_counts[0] if dead_counts else {}, file_counts,
                    accepted={"interactions": sum(s["accepted"] for s in split_stats),
-                             "items": len(catalog), "users": users_accepted})
+                             "items": len(catalog), "users": users_accepted},
+                   dead_fields=dead_field_counts[0] if dead_field_counts else {})
     stats["interactions"]["items_not_in_catalog"] = {
         "items": int(len(unknown)), "interactions": unknown_events}
     stats["graph"] = {
@@ -154,8 +190,10 @@ class _AssembleGraphFn(beam.DoFn):
 
 
 def _stats(cfg: BuildGraphConfig, split_stats: List[Dict[str, int]],
-           dead: Dict[str, Dict[str, int]], file_counts, accepted: Dict[str, int]):
+           dead: Dict[str, Dict[str, int]], file_counts, accepted: Dict[str, int],
+           dead_fields: Optional[Dict[str, Dict[str, Dict[str, int]]]] = None):
   """Accounting per table; raises if rows in != accepted + dead-lettered (a bug, never data)."""
+  dead_fields = dead_fields or {}
   tables: Dict[str, Any] = {}
   for table in contract.TABLES:
     files = sorted((path, rows) for t, path, rows in file_counts if t == table)
@@ -169,10 +207,12 @@ def _stats(cfg: BuildGraphConfig, split_stats: List[Dict[str, int]],
                          f"{accepted[table]} accepted, {dead_total} dead-lettered")
     tables[table] = {"files": [{"path": p, "rows": r} for p, r in files], "rows_in": rows_in,
                      "accepted": accepted[table], "dead_lettered": dead_total,
-                     "dead_letter_reasons": reasons}
+                     "dead_letter_reasons": reasons,
+                     "dead_letter_fields": {r: dict(sorted(f.items())) for r, f in sorted(
+                         dead_fields.get(table, {}).items())}}
   total = {k: sum(s[k] for s in split_stats) for k in (
       "accepted", "duplicates_collapsed", "unique_events", "users", "users_short_history",
-      "split_train", "split_validation", "split_test")}
+      "without_time", "users_split_at_random", "split_train", "split_validation", "split_test")}
   return {
       "contract_version": contract.CONTRACT_VERSION,
       "tables": tables,
@@ -180,12 +220,14 @@ def _stats(cfg: BuildGraphConfig, split_stats: List[Dict[str, int]],
           "accepted": total["accepted"],
           "duplicates_collapsed": total["duplicates_collapsed"],
           "unique_events": total["unique_events"],
+          "without_time": total["without_time"],
           "pseudonymized": bool(cfg.pseudonymize_salt),
       },
       "split": {
           "train": total["split_train"], "validation": total["split_validation"],
           "test": total["split_test"], "users": total["users"],
           "users_kept_whole_in_train": total["users_short_history"],
+          "users_split_at_random": total["users_split_at_random"],
           "config": dataclasses.asdict(cfg.split), "num_shards": cfg.num_shards,
       },
   }
@@ -223,15 +265,42 @@ def build_pipeline(p: beam.Pipeline, cfg: BuildGraphConfig):
           | "Assemble" >> beam.ParDo(
               _AssembleGraphFn(cfg), as_list(train_edges), as_list(seen), as_list(split_stats),
               as_list(side["items"]), as_list(side["users"]),
-              as_list(T.dead_letter_counts(all_dead)), as_list(all_counts)))
+              as_list(T.dead_letter_counts(all_dead)),
+              as_list(T.dead_letter_counts(all_dead, by_field=True)), as_list(all_counts)))
 
 
-def clear_outputs(out: str) -> None:
-  """Removes what an earlier run wrote to `out` (only tfgrec's own outputs)."""
+def clear_outputs(out: str, keep: Tuple[str, ...] = ()) -> None:
+  """Removes what an earlier run wrote to `out` (only tfgrec's own outputs), but `keep`."""
   for name in OUTPUTS:
     path = FileSystems.join(out, name)
-    if FileSystems.exists(path):
+    if name not in keep and FileSystems.exists(path):
       FileSystems.delete([path])
+
+
+def no_training_data_message(stats: Dict[str, Any], out: str) -> str:
+  """Why a run has no graph: no interaction accepted (the commonest dead-letter reasons, with
+  their fields and counts) or no training event."""
+  t = stats["tables"]["interactions"]
+  where = FileSystems.join(out, "dead_letter") + "/"
+  if not t["accepted"]:
+    if not t["rows_in"]:
+      files = ", ".join(f["path"] for f in t["files"]) or "none"
+      return f"no interaction was accepted: the interactions files hold no rows (files: {files})"
+    by_field = t.get("dead_letter_fields") or {
+        r: {"": n} for r, n in t["dead_letter_reasons"].items()}
+    counts = sorted(((n, reason, field) for reason, fields in by_field.items()
+                     for field, n in fields.items()), key=lambda c: (-c[0], c[1], c[2]))
+    shown = [f"{reason} {field!r}: {n:,}" if field else f"{reason}: {n:,}"
+             for n, reason, field in counts[:_TOP_REASONS]]
+    if len(counts) > _TOP_REASONS:
+      shown.append(f"{len(counts) - _TOP_REASONS} more")
+    return (f"no interaction was accepted: {t['dead_lettered']:,} rows dead-lettered "
+            f"({', '.join(shown)}); see {where}")
+  s = stats["split"]
+  return (f"no user has a training event: {t['accepted']:,} interactions accepted, split "
+          f"train 0 / validation {s['validation']:,} / test {s['test']:,}; lower "
+          f"validation_fraction / test_fraction or raise min_interactions "
+          f"(split config: {s['config']})")
 
 
 def run(cfg: BuildGraphConfig, pipeline_args: Optional[List[str]] = None) -> Dict[str, Any]:
@@ -242,6 +311,10 @@ def run(cfg: BuildGraphConfig, pipeline_args: Optional[List[str]] = None) -> Dic
     pipeline_args: standard Beam options (``--runner``, ``--direct_num_workers``,
       ``--project``, ``--temp_location``, ``--setup_file``, ...). Default: DirectRunner, in
       process.
+
+  Raises:
+    NoTrainingDataError: no interaction was accepted or no user has a training event. No graph
+      is left in `cfg.out`; its stats.json and dead_letter/ stay.
   """
   from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=g-import-not-at-top
   options = PipelineOptions(pipeline_args or [])
@@ -250,7 +323,12 @@ def run(cfg: BuildGraphConfig, pipeline_args: Optional[List[str]] = None) -> Dic
   with beam.Pipeline(options=options) as p:
     build_pipeline(p, cfg)
   with FileSystems.open(FileSystems.join(cfg.out, STATS_FILENAME)) as f:
-    return json.loads(f.read().decode("utf-8"))
+    stats = json.loads(f.read().decode("utf-8"))
+  if stats.get("graph") is None:
+    clear_outputs(cfg.out, keep=_KEPT_ON_ERROR)
+    raise NoTrainingDataError(stats.get("error") or no_training_data_message(stats, cfg.out),
+                              stats)
+  return stats
 
 
 def summary_lines(stats: Dict[str, Any], out: str) -> List[str]:
@@ -266,6 +344,10 @@ def summary_lines(stats: Dict[str, Any], out: str) -> List[str]:
                f"({i['items_not_in_catalog']['interactions']:,} interactions)")
   lines.append(f"  split: train {s['train']:,}  validation {s['validation']:,}  "
                f"test {s['test']:,}  ({s['users']:,} users)")
+  if i.get("without_time"):
+    lines.append(f"  events without a time {i['without_time']:,}: "
+                 f"{s.get('users_split_at_random', 0):,} users split at random "
+                 f"(seed {s['config'].get('seed', 0)})")
   ns, es = g["node_sets"], g["edge_sets"]
   lines.append(f"  nodes: user {ns['user']:,}  item {ns['item']:,} (cold {g['cold_items']:,})  "
                f"category {ns['category']:,}")

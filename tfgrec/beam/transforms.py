@@ -1,4 +1,4 @@
-"""Apache Beam transforms of the graph-building job (see pipelines/build_graph.py).
+"""Apache Beam transforms of the graph-building job (driver: tfgrec.jobs.build_graph).
 
 Rows travel in columnar chunks (pandas DataFrames) rather than one element per row: per-element
 Python is what makes Beam slow, and every step here is a vectorized pandas operation on a chunk or
@@ -36,11 +36,13 @@ class _ParseFileFn(beam.DoFn):
     self._table = table
     self._fmt = fmt
 
-  def process(self, path: str):
+  def process(self, element: Tuple[int, str]):
+    index, path = element  # The file's index among the table's sorted files: row positions.
     logger.info("reading %s file %s", self._table, path)
     stream = FileSystems.open(path, compression_type=CompressionTypes.AUTO)
     accepted = dead = 0
-    for event in readers.read_table_file(path, self._table, self._fmt, stream=stream):
+    for event in readers.read_table_file(path, self._table, self._fmt, stream=stream,
+                                         file_index=index):
       if isinstance(event, pd.DataFrame):
         accepted += len(event)
         yield event
@@ -82,7 +84,7 @@ class ReadRawTable(beam.PTransform):
     for path in paths:  # Fail before the pipeline runs on a file that cannot be read at all.
       readers.check_file(path, self._table, self._fmt)
     parsed = (pbegin
-              | "Files" >> beam.Create(paths)
+              | "Files" >> beam.Create(list(enumerate(paths)))
               | "Spread" >> beam.Reshuffle()
               | "Parse" >> beam.ParDo(_ParseFileFn(self._table, self._fmt)).with_outputs(
                   DEAD, COUNTS, main="rows"))
@@ -117,7 +119,8 @@ def _by_bucket(frame: pd.DataFrame, key: str, num_buckets: int, packed: bool = F
 
 
 class _SplitBucketFn(beam.DoFn):
-  """All events of one shard of users: dedupe, temporal split, collapse training edges."""
+  """All events of one shard of users: dedupe, split (temporal, or random for users with events
+  without a time), collapse training edges."""
 
   def __init__(self, split_config: prepare.SplitConfig):
     self._config = split_config
@@ -130,9 +133,13 @@ class _SplitBucketFn(beam.DoFn):
     counts = prepare.split_counts(frame)
     sizes = frame.groupby("user_id").size()
     users, short = len(sizes), int((sizes < self._config.min_interactions).sum())
+    timeless = ~prepare.has_time(frame["timestamp"])
+    random_users = frame.loc[prepare.random_split_users(frame), "user_id"].nunique()
     yield beam.pvalue.TaggedOutput(STATS, {
         "accepted": int(frame["count"].sum()), "duplicates_collapsed": removed,
         "unique_events": len(frame), "users": users, "users_short_history": short,
+        "without_time": int(frame.loc[timeless, "count"].sum()),
+        "users_split_at_random": int(random_users),
         **{f"split_{k}": v for k, v in counts.items()}})
     train = frame[frame["split"] == prepare.TRAIN]
     yield beam.pvalue.TaggedOutput(TRAIN_EDGES, pack(prepare.collapse_edges(train)))
@@ -144,7 +151,10 @@ class _SplitBucketFn(beam.DoFn):
 
 
 class SplitInteractions(beam.PTransform):
-  """Interaction chunks -> per-user temporal splits, sharded by a stable hash of user_id.
+  """Interaction chunks -> per-user splits, sharded by a stable hash of user_id.
+
+  The split is temporal, or random (seeded, the same for any number of shards or workers) for
+  users with events without a time; see tfgrec.data.prepare.
 
   Returns a tuple: (split, shard, packed DataFrame) parts, packed collapsed training-edge frames
   (see `pack`), per-shard Series of events per item id (all splits), and per-shard statistics.
@@ -230,7 +240,8 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 
 class WriteSplitShards(beam.PTransform):
-  """Writes <out>/splits/<split>/part-<shard>-of-<n>.parquet, rows sorted by user and time."""
+  """Writes <out>/splits/<split>/part-<shard>-of-<n>.parquet, rows sorted by user and time
+  (events without a time, timestamp -1, first and in input order; column `position`)."""
 
   def __init__(self, out_dir: str, num_shards: int):
     super().__init__()
@@ -279,20 +290,31 @@ class WriteDeadLetters(beam.PTransform):
             | "WriteDead" >> beam.Map(write))
 
 
-def dead_letter_counts(dead) -> Any:
-  """PCollection of one dict {table: {reason: count}}."""
+def dead_letter_counts(dead, by_field: bool = False) -> Any:
+  """PCollection of one dict {table: {reason: count}}, or with `by_field`
+  {table: {reason: {field: count}}} (field '' for a whole row)."""
 
-  def merge(counts: Iterable[Tuple[Tuple[str, str], int]]) -> Dict[str, Dict[str, int]]:
-    out: Dict[str, Dict[str, int]] = {}
-    for (table, reason), n in sorted(counts):
-      out.setdefault(table, {})[reason] = n
+  def merge(counts: Iterable[Tuple[tuple, int]]) -> Dict[str, Dict[str, Any]]:
+    out: Dict[str, Dict[str, Any]] = {}
+    for key, n in sorted(counts):
+      if by_field:
+        table, reason, field = key
+        out.setdefault(table, {}).setdefault(reason, {})[field] = n
+      else:
+        table, reason = key
+        out.setdefault(table, {})[reason] = n
     return out
 
+  if by_field:
+    key = lambda r: (r["table"], r["reason"], r.get("field") or "")
+  else:
+    key = lambda r: (r["table"], r["reason"])
+  prefix = "DeadByField" if by_field else "Dead"
   return (dead
-          | "DeadKey" >> beam.Map(lambda r: (r["table"], r["reason"]))
-          | "DeadCount" >> beam.combiners.Count.PerElement()
-          | "DeadGather" >> beam.combiners.ToList()
-          | "DeadMerge" >> beam.Map(merge))
+          | f"{prefix}Key" >> beam.Map(key)
+          | f"{prefix}Count" >> beam.combiners.Count.PerElement()
+          | f"{prefix}Gather" >> beam.combiners.ToList()
+          | f"{prefix}Merge" >> beam.Map(merge))
 
 
 def local_path(path: str) -> bool:

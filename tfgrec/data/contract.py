@@ -1,20 +1,29 @@
 """The raw-log contract: the tables tfgrec reads, their fields, and how each value is checked.
 
-This module is the single source of the contract. ``schemas/raw_logs.v1.json`` is its
+This module is the single source of the contract. ``schemas/raw_logs.v2.json`` is its
 machine-readable export (``tfgrec data contract`` prints it; a test keeps the two equal) and
 ``schemas/README.md`` explains it with an example of each table.
 
 Three tables; only ``interactions`` is required; ids are strings:
 
-* interactions: ``user_id``, ``item_id``, ``timestamp`` (integer epoch seconds or ISO-8601),
-  ``event`` (default ``interaction``), ``value`` (optional float).
+* interactions: ``user_id``, ``item_id``, ``timestamp`` (optional: integer epoch seconds or
+  ISO-8601), ``event`` (default ``interaction``), ``value`` (optional float).
 * items: ``item_id``, ``title``, ``description``, ``categories`` (CSV: ``|``-separated; JSONL and
   Parquet: a list of strings), further attributes.
 * users: ``user_id``, further (categorical) attributes.
 
 Every row is checked by :func:`validate_row`, which returns either the canonical row or a
 :class:`Rejection` carrying the reason code, the field and the offending value. Reason codes are
-stable strings (they key ``stats.json`` and the dead-letter files):
+stable strings (they key ``stats.json`` and the dead-letter files).
+
+Events without a time. An interaction whose ``timestamp`` is absent, null or empty is accepted
+as an event without a time; its canonical timestamp is :data:`NO_TIME` (-1, outside the range a
+real timestamp may take, so "no time" can never be confused with a time). A timestamp that is
+present but malformed is still dead-lettered (``bad_timestamp``). What the graph job makes of
+events without a time (input order, a seeded random split, tied recency) is described in
+:mod:`tfgrec.data.prepare` and ``schemas/README.md``.
+
+Version history: 1, ``timestamp`` required; 2, ``timestamp`` optional (:data:`NO_TIME`).
 """
 import dataclasses
 import datetime
@@ -22,12 +31,12 @@ import math
 import re
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 2
 
 # Reason codes of dead-lettered rows.
 UNDECODABLE_BYTES = "undecodable_bytes"  # the row's bytes are not UTF-8.
 MALFORMED_ROW = "malformed_row"  # CSV row with the wrong number of columns, invalid JSON, ...
-MISSING_FIELD = "missing_field"  # a required field is absent or null.
+MISSING_FIELD = "missing_field"  # a required field (user_id, item_id) is absent or null.
 EMPTY_ID = "empty_id"  # an id is the empty string (or only white space).
 BAD_ID = "bad_id"  # an id of the wrong type or with control characters.
 BAD_TIMESTAMP = "bad_timestamp"  # not epoch seconds nor ISO-8601, or out of range.
@@ -47,6 +56,10 @@ DEFAULT_EVENT = "interaction"
 # always milliseconds or microseconds passed as seconds.
 MIN_TIMESTAMP = 0
 MAX_TIMESTAMP = 7258118400
+# The canonical timestamp of an interaction without a time (absent, null or empty in the log).
+# Below MIN_TIMESTAMP, so no real time equals it; downstream files (split parquet files, the
+# graph's `timestamp` edge feature) carry it as is: `timestamp < 0` means "no time".
+NO_TIME = -1
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -73,9 +86,11 @@ _TABLE_FIELDS: Dict[str, Tuple[Field, ...]] = {
     "interactions": (
         Field("user_id", "id", True, "Who acted. Any string; numbers are read as strings."),
         Field("item_id", "id", True, "What was acted on. Need not be in the catalog."),
-        Field("timestamp", "timestamp", True,
+        Field("timestamp", "timestamp", False,
               "When: integer epoch seconds (fractions are truncated) or ISO-8601 "
-              "(no offset means UTC)."),
+              "(no offset means UTC). Absent, null or empty: an event without a time (kept in "
+              "input order; its user is split at random with a seed; it counts as older than "
+              "every timed event of its user). Present but malformed: dead-lettered.", NO_TIME),
         Field("event", "string", False, "Kind of interaction, e.g. rating, view, purchase.",
               DEFAULT_EVENT),
         Field("value", "float", False,
@@ -115,7 +130,7 @@ def required_fields(table: str) -> List[str]:
 
 
 def contract_dict() -> Dict[str, Any]:
-  """The contract as plain data: what ``schemas/raw_logs.v1.json`` holds."""
+  """The contract as plain data: what ``schemas/raw_logs.v2.json`` holds."""
   return {
       "name": "tfgrec raw-log contract",
       "version": CONTRACT_VERSION,
@@ -126,6 +141,11 @@ def contract_dict() -> Dict[str, Any]:
       },
       "compression": "gzip/bz2/etc. by file extension (Beam filesystems), e.g. .csv.gz",
       "timestamp_range": [MIN_TIMESTAMP, MAX_TIMESTAMP],
+      "no_time": {
+          "value": NO_TIME,
+          "doc": ("An interaction whose timestamp is absent, null or empty has no time: it is "
+                  "accepted and stored with timestamp -1 in the split files and the graph."),
+      },
       "tables": {
           table: {
               "doc": _TABLE_DOCS[table],
@@ -203,10 +223,25 @@ def parse_id(name: str, value: Any) -> str:
   return text
 
 
-def parse_timestamp(value: Any, name: str = "timestamp") -> int:
-  """Epoch seconds from an integer, a number string or ISO-8601; raises _Reject."""
+def is_no_time(value: Any) -> bool:
+  """Whether a raw timestamp value means "no time": None, NaN, NaT or an empty string."""
   if _is_missing(value) or (isinstance(value, str) and not value.strip()):
-    raise _Reject(MISSING_FIELD, name, value, f"{name} is required")
+    return True
+  return type(value).__name__ == "NaTType"  # pandas.NaT from a Parquet null timestamp.
+
+
+def parse_timestamp(value: Any, name: str = "timestamp") -> int:
+  """Epoch seconds from an integer, a number string or ISO-8601; raises _Reject.
+
+  Args:
+    value: the raw value. None, NaN, NaT or an empty string means no time: NO_TIME (-1).
+    name: the field's name, for messages.
+
+  Returns:
+    Epoch seconds in [MIN_TIMESTAMP, MAX_TIMESTAMP), or NO_TIME.
+  """
+  if is_no_time(value):
+    return NO_TIME
   seconds: Optional[float] = None
   if isinstance(value, bool):
     pass
@@ -312,19 +347,19 @@ def validate_row(table: str, row: Mapping[str, Any]) -> Union[Row, Rejection]:
     row: field name -> raw value (strings from CSV; JSON or Parquet values otherwise).
 
   Returns:
-    The canonical row (interactions: user_id, item_id, timestamp, event, value with NaN for
-    absent; items: item_id, title, description, categories (tuple), attributes (dict); users:
+    The canonical row (interactions: user_id, item_id, timestamp (NO_TIME when absent, null or
+    empty), event, value with NaN for absent; items: item_id, title, description, categories (tuple), attributes (dict); users:
     user_id, attributes), or a Rejection.
   """
   try:
     if table == "interactions":
-      for f in ("user_id", "item_id", "timestamp"):
+      for f in ("user_id", "item_id"):
         if f not in row:
           raise _Reject(MISSING_FIELD, f, None, f"{f} is required")
       return {
           "user_id": parse_id("user_id", row["user_id"]),
           "item_id": parse_id("item_id", row["item_id"]),
-          "timestamp": parse_timestamp(row["timestamp"]),
+          "timestamp": parse_timestamp(row.get("timestamp")),
           "event": parse_text(row.get("event"), "event") or DEFAULT_EVENT,
           "value": parse_float(row.get("value")),
       }

@@ -6,6 +6,10 @@ tests, small scripts) never see a row twice and never lose one: every physical r
 exactly one of the two, and the final :class:`FileCount` says how many rows the file had.
 
 Blank lines in CSV and JSONL files are not rows and are not counted.
+
+Interaction chunks carry each row's input position (``position``: the index of its file among the
+job's sorted input files times :data:`POSITION_STRIDE`, plus its line or Parquet row number), a
+stable order that needs no timestamp: a user's events without a time keep it.
 """
 import csv
 import dataclasses
@@ -31,6 +35,8 @@ _FORMAT_BY_SUFFIX = {
     ".pq": "parquet",
 }
 DEFAULT_CHUNK_ROWS = 65536
+# position = file_index * POSITION_STRIDE + line: 2**40 lines per file, 2**23 files.
+POSITION_STRIDE = 2**40
 _PROGRESS_EVERY = 500_000
 
 
@@ -64,7 +70,7 @@ def detect_format(path: str) -> str:
 def columns(table: str) -> List[str]:
   """Columns of the accepted-row chunks of `table`."""
   if table == "interactions":
-    return ["user_id", "item_id", "timestamp", "event", "value"]
+    return ["user_id", "item_id", "timestamp", "event", "value", "position"]
   if table == "items":
     return ["item_id", "title", "description", "categories", "attributes", "order"]
   if table == "users":
@@ -75,8 +81,9 @@ def columns(table: str) -> List[str]:
 class _ChunkBuilder:
   """Accumulates canonical rows column by column and cuts DataFrames."""
 
-  def __init__(self, table: str, chunk_rows: int):
+  def __init__(self, table: str, chunk_rows: int, file_index: int = 0):
     self._table = table
+    self._base = file_index * POSITION_STRIDE
     self._cols = columns(table)
     self._chunk_rows = chunk_rows
     self._data: Dict[str, list] = {c: [] for c in self._cols}
@@ -86,6 +93,8 @@ class _ChunkBuilder:
     for c in self._cols:
       if c == "order":
         self._data[c].append(order)
+      elif c == "position":
+        self._data[c].append(self._base + order[1])
       elif c == "attributes":
         self._data[c].append(json.dumps(row[c], sort_keys=True, ensure_ascii=False))
       else:
@@ -98,7 +107,7 @@ class _ChunkBuilder:
       return None
     frame = pd.DataFrame(self._data, columns=self._cols)
     if self._table == "interactions":
-      frame = frame.astype({"timestamp": "int64", "value": "float64"})
+      frame = frame.astype({"timestamp": "int64", "value": "float64", "position": "int64"})
     self._data = {c: [] for c in self._cols}
     self.size = 0
     return frame
@@ -133,7 +142,8 @@ def read_table_file(path: str,
                     fmt: Optional[str] = None,
                     *,
                     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                    stream: Optional[io.IOBase] = None) -> Iterator[Event]:
+                    stream: Optional[io.IOBase] = None,
+                    file_index: int = 0) -> Iterator[Event]:
   """Streams one raw file through the contract.
 
   Args:
@@ -142,6 +152,8 @@ def read_table_file(path: str,
     fmt: 'csv', 'jsonl' or 'parquet'; from the file name if None.
     chunk_rows: accepted rows per DataFrame chunk.
     stream: an already opened binary stream to read instead of opening `path`.
+    file_index: the file's index among the sorted input files of its table; with the line, it
+      makes the rows' `position` (interactions only).
 
   Yields:
     DataFrames of accepted rows (columns: `columns(table)`), dead-letter dicts (see
@@ -152,12 +164,14 @@ def read_table_file(path: str,
       a required field).
   """
   contract.fields(table)  # Validates the table name.
+  if not 0 <= file_index < 2**23:
+    raise ValueError(f"file_index must be in [0, 2**23), got {file_index}")
   fmt = fmt or detect_format(path)
   if fmt not in contract.FORMATS:
     raise ContractError(f"unknown format {fmt!r} for {path!r}; expected one of "
                         f"{list(contract.FORMATS)}")
   reader = {"csv": _csv_rows, "jsonl": _jsonl_rows, "parquet": _parquet_rows}[fmt]
-  builder = _ChunkBuilder(table, chunk_rows)
+  builder = _ChunkBuilder(table, chunk_rows, file_index)
   count = 0
   with _open(path, stream) as fh:
     for line, row, raw, rejection in reader(fh, path, table):
@@ -324,10 +338,13 @@ def _parquet_rows(fh, path: str, table: str) -> Iterator[_RowTuple]:
 
 
 def read_table(paths: List[str], table: str, fmt: Optional[str] = None):
-  """Reads whole files in process (small data, tests). Returns (frame, dead letters, rows_in)."""
+  """Reads whole files in process (small data, tests). Returns (frame, dead letters, rows_in).
+
+  Rows' positions (interactions) number `paths` in the order given.
+  """
   frames, dead, rows = [], [], 0
-  for path in paths:
-    for event in read_table_file(path, table, fmt):
+  for index, path in enumerate(paths):
+    for event in read_table_file(path, table, fmt, file_index=index):
       if isinstance(event, pd.DataFrame):
         frames.append(event)
       elif isinstance(event, FileCount):

@@ -20,6 +20,8 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from tfgrec import storage
+from tfgrec.graph import recency
 from tfgrec.eval import metrics
 
 
@@ -60,18 +62,18 @@ class EvalData:
 
 def _read_split(graph_dir: str, split: str) -> pd.DataFrame:
   folder = os.path.join(graph_dir, "splits", split)
-  files = sorted(f for f in os.listdir(folder) if f.endswith(".parquet")) if os.path.isdir(
-      folder) else []
+  files = [f for f in storage.listdir(folder) if f.endswith(".parquet")]
   if not files:
     return pd.DataFrame({"user_id": [], "item_id": [], "timestamp": []})
-  return pd.concat([pd.read_parquet(os.path.join(folder, f)) for f in files], ignore_index=True)
+  return pd.concat([storage.read_parquet(os.path.join(folder, f)) for f in files],
+                   ignore_index=True)
 
 
 def load_eval_data(graph_dir: str) -> EvalData:
   """Reads vocabularies and split files of a graph directory."""
   def vocab(name):
-    with open(os.path.join(graph_dir, "vocab", f"{name}.txt"), encoding="utf-8") as f:
-      return pd.Index(f.read().splitlines())
+    return pd.Index(storage.read_text(os.path.join(graph_dir, "vocab", f"{name}.txt")
+                                      ).splitlines())
 
   users, items = vocab("user"), vocab("item")
   out = {}
@@ -122,9 +124,9 @@ def history_weights(data: EvalData, half_life: Optional[float], split: str = "te
   0.5 ** (rank from latest / half_life)."""
   events = data.history_events(split).sort_values(["user", "timestamp", "item"])
   events = events.drop_duplicates(["user", "item"], keep="last")
-  if half_life:
-    rank = events.groupby("user").cumcount(ascending=False).to_numpy()
-    weight = np.power(0.5, rank / float(half_life)).astype(np.float32)
+  if half_life:  # Ties in time (and events without one) share a rank, as in the graph.
+    weight = recency.recency_weights(events["user"].to_numpy(), events["timestamp"].to_numpy(),
+                                     half_life)
   else:
     weight = np.ones(len(events), np.float32)
   order = np.lexsort((events["item"].to_numpy(), events["user"].to_numpy()))

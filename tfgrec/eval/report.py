@@ -24,6 +24,8 @@ import math
 import os
 from typing import Dict, List, Optional, Sequence
 
+from tfgrec import storage
+
 Metrics = Dict[str, Dict[str, Dict[str, float]]]
 Histories = Dict[str, List[Dict[str, float]]]
 
@@ -105,6 +107,11 @@ def _figure(width: float, height: float, ncols: int = 1, nrows: int = 1):
   return fig, list(fig.subplots(nrows, ncols, squeeze=False).flat)
 
 
+def _save(fig, path: str) -> None:
+  """The figure as PNG at `path` (local or any filesystem TensorFlow knows)."""
+  storage.save_figure(fig, path, dpi=_PNG_DPI)
+
+
 def _bars(ax, groups: Sequence[str], series: Dict[str, List[float]], ylabel: str):
   """Grouped bars: one group per entry of `groups`, one bar per series."""
   n = max(len(series), 1)
@@ -146,7 +153,7 @@ def _plot_per_metric(path: str, metrics: Metrics, k: int, slice_name: str,
   for ax in axes[len(names):]:
     ax.set_visible(False)
   fig.suptitle(title)
-  fig.savefig(path, dpi=_PNG_DPI)
+  _save(fig, path)
 
 
 def _plot_comparison(path: str, metrics: Metrics, k: int):
@@ -159,7 +166,7 @@ def _plot_slices(path: str, metrics: Metrics, k: int):
   _bars(ax, names, {m: [_value(metrics, m, s, f"ndcg@{k}") for s in names] for m in metrics},
         f"NDCG@{k}")
   ax.set_title(f"NDCG@{k} per slice")
-  fig.savefig(path, dpi=_PNG_DPI)
+  _save(fig, path)
 
 
 def _plot_training(path: str, histories: Histories, k: int):
@@ -178,7 +185,7 @@ def _plot_training(path: str, histories: Histories, k: int):
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
       ax.legend(fontsize="small")
-  fig.savefig(path, dpi=_PNG_DPI)
+  _save(fig, path)
 
 
 def _plot_degrees(path: str, degrees: Dict[str, Sequence[int]]):
@@ -196,7 +203,7 @@ def _plot_degrees(path: str, degrees: Dict[str, Sequence[int]]):
     ax.set_xlabel("training interactions (degree)")
     ax.set_ylabel(f"{name} with that degree")
     ax.grid(alpha=0.3, which="both")
-  fig.savefig(path, dpi=_PNG_DPI)
+  _save(fig, path)
 
 
 def write_report(out_dir: str, metrics: Metrics, histories: Optional[Histories] = None, *,
@@ -217,13 +224,13 @@ def write_report(out_dir: str, metrics: Metrics, histories: Optional[Histories] 
   Returns:
     The path of report.md.
   """
-  os.makedirs(out_dir, exist_ok=True)
+  storage.makedirs(out_dir)
   histories = {m: h for m, h in (histories or {}).items() if h}
   curves = os.path.join(out_dir, "training_curves.png")
   if histories:
     _plot_training(curves, histories, k)
-  elif os.path.exists(curves):  # A stale figure of an earlier report in the same folder.
-    os.remove(curves)
+  else:  # A stale figure of an earlier report in the same folder.
+    storage.remove(curves)
   _plot_comparison(os.path.join(out_dir, "comparison.png"), metrics, k)
   _plot_slices(os.path.join(out_dir, "slices.png"), metrics, k)
   has_cold = any("cold_items" in per_model for per_model in metrics.values())
@@ -231,8 +238,8 @@ def write_report(out_dir: str, metrics: Metrics, histories: Optional[Histories] 
   if has_cold:
     _plot_per_metric(cold, metrics, k, "cold_items", ("recall", "ndcg"),
                      f"Cold items (no training interaction), K = {k}")
-  elif os.path.exists(cold):  # A stale figure of an earlier report in the same folder.
-    os.remove(cold)
+  else:  # A stale figure of an earlier report in the same folder.
+    storage.remove(cold)
   if degrees:
     _plot_degrees(os.path.join(out_dir, "degree_distribution.png"), degrees)
 
@@ -259,6 +266,5 @@ def write_report(out_dir: str, metrics: Metrics, histories: Optional[Histories] 
   if degrees:
     lines += ["![Degree distribution of the training graph](degree_distribution.png)", ""]
   path = os.path.join(out_dir, "report.md")
-  with open(path, "w", encoding="utf-8") as f:
-    f.write("\n".join(lines))
+  storage.write_text(path, "\n".join(lines))
   return path

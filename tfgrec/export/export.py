@@ -4,18 +4,18 @@
   # out/models/tfgrec/<version>/saved_model.pb, variables/
 
 With the SavedModel goes `assets.extra/tf_serving_warmup_requests` (one PredictionLog per
-signature). The model is written to a temporary directory beside its final place and renamed into
-`<base>/<model_name>/<version>/` (integer versions, increasing), so a polling server never sees
-half a model.
+signature). The model is written to a temporary directory beside its final place and published
+as `<base>/<model_name>/<version>/` (integer versions, increasing; `save_module`), so a polling
+server never sees half a model. `base` may be a local path or gs://, s3://, ... .
 """
 import os
-import shutil
-import tempfile
 from typing import Optional
 
 import numpy as np
 
 from tfgrec import config as config_lib
+from tfgrec import saved_models
+from tfgrec import storage
 from tfgrec.export import item_encoder as item_encoder_lib
 from tfgrec.export import serving_module
 from tfgrec.graph import schema as gs
@@ -26,14 +26,6 @@ tf = serving_module.tf
 
 # The signatures of an export (serving_default = recommend); encode_items needs an item encoder.
 SIGNATURES = ("recommend", "rank", "similar_items", "explain", "encode_items")
-
-
-def next_version(model_dir: str) -> int:
-  """1 + the highest integer version folder in `model_dir` (1 when there is none)."""
-  if not os.path.isdir(model_dir):
-    return 1
-  versions = [int(n) for n in os.listdir(model_dir) if n.isdigit()]
-  return max(versions, default=0) + 1
 
 
 def build_module(config: config_lib.RunConfig, k: int = 20,
@@ -114,25 +106,30 @@ def warmup_requests(module: serving_module.ServingModule, model_name: str):
 
 def save_module(module: serving_module.ServingModule, base: str, model_name: str = "tfgrec",
                 version: Optional[int] = None) -> str:
-  """Saves `module` as `<base>/<model_name>/<version>/`; returns that path."""
-  model_dir = os.path.join(base, model_name)
-  os.makedirs(model_dir, exist_ok=True)
-  version = version or next_version(model_dir)
-  final = os.path.join(model_dir, str(version))
-  if os.path.exists(final):
+  """Saves `module` as `<base>/<model_name>/<version>/`; returns that path.
+
+  The version is written under a temporary name beside it (not an integer, so TF Serving
+  ignores it) and then published (tfgrec.storage.publish_dir): renamed on local disk, copied
+  with saved_model.pb last on object stores. `base` may be local or gs://, s3://, ...
+  """
+  model_dir = storage.join(base, model_name)
+  storage.makedirs(model_dir)
+  version = version or saved_models.next_version(model_dir)
+  final = storage.join(model_dir, str(version))
+  if storage.exists(final):
     raise FileExistsError(f"{final} exists: versions are never overwritten")
   signatures = {name: getattr(module, name) for name in module.signature_names}
   signatures["serving_default"] = module.recommend
-  tmp = tempfile.mkdtemp(prefix=f".{version}-", dir=model_dir)
+  tmp = storage.temp_dir_beside(final)
   try:
     tf.saved_model.save(module, tmp, signatures=signatures)
-    os.makedirs(os.path.join(tmp, "assets.extra"))
-    with tf.io.TFRecordWriter(os.path.join(tmp, WARMUP_FILE)) as writer:
+    storage.makedirs(storage.join(tmp, "assets.extra"))
+    with tf.io.TFRecordWriter(storage.join(tmp, WARMUP_FILE)) as writer:
       for log in warmup_requests(module, model_name):
         writer.write(log.SerializeToString())
-    os.replace(tmp, final)
+    storage.publish_dir(tmp, final)
   except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
+    storage.rmtree(tmp)
     raise
   return final
 

@@ -90,7 +90,7 @@ class ServingModule(tf.Module):
     if item_encoder is not None:  # The signature exists only with an encoder.
       self.encode_items = tf.function(self._encode_items, input_signature=[
           tf.TensorSpec([None], tf.string, name="title"),
-          tf.TensorSpec([None, None], tf.string, name="categories")])
+          tf.TensorSpec([None, None], tf.string, name="categories")], autograph=False)
     if item_encoder is not None and item_encoder.dim != self.items.shape[1]:
       raise ValueError(f"item_encoder makes {item_encoder.dim}-dim embeddings, the items are "
                        f"{self.items.shape[1]}-dim")
@@ -166,8 +166,11 @@ class ServingModule(tf.Module):
     top = tf.math.top_k(scores, k=self.k)
     return {"item_ids": tf.gather(self.item_ids, top.indices), "scores": top.values}
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
-                                tf.TensorSpec([None, None], tf.string, name="history")])
+  # Signatures are traced without AutoGraph: their control flow is plain Python, and converting
+  # the source of BERT and the tower cost half a minute per export.
+  @tf.function(autograph=False, input_signature=[
+      tf.TensorSpec([None], tf.string, name="user_id"),
+      tf.TensorSpec([None, None], tf.string, name="history")])
   def recommend(self, user_id, history):
     queries, has_query, user, index = self._queries(user_id, history)
     scores = tf.matmul(queries, self.items, transpose_b=True)
@@ -176,8 +179,9 @@ class ServingModule(tf.Module):
     scores = tf.where(self._seen_mask(user, index), UNKNOWN_SCORE, scores)
     return self._top_k(scores)
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
-                                tf.TensorSpec([None, None], tf.string, name="item_ids")])
+  @tf.function(autograph=False, input_signature=[
+      tf.TensorSpec([None], tf.string, name="user_id"),
+      tf.TensorSpec([None, None], tf.string, name="item_ids")])
   def rank(self, user_id, item_ids):
     """Scores of the given items; unknown items (and users unknown to the model) get -1e9."""
     queries, has_query, _, _ = self._queries(user_id, tf.zeros([tf.shape(user_id)[0], 0],
@@ -188,7 +192,8 @@ class ServingModule(tf.Module):
     valid = tf.logical_and(index >= 0, has_query[:, None])
     return {"scores": tf.where(valid, scores, UNKNOWN_SCORE)}
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="item_id")])
+  @tf.function(autograph=False, input_signature=[
+      tf.TensorSpec([None], tf.string, name="item_id")])
   def similar_items(self, item_id):
     index = self.item_table.lookup(item_id)
     queries = tf.gather(self.items, tf.maximum(index, 0))
@@ -204,9 +209,10 @@ class ServingModule(tf.Module):
     nearest = self._top_k(tf.matmul(embedding, self.items, transpose_b=True))
     return {"embedding": embedding, **nearest}
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
-                                tf.TensorSpec([None, None], tf.string, name="history"),
-                                tf.TensorSpec([None, None], tf.string, name="item_ids")])
+  @tf.function(autograph=False, input_signature=[
+      tf.TensorSpec([None], tf.string, name="user_id"),
+      tf.TensorSpec([None, None], tf.string, name="history"),
+      tf.TensorSpec([None, None], tf.string, name="item_ids")])
   def explain(self, user_id, history, item_ids):
     given = self.item_table.lookup(history)
     known = self._known_items(self.user_table.lookup(user_id)).to_tensor(default_value=-1)

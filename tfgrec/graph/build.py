@@ -25,7 +25,8 @@ class GraphTables:
     items: [I] item ids, sorted.
     categories: [C] category names, sorted.
     item_text: [I] text of each item ('' when the item is not in the catalog).
-    edges: DataFrame[user, item (int indices), value, timestamp, count], one row per edge.
+    edges: DataFrame[user, item (int indices), value, timestamp, count], one row per edge;
+      timestamp -1 (tfgrec.data.contract.NO_TIME) where the edge's events have no time.
     item_category: [E, 2] int64 (item index, category index) pairs.
   """
   users: np.ndarray
@@ -176,7 +177,7 @@ def add_interactions(graph: "tfgnn.GraphTensor", users: np.ndarray, items: np.nd
   Args:
     graph: a scalar GraphTensor in the layout of tfgrec.graph.schema.
     users, items: [N] node indices of the new edges.
-    timestamps: [N] their times; values: [N] their values (default 0).
+    timestamps: [N] their times (-1: no time); values: [N] their values (default 0).
   """
   users = np.asarray(users, np.int64)
   items = np.asarray(items, np.int64)

@@ -9,6 +9,11 @@ interaction edge gets its rank r among its user's interactions, counted from the
 (several half-lives, so the model can pick its own time scale), plus one weight
 0.5 ** (r / conv_half_life) that the convolution multiplies each message by. Ranks rather than
 seconds make the encoding independent of how often a dataset's users come back.
+
+Events without a time (timestamp ``tfgrec.data.contract.NO_TIME`` = -1, see
+``schemas/README.md``) tie: a user whose edges all lack a time has rank 0 on every edge, so every
+weight is 1 (equally recent). In a user with both kinds, the edges without a time tie among
+themselves and rank after (older than) every timed edge.
 """
 from typing import Sequence
 
@@ -30,6 +35,11 @@ def recency_ranks(users: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
 
   >>> recency_ranks(np.array([0, 0, 0, 1]), np.array([5, 9, 7, 1])).tolist()
   [2, 0, 1, 0]
+
+  Edges without a time (-1) tie, and are older than any timed edge of their user:
+
+  >>> recency_ranks(np.array([0, 0, 1, 1, 1]), np.array([-1, -1, -1, 8, -1])).tolist()
+  [0, 0, 1, 0, 1]
   """
   users = np.asarray(users, np.int64)
   timestamps = np.asarray(timestamps, np.int64)
@@ -46,6 +56,23 @@ def recency_ranks(users: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
   ranks = np.empty(len(u), np.int64)
   ranks[order] = ranks_sorted
   return ranks
+
+
+def weights_from_ranks(ranks: np.ndarray, half_life: float) -> np.ndarray:
+  """[E] float32 0.5 ** (rank / half_life): the one recency weight of tfgrec (NumPy side).
+
+  >>> weights_from_ranks(np.array([0, 2]), 2.0).tolist()
+  [1.0, 0.5]
+  """
+  if half_life <= 0:
+    raise ValueError(f"half_life must be > 0, got {half_life}")
+  return np.power(0.5, np.asarray(ranks, np.float64) / float(half_life)).astype(np.float32)
+
+
+def recency_weights(users: np.ndarray, timestamps: np.ndarray, half_life: float) -> np.ndarray:
+  """[E] float32 per event: 0.5 ** (recency rank among its user's events / half_life), ties
+  (and events without a time) sharing a rank (`recency_ranks`)."""
+  return weights_from_ranks(recency_ranks(users, timestamps), half_life)
 
 
 def encode(ranks, half_lives: Sequence[float]):

@@ -13,7 +13,9 @@ Edge sets:
 
 Node ``i`` of a node set is entry ``i`` of that node set's vocabulary file (``vocab/<set>.txt``).
 An interaction edge stands for all training events of one (user, item) pair: ``count`` events,
-``timestamp`` of the latest, ``value`` of the latest (1.0 when the log has no value).
+``timestamp`` of the latest, ``value`` of the latest (1.0 when the log has no value). An edge
+whose events have no time (the raw log left ``timestamp`` empty) has ``timestamp`` -1
+(``tfgrec.data.contract.NO_TIME``): read ``timestamp < 0`` as "no time", never as 1969.
 """
 import os
 from typing import Dict, Tuple

@@ -10,7 +10,6 @@ get_model_metadata_impl.cc, get_model_status_impl.cc, model_servers/server_core.
 session), so a client written against this server sees what it will see in production.
 """
 import logging
-import os
 from typing import Dict, List, Optional
 
 import grpc
@@ -26,6 +25,8 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import predict_pb2
 
+from tfgrec import saved_models
+from tfgrec import storage
 from tfgrec.serving import model_config
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -50,14 +51,6 @@ class LoadError(RuntimeError):
   """A listed model version that does not load."""
 
 
-def _register_text_ops() -> None:
-  """Registers tensorflow-text's ops, which stock TF Serving links (tokenizers in the graph)."""
-  try:
-    import tensorflow_text  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
-  except ImportError:
-    logger.warning("tensorflow-text is not installed: models with tokenizer ops will not load")
-
-
 def _keys(names) -> str:
   return ",".join(sorted(names))
 
@@ -77,10 +70,10 @@ class Servable:
     self.name = name
     self.version = version
     self.path = path
-    self.module = tf.saved_model.load(path, tags=["serve"])
+    self.module = saved_models.load(path, tags=["serve"])
     self.signatures = dict(self.module.signatures)
-    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
-      saved = saved_model_pb2.SavedModel.FromString(f.read())
+    saved = saved_model_pb2.SavedModel.FromString(
+        storage.read_bytes(storage.join(path, saved_models.SAVED_MODEL_FILE)))
     graphs = [g for g in saved.meta_graphs if "serve" in g.meta_info_def.tags]
     self.signature_defs = dict(graphs[0].signature_def) if graphs else {}
 
@@ -105,7 +98,6 @@ class Registry:
     Raises:
       LoadError: a version does not load (the message names model, version and folder).
     """
-    _register_text_ops()
     for entry in self.entries.values():
       versions = {}
       for version in entry.versions:

@@ -27,6 +27,7 @@ _keras_guard.ensure_legacy_keras()
 # pylint: disable=g-import-not-at-top,wrong-import-position  # The config protos import TensorFlow.
 from tensorflow_serving.config import model_server_config_pb2
 
+from tfgrec import saved_models
 from tfgrec.serving import _protos
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -60,12 +61,6 @@ class ModelEntry:
     return os.path.join(self.base_path, str(version))
 
 
-def _versions_on_disk(base_path: str) -> List[int]:
-  """Integer-named subfolders of `base_path`, as TF Serving's file system source sees them."""
-  return sorted(int(n) for n in os.listdir(base_path)
-                if n.isdigit() and os.path.isdir(os.path.join(base_path, n)))
-
-
 def _resolve(path: str, config) -> ModelEntry:
   where = f"{path}: model '{config.name}'"
   if config.model_platform not in ("", PLATFORM):
@@ -80,7 +75,7 @@ def _resolve(path: str, config) -> ModelEntry:
   if not os.path.isdir(base):
     raise ModelConfigError(f"{where}: base_path {base} does not exist (export a model there with "
                            f"`tfgrec export --base {os.path.dirname(base)} --name {config.name}`)")
-  present = _versions_on_disk(base)
+  present = saved_models.version_folders(base)
   if not present:
     raise ModelConfigError(f"{where}: no versions under {base} (expected integer folders "
                            f"<base_path>/<version>/saved_model.pb)")

@@ -12,6 +12,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from tfgrec import storage
+
 logger = logging.getLogger(__name__)
 
 
@@ -48,13 +50,13 @@ def embed_texts(encoder, texts: Sequence[str], *, batch_size: int = 256,
     if not fingerprint:
       raise ValueError("embed_texts: cache_dir needs the checkpoint fingerprint")
     path = cache_path(cache_dir, fingerprint, encoder.tokenize.max_length)
-    if os.path.exists(path):
-      with np.load(path) as data:
-        stored = data["keys"]
-        # Keys are [N, 20] uint8 (a NumPy bytes array would drop a digest's trailing zeros).
-        if data["embeddings"].shape[1] == dim and stored.dtype == np.uint8:
-          known = {bytes(k): i for i, k in enumerate(stored)}
-          cached = data["embeddings"]
+    if storage.exists(path):
+      data = storage.load_npz(path)
+      stored = data["keys"]
+      # Keys are [N, 20] uint8 (a NumPy bytes array would drop a digest's trailing zeros).
+      if data["embeddings"].shape[1] == dim and stored.dtype == np.uint8:
+        known = {bytes(k): i for i, k in enumerate(stored)}
+        cached = data["embeddings"]
   todo: List[int] = sorted({i for i, (t, k) in enumerate(zip(texts, keys))
                             if t and k not in known},
                            key=lambda i: (len(texts[i]), i))
@@ -83,12 +85,9 @@ def embed_texts(encoder, texts: Sequence[str], *, batch_size: int = 256,
     else:
       out[row] = cached[known[key]]
   if path and unique:
-    os.makedirs(cache_dir, exist_ok=True)
     all_keys = list(known) + [keys[i] for i in unique]
     all_emb = np.concatenate([cached, new]) if known else new
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, keys=np.frombuffer(b"".join(all_keys), np.uint8).reshape(-1, 20),
-             embeddings=all_emb)
-    os.replace(tmp, path)
+    storage.save_npz(path, keys=np.frombuffer(b"".join(all_keys), np.uint8).reshape(-1, 20),
+                     embeddings=all_emb)
     logger.info("text embedding cache %s: %d texts (%d new)", path, len(all_keys), len(unique))
   return out

@@ -5,7 +5,6 @@ Their state lives in the run directory (``best.json``, ``history.json``), not in
 resumed after the process was killed (tf.keras.callbacks.BackupAndRestore restores the weights,
 the optimizer and the epoch) keeps its best epoch, its patience count and its curves.
 """
-import json
 import os
 import time
 from typing import Callable, Dict, Optional
@@ -18,32 +17,29 @@ _keras_guard.ensure_legacy_keras()
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from tfgrec import storage  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfgrec.eval import metrics  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 BEST_FILE = "best.json"
 HISTORY_FILE = "history.json"
-BEST_WEIGHTS = os.path.join("checkpoints", "best", "weights")
+CHECKPOINTS = "checkpoints"
 
 
-def _read_json(path: str, default):
-  if os.path.exists(path):
-    with open(path, encoding="utf-8") as f:
-      return json.load(f)
-  return default
+def best_weights(run_dir: str, epoch: int) -> str:
+  """The checkpoint prefix of the best epoch `epoch` (1-based): a new folder per best epoch.
 
-
-def _write_json(path: str, value) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(value, f, indent=1)
-  os.replace(tmp, path)
+  Checkpoints are never overwritten in place: the new one is written, best.json is pointed at
+  it, then older ones are deleted. On an object store (no atomic overwrite) a run killed at any
+  moment leaves best.json naming complete weights.
+  """
+  return os.path.join(run_dir, CHECKPOINTS, f"best-{epoch:04d}", "weights")
 
 
 class ValidationCallback(tf.keras.callbacks.Callback):
   """After each epoch: full-ranking NDCG@k / Recall@k on the validation split.
 
   Adds `val_ndcg@k`, `val_recall@k` (and hr, mrr) to the epoch logs (so TensorBoard and the history
-  see them), saves the weights of the best epoch to `<run_dir>/checkpoints/best/weights`, and stops
+  see them), saves the weights of the best epoch to `<run_dir>/checkpoints/best-<epoch>/`, and stops
   training after `patience` epochs without improvement.
 
   Args:
@@ -71,7 +67,7 @@ class ValidationCallback(tf.keras.callbacks.Callback):
     return os.path.join(self.run_dir, BEST_FILE)
 
   def on_train_begin(self, logs=None):
-    self.best = _read_json(self.best_path, {})
+    self.best = storage.read_json(self.best_path, {})
 
   def evaluate(self) -> Dict[str, float]:
     emb = self.embeddings_fn()
@@ -86,9 +82,14 @@ class ValidationCallback(tf.keras.callbacks.Callback):
     logs.update(values)
     value = values[self.monitor]
     if not self.best or value > self.best[self.monitor]:
+      path = best_weights(self.run_dir, epoch + 1)
+      storage.rmtree(os.path.dirname(path))  # A resumed run's unpublished try of this epoch.
+      self.model.save_weights(path)
       self.best = {"epoch": epoch + 1, **values}
-      self.model.save_weights(os.path.join(self.run_dir, BEST_WEIGHTS))
-      _write_json(self.best_path, self.best)
+      storage.write_json(self.best_path, self.best)
+      for name in storage.listdir(os.path.join(self.run_dir, CHECKPOINTS)):
+        if name.startswith("best-") and name != os.path.basename(os.path.dirname(path)):
+          storage.rmtree(os.path.join(self.run_dir, CHECKPOINTS, name))
       note = "new best, saved"
     else:
       note = f"best {self.best[self.monitor]:.4f} at epoch {self.best['epoch']}"
@@ -116,17 +117,17 @@ class HistoryCallback(tf.keras.callbacks.Callback):
     self._start = time.time()
 
   def on_epoch_end(self, epoch, logs=None):
-    history = [h for h in _read_json(self.path, []) if h["epoch"] <= epoch]
+    history = [h for h in storage.read_json(self.path, []) if h["epoch"] <= epoch]
     entry = {"epoch": epoch + 1, "seconds": round(time.time() - (self._start or time.time()), 3)}
     entry.update({k: float(v) for k, v in (logs or {}).items()
                   if np.ndim(v) == 0 and not k.startswith("regularization")})
     history.append(entry)
-    _write_json(self.path, history)
+    storage.write_json(self.path, history)
 
 
 def read_history(run_dir: str):
-  return _read_json(os.path.join(run_dir, HISTORY_FILE), [])
+  return storage.read_json(os.path.join(run_dir, HISTORY_FILE), [])
 
 
 def read_best(run_dir: str):
-  return _read_json(os.path.join(run_dir, BEST_FILE), {})
+  return storage.read_json(os.path.join(run_dir, BEST_FILE), {})

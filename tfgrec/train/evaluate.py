@@ -23,7 +23,6 @@ The trained baselines (mf, graph_only) train with the run's config under
 `<run_dir>/baselines/<name>/`, and are reused while their config is unchanged. Outputs in the run
 directory: metrics.json (model -> slice -> metric) and report.md with its PNG figures.
 """
-import json
 import logging
 import os
 import time
@@ -32,6 +31,7 @@ from typing import Callable, Dict, Optional, Sequence
 import numpy as np
 
 from tfgrec import config as config_lib
+from tfgrec import storage
 from tfgrec.eval import baselines as baselines_lib
 from tfgrec.eval import report as report_lib
 from tfgrec.eval import slices
@@ -95,8 +95,8 @@ def _test_embeddings(config: config_lib.RunConfig, inputs, model=None):
 def _trained_baseline(config: config_lib.RunConfig, inputs, progress: bool):
   """Test embeddings of a trained baseline, training it first unless an identical run exists."""
   saved_config = os.path.join(config.run_dir, trainer.CONFIG_FILE)
-  if not (os.path.exists(os.path.join(config.run_dir, trainer.EMBEDDINGS_FILE))
-          and os.path.exists(saved_config) and config_lib.load_config(saved_config) == config):
+  if not (storage.exists(os.path.join(config.run_dir, trainer.EMBEDDINGS_FILE))
+          and storage.exists(saved_config) and config_lib.load_config(saved_config) == config):
     return _test_embeddings(config, inputs,
                             trainer.train(config, progress=progress, inputs=inputs).model)
   return _test_embeddings(config, inputs)
@@ -184,9 +184,7 @@ def evaluate_run(config: config_lib.RunConfig, *, baselines: Optional[Sequence[s
 def write_metrics(run_dir: str, results) -> str:
   """metrics.json: {model: {slice: {"recall@20": ..., "ndcg@20": ..., "users": ...}}}."""
   path = os.path.join(run_dir, METRICS_FILE)
-  with open(path + ".tmp", "w", encoding="utf-8") as f:
-    json.dump(results, f, indent=1)
-  os.replace(path + ".tmp", path)
+  storage.write_json(path, results)
   return path
 
 

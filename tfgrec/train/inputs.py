@@ -18,6 +18,7 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-posi
 import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from tfgrec import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec import storage  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfgrec.eval import baselines  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfgrec.graph import recency  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfgrec.graph import schema as gs  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -73,8 +74,8 @@ def read_graph(graph_dir: str) -> tfgnn.GraphTensor:
 
 def read_vocab(graph_dir: str, name: str) -> np.ndarray:
   """The ids of a node set ('user', 'item', 'category') in node order."""
-  with open(os.path.join(graph_dir, "vocab", f"{name}.txt"), encoding="utf-8") as f:
-    return np.array(f.read().splitlines(), dtype=object)
+  return np.array(storage.read_text(os.path.join(graph_dir, "vocab", f"{name}.txt")
+                                    ).splitlines(), dtype=object)
 
 
 def fine_tune_text(config: config_lib.RunConfig) -> bool:
@@ -100,8 +101,9 @@ def embed_catalog(config: config_lib.RunConfig, item_strings: np.ndarray, encode
   from tfgrec import text as text_lib  # pylint: disable=g-import-not-at-top
   if encoder is None:
     checkpoint, encoder = text_encoder(config)
-  cache_dir = config.text.cache_dir or os.path.join(
-      os.path.dirname(os.path.abspath(config.graph_dir)), "text_cache")
+  cache_dir = config.text.cache_dir or storage.join(
+      storage.dirname(config.graph_dir if not storage.is_local(config.graph_dir)
+                      else os.path.abspath(config.graph_dir)), "text_cache")
   return text_lib.embed_texts(encoder, list(item_strings), batch_size=config.text.batch_size,
                               cache_dir=cache_dir, fingerprint=checkpoint.fingerprint,
                               progress=progress)
@@ -168,9 +170,8 @@ def build_model(config: config_lib.RunConfig, inputs: RunInputs, text_encoder_la
 
 
 def history_weights(pairs: dict, half_life: float) -> np.ndarray:
-  """[E] float32 0.5 ** (recency rank of each training pair / half_life)."""
-  ranks = recency.recency_ranks(pairs["user"], pairs["timestamp"])
-  return np.power(0.5, ranks / float(half_life)).astype(np.float32)
+  """[E] float32 recency weight of each pair among its user's (tfgrec.graph.recency)."""
+  return recency.recency_weights(pairs["user"], pairs["timestamp"], half_life)
 
 
 def known_graph(config: config_lib.RunConfig, inputs: RunInputs, split: str = "test"

@@ -6,7 +6,7 @@
 
 The run directory afterwards holds:
   config.yaml                  the resolved config
-  checkpoints/best/weights.*   the weights of the best validation epoch
+  checkpoints/best-<epoch>/    the weights of the best validation epoch (named in best.json)
   backup/                      while a run is unfinished: the state it resumes from
   logs/                        TensorBoard (losses, validation metrics)
   history.json, best.json      per-epoch figures and the best epoch
@@ -19,7 +19,6 @@ import dataclasses
 import logging
 import os
 import random
-import shutil
 import sys
 import time
 from typing import Dict, Optional, Sequence
@@ -33,6 +32,7 @@ _keras_guard.ensure_legacy_keras()
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from tfgrec import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec import storage  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfgrec.train import callbacks as cb  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfgrec.train import inputs as inputs_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -58,7 +58,7 @@ def choose_strategy() -> tf.distribute.Strategy:
 
 def _has_backup(backup_dir: str) -> bool:
   """Whether an unfinished run left its state (a finished run leaves the folder empty)."""
-  return any(files for _, _, files in os.walk(backup_dir))
+  return storage.has_files(backup_dir)
 
 
 def set_seeds(seed: int) -> None:
@@ -100,8 +100,8 @@ def _embed_items(config: config_lib.RunConfig, encoder, inputs: inputs_lib.RunIn
 
 def save_embeddings(model, inputs: inputs_lib.RunInputs, path: str) -> Dict[str, np.ndarray]:
   emb = model.embeddings()
-  np.savez(path, user=emb["user"], item=emb["item"], user_ids=inputs.user_ids.astype(str),
-           item_ids=inputs.item_ids.astype(str))
+  storage.save_npz(path, user=emb["user"], item=emb["item"],
+                   user_ids=inputs.user_ids.astype(str), item_ids=inputs.item_ids.astype(str))
   return emb
 
 
@@ -129,10 +129,11 @@ def build(model, dataset: tf.data.Dataset) -> None:
 
 def restore_best(model, config: config_lib.RunConfig, inputs: inputs_lib.RunInputs) -> None:
   """Loads the best epoch's weights into the model."""
-  path = os.path.join(config.run_dir, cb.BEST_WEIGHTS)
-  if not tf.io.gfile.glob(path + ".index"):
-    raise FileNotFoundError(f"{config.run_dir} has no best checkpoint ({path}.index): "
-                            "train first")
+  best = cb.read_best(config.run_dir)
+  path = cb.best_weights(config.run_dir, best["epoch"]) if best else None
+  if path is None or not storage.exists(path + ".index"):
+    raise FileNotFoundError(f"{config.run_dir} has no best checkpoint (best.json and "
+                            "checkpoints/best-<epoch>/weights.index): train first")
   if not model.built:
     build(model, dataset_of(config, inputs, batch_size=256))
   status = model.load_weights(path)
@@ -153,13 +154,12 @@ def train(config: config_lib.RunConfig, *, progress: bool = True,
   """
   start = time.time()
   run_dir = config.run_dir
-  os.makedirs(run_dir, exist_ok=True)
+  storage.makedirs(run_dir)
   backup_dir = os.path.join(run_dir, "backup")
   if not _has_backup(backup_dir):  # A fresh run: forget a previous run's curves and best.
     for name in (cb.BEST_FILE, cb.HISTORY_FILE):
-      if os.path.exists(os.path.join(run_dir, name)):
-        os.remove(os.path.join(run_dir, name))
-    shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
+      storage.remove(os.path.join(run_dir, name))
+    storage.rmtree(os.path.join(run_dir, cb.CHECKPOINTS))
   config_lib.save_config(config, os.path.join(run_dir, CONFIG_FILE))
   set_seeds(config.train.seed)
   inputs = inputs or inputs_lib.load_inputs(config, progress=progress)

@@ -1,0 +1,17 @@
+"""Values the command-line parsers show, importable without TensorFlow, Beam or pandas.
+
+``tfgrec --help`` and ``tfgrec <command> --help`` build every parser; importing the modules these
+values come from would load TensorFlow (seconds, and its start-up logs) for a help text. Each
+value here equals its source, which a test checks (tests/test_cli.py).
+"""
+# tfgrec.data.contract.FORMATS: the formats of raw-log files.
+FORMATS = ("csv", "jsonl", "parquet")
+# tfgrec.data.prepare.SplitConfig(): the per-user split's defaults.
+VALIDATION_FRACTION = 0.1
+TEST_FRACTION = 0.1
+MIN_INTERACTIONS = 5
+SPLIT_SEED = 0
+# tfgrec.data.prepare.SALT_ENV: where --pseudonymize finds its salt.
+SALT_ENV = "TFGREC_PSEUDONYM_SALT"
+# tfgrec.train.evaluate.BASELINES: the classic baselines `tfgrec evaluate` knows.
+BASELINES = ("popularity", "ease", "ease_recency", "als", "mf", "graph_only", "text_only")

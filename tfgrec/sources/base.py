@@ -1,0 +1,326 @@
+"""The interface of a stage-1 candidate source, and the history helpers every source shares.
+
+A candidate source proposes items for a user from the user's history up to a reference time. It
+is fit once on training events, then queried:
+
+  source = GraphFilter(half_life=5.0).fit(user, item, timestamp, num_items=num_items)
+  out = source.scores(history, history_time, now)           # {"scores": [B, num_items]}
+  out = source.top_n(history, history_time, now, n=100)     # {"item_ids": [B, N], "scores": ...}
+  tf.saved_model.save(source, path, signatures={             # TF Serving signatures
+      "scores": source.scores.get_concrete_function(),
+      "top_n": source.top_n.get_concrete_function()})
+
+Inputs of a query (index space: item i = line i of the item vocabulary):
+
+  history       [B, H] int32   the user's items, most recent first, -1 padding
+  history_time  [B, H] int64   epoch seconds of each history event (NO_TIME = -1 without time)
+  now           [B]    int64   the reference time: only events at or before it are used
+
+History entries later than ``now`` are ignored, so a request may send everything it has. A
+repeated item counts once, at its most recent event. Logs without time (every timestamp -1, or
+every timestamp equal) make every event equally recent.
+
+``scores`` and ``top_n`` use stock TensorFlow ops only (no ``numpy_function``, no
+tensorflow-text), so a saved source runs in TF Serving as it runs here. ``score_numpy`` computes
+the same scores with NumPy (a reference the tests compare with, and the fast path of offline
+evaluation). Seen items are *not* excluded: the caller removes the user's known items (the
+evaluation harness excludes them; a serving graph masks the request's history).
+"""
+import dataclasses
+from typing import Callable, Dict, Mapping, Optional
+
+import numpy as np
+
+from tfgrec import _keras_guard
+
+_keras_guard.ensure_legacy_keras()
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from tfgrec.data import contract  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec.graph import recency  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+NO_TIME = contract.NO_TIME
+# Time of a padding entry: older than every event, NO_TIME included (and safe to negate).
+_PAD_TIME = -(2 ** 62)
+
+HISTORY_SPECS = (tf.TensorSpec([None, None], tf.int32, name="history"),
+                 tf.TensorSpec([None, None], tf.int64, name="history_time"),
+                 tf.TensorSpec([None], tf.int64, name="now"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Events:
+  """Interaction events in index space, the input of `CandidateSource.fit`.
+
+  Attributes:
+    user: [E] int64 user indices.
+    item: [E] int64 item indices in [0, num_items).
+    timestamp: [E] int64 epoch seconds (NO_TIME = -1, or all equal, for logs without time).
+    num_items: catalog size.
+  """
+  user: np.ndarray
+  item: np.ndarray
+  timestamp: np.ndarray
+  num_items: int
+
+
+class CandidateSource(tf.Module):
+  """Base class of the stage-1 candidate sources (see the module docstring).
+
+  Subclasses implement `_fit` (NumPy, builds tf.Variables), `_scores` (TF, stock ops) and
+  `_score_numpy` (NumPy reference). The public methods validate and dispatch.
+
+  Init args:
+    name: the module name.
+
+  Call args (`scores`, `top_n`, `score_numpy`):
+    history: [B, H] int32 item indices, most recent first, -1 padding.
+    history_time: [B, H] int64 epoch seconds of the history events.
+    now: [B] int64 reference times.
+    n (`top_n` only): scalar int32, how many items (at most num_items).
+  """
+
+  def __init__(self, *, name: str):
+    super().__init__(name=name)
+    self._num_items = None
+
+  @property
+  def num_items(self) -> int:
+    """The catalog size the source was fit for."""
+    self._check_fitted()
+    return self._num_items
+
+  def fit(self, user, item, timestamp, *, num_items: int,
+          item_data: Optional[Mapping[str, np.ndarray]] = None) -> "CandidateSource":
+    """Fits the source on training events; returns self.
+
+    Args:
+      user: [E] user indices.
+      item: [E] item indices in [0, num_items).
+      timestamp: [E] int64 epoch seconds (NO_TIME = -1 without time).
+      num_items: catalog size (items without events included: cold items).
+      item_data: optional per-item side data, each value [num_items, ...]; a source documents
+        the keys it reads and ignores the others.
+
+    Raises:
+      ValueError: arrays of different lengths, items out of range, a wrong item_data shape.
+    """
+    if self._num_items is not None:
+      raise ValueError(f"{self.name} is already fit; build a new source to refit")
+    num_items = int(num_items)
+    if num_items <= 0:
+      raise ValueError(f"num_items must be > 0, got {num_items}")
+    user = np.asarray(user, np.int64).reshape(-1)
+    item = np.asarray(item, np.int64).reshape(-1)
+    timestamp = np.asarray(timestamp, np.int64).reshape(-1)
+    if not len(user) == len(item) == len(timestamp):
+      raise ValueError(f"user, item and timestamp must have one length, got {len(user)}, "
+                       f"{len(item)}, {len(timestamp)}")
+    if len(item) and (item.min() < 0 or item.max() >= num_items):
+      raise ValueError(f"item indices must be in [0, {num_items}), got [{item.min()}, "
+                       f"{item.max()}]")
+    if len(user) and user.min() < 0:
+      raise ValueError(f"user indices must be >= 0, got {user.min()}")
+    item_data = dict(item_data or {})
+    for key, value in item_data.items():
+      if len(value) != num_items:
+        raise ValueError(f"item_data[{key!r}] must have num_items={num_items} rows, got "
+                         f"{len(value)}")
+    self._num_items = num_items
+    self._fit(Events(user, item, timestamp, num_items), item_data)
+    return self
+
+  @tf.function(input_signature=HISTORY_SPECS)
+  def scores(self, history, history_time, now) -> Dict[str, tf.Tensor]:
+    """{"scores": [B, num_items] float32}; higher is better (seen items not excluded)."""
+    self._check_fitted()
+    return {"scores": self._scores(history, history_time, now)}
+
+  @tf.function(input_signature=HISTORY_SPECS + (tf.TensorSpec([], tf.int32, name="n"),))
+  def top_n(self, history, history_time, now, n) -> Dict[str, tf.Tensor]:
+    """{"item_ids": [B, N] int32, "scores": [B, N] float32}, N = min(n, num_items)."""
+    self._check_fitted()
+    top = tf.math.top_k(self._scores(history, history_time, now),
+                        k=tf.minimum(n, self._num_items))
+    return {"item_ids": top.indices, "scores": top.values}
+
+  def score_numpy(self, history, history_time, now) -> np.ndarray:
+    """[B, num_items] float32: the scores of `scores`, computed with NumPy."""
+    self._check_fitted()
+    history = np.asarray(history, np.int64)
+    history_time = np.asarray(history_time, np.int64)
+    now = np.asarray(now, np.int64).reshape(-1)
+    if history.ndim != 2 or history.shape != history_time.shape or len(now) != len(history):
+      raise ValueError(f"history [B, H], history_time [B, H] and now [B] must agree, got "
+                       f"{history.shape}, {history_time.shape}, {now.shape}")
+    return self._score_numpy(history, history_time, now).astype(np.float32)
+
+  def _check_fitted(self):
+    if self._num_items is None:
+      raise ValueError(f"{self.name} is not fit yet: call fit(user, item, timestamp, "
+                       "num_items=...) first")
+
+  # === Hooks ===
+  def _fit(self, events: Events, item_data: Dict[str, np.ndarray]) -> None:
+    """Builds the fitted state (tf.Variables for the TF path, anything for the NumPy path)."""
+    raise NotImplementedError
+
+  def _scores(self, history: tf.Tensor, history_time: tf.Tensor, now: tf.Tensor) -> tf.Tensor:
+    """[B, H] int32, [B, H] int64, [B] int64 -> [B, num_items] float32, stock TF ops."""
+    raise NotImplementedError
+
+  def _score_numpy(self, history: np.ndarray, history_time: np.ndarray,
+                   now: np.ndarray) -> np.ndarray:
+    """The NumPy twin of `_scores`."""
+    raise NotImplementedError
+
+
+# === History helpers ===
+def history_ranks(history: tf.Tensor, history_time: tf.Tensor, now: tf.Tensor):
+  """The usable history entries and their recency ranks, in the TF graph.
+
+  An entry is usable when its item is >= 0, its time is at or before `now`, and it is the most
+  recent usable event of its item in the row. Its rank counts the usable entries that are
+  strictly more recent (ties share a rank, as in `tfgrec.graph.recency.recency_ranks`; NO_TIME
+  events tie and are older than timed ones). Costs O(B H log H), no [B, H, H] or [B, I] tensor.
+
+  Args:
+    history: [B, H] int32 item indices, -1 padding (any order).
+    history_time: [B, H] int64 event times.
+    now: [B] int64 reference times.
+
+  Returns:
+    (item [B, H] int32, rank [B, H] int64, keep [B, H] bool), rows sorted newest first; item
+    is 0 and rank 0 where keep is False.
+  """
+  history = tf.convert_to_tensor(history, tf.int32)
+  history_time = tf.convert_to_tensor(history_time, tf.int64)
+  now = tf.convert_to_tensor(now, tf.int64)
+  valid = tf.logical_and(history >= 0, history_time <= now[:, None])
+  time = tf.where(valid, history_time, _PAD_TIME)
+  order = tf.argsort(time, axis=1, direction="DESCENDING", stable=True)
+  item = tf.gather(tf.where(valid, history, -1), order, batch_dims=1)
+  time = tf.gather(time, order, batch_dims=1)
+  width = tf.shape(item)[1]
+  position = tf.broadcast_to(tf.range(width, dtype=tf.int64)[None, :], tf.shape(item))
+  # First occurrence of each item in newest-first order: sort by (item, position), padding last.
+  key = (tf.cast(tf.where(item >= 0, item, tf.int32.max), tf.int64) * tf.cast(width, tf.int64)
+         + position)
+  by_item = tf.argsort(key, axis=1, stable=True)
+  item_by_item = tf.gather(item, by_item, batch_dims=1)
+  first = tf.concat([tf.ones_like(item_by_item[:, :1], tf.bool),
+                     item_by_item[:, 1:] != item_by_item[:, :-1]], axis=1)
+  first = tf.logical_and(first, item_by_item >= 0)
+  keep = tf.gather(first, tf.argsort(by_item, axis=1), batch_dims=1)
+  # Rank: kept entries before the first entry with the same time (rows are newest first).
+  kept_before = tf.cumsum(tf.cast(keep, tf.int64), axis=1, exclusive=True)
+  tie_start = tf.searchsorted(-time, -time, side="left")
+  rank = tf.where(keep, tf.gather(kept_before, tie_start, batch_dims=1), 0)
+  return tf.where(keep, item, 0), rank, keep
+
+
+def history_ranks_numpy(history: np.ndarray, history_time: np.ndarray, now: np.ndarray):
+  """NumPy twin of `history_ranks` on flat entries.
+
+  Returns:
+    (row [n], item [n], rank [n]) int64 of the usable entries (see `history_ranks`).
+  """
+  rows, cols = np.nonzero((history >= 0) & (history_time <= now[:, None]))
+  item, time = history[rows, cols], history_time[rows, cols]
+  order = np.lexsort((-time, item, rows))  # Per (row, item): newest first.
+  rows, item, time = rows[order], item[order], time[order]
+  first = np.concatenate([[True], (rows[1:] != rows[:-1]) | (item[1:] != item[:-1])])
+  rows, item, time = rows[first], item[first], time[first]
+  return rows, item, recency.recency_ranks(rows, time)
+
+
+def recency_weight(rank, half_life: Optional[float]) -> tf.Tensor:
+  """[...] float32 0.5 ** (rank / half_life) in the TF graph (`tfgrec.graph.recency.encode`), the
+  shape of `rank`; 1 everywhere when half_life is None."""
+  rank = tf.convert_to_tensor(rank)
+  if not half_life:
+    return tf.ones(tf.shape(rank), tf.float32)
+  return tf.reshape(recency.encode(rank, [float(half_life)]), tf.shape(rank))
+
+
+def recency_weight_numpy(rank: np.ndarray, half_life: Optional[float]) -> np.ndarray:
+  """NumPy twin of `recency_weight` (`tfgrec.graph.recency.weights_from_ranks`)."""
+  if not half_life:
+    return np.ones(np.shape(rank), np.float32)
+  return recency.weights_from_ranks(rank, half_life)
+
+
+def validate_half_life(name: str, value: Optional[float]) -> Optional[float]:
+  if value is None:
+    return None
+  value = float(value)
+  if not value > 0:
+    raise ValueError(f"{name} must be > 0 (or None for no recency weighting), got {value}")
+  return value
+
+
+# === Evaluation helpers ===
+class UserHistories:
+  """Each user's known events, most recent first, to build query batches for evaluation.
+
+  Args:
+    user, item, timestamp: [E] the known events (e.g. `EvalData.history_events(split)`).
+    num_users: how many users.
+    max_len: keep each user's `max_len` most recent events (None: all).
+  """
+
+  def __init__(self, user, item, timestamp, *, num_users: int, max_len: Optional[int] = None):
+    if max_len is not None and max_len <= 0:
+      raise ValueError(f"max_len must be > 0 or None, got {max_len}")
+    user = np.asarray(user, np.int64)
+    item = np.asarray(item, np.int64)
+    timestamp = np.asarray(timestamp, np.int64)
+    order = np.lexsort((-timestamp, user))
+    self.item, self.timestamp = item[order], timestamp[order]
+    counts = np.bincount(user, minlength=num_users)
+    self.indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    self.max_len = max_len
+    # Latest known time per user (NO_TIME without events).
+    self.latest = np.full(num_users, NO_TIME, np.int64)
+    has = counts > 0
+    self.latest[has] = self.timestamp[self.indptr[:-1][has]]
+
+  def batch(self, users: np.ndarray):
+    """([B, H] int32 history, [B, H] int64 history_time) of `users`, -1 padding."""
+    users = np.asarray(users, np.int64)
+    lengths = self.indptr[users + 1] - self.indptr[users]
+    if self.max_len is not None:
+      lengths = np.minimum(lengths, self.max_len)
+    width = max(int(lengths.max()) if len(users) else 0, 1)
+    history = np.full([len(users), width], -1, np.int32)
+    history_time = np.full([len(users), width], NO_TIME, np.int64)
+    for row, (u, n) in enumerate(zip(users, lengths)):
+      span = slice(self.indptr[u], self.indptr[u] + n)
+      history[row, :n] = self.item[span]
+      history_time[row, :n] = self.timestamp[span]
+    return history, history_time
+
+
+def user_scorer(source: CandidateSource, histories: UserHistories,
+                now: Optional[np.ndarray] = None, *, use_tf: bool = False
+                ) -> Callable[[np.ndarray], np.ndarray]:
+  """A `tfgrec.eval.metrics.ScoreFn` (user indices [B] -> scores [B, num_items]) for a source.
+
+  Args:
+    source: a fit source.
+    histories: the users' known events.
+    now: [num_users] int64 reference time per user (default: each user's latest known time).
+    use_tf: score with the TF path (`scores`) instead of `score_numpy`.
+  """
+  now = histories.latest if now is None else np.asarray(now, np.int64)
+
+  def score(users):
+    history, history_time = histories.batch(users)
+    batch_now = now[np.asarray(users)]
+    if use_tf:
+      return source.scores(tf.constant(history), tf.constant(history_time),
+                           tf.constant(batch_now))["scores"].numpy()
+    return source.score_numpy(history, history_time, batch_now)
+
+  return score
