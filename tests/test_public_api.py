@@ -8,7 +8,8 @@ import os
 
 PACKAGES = ("tfgrec", "tfgrec.data", "tfgrec.graph", "tfgrec.beam", "tfgrec.text",
             "tfgrec.layers", "tfgrec.eval", "tfgrec.models", "tfgrec.tasks", "tfgrec.train",
-            "tfgrec.export", "tfgrec.batch", "tfgrec.serving")
+            "tfgrec.export", "tfgrec.batch", "tfgrec.serving", "tfgrec.sources",
+            "tfgrec.ranking")
 LIST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "api_symbols.txt")
 
 

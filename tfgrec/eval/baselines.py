@@ -35,6 +35,8 @@ class EvalData:
     train_events: DataFrame[user, item, timestamp] of the training events (deduplicated).
     popularity: [num_items] training users per item.
     validation_events: DataFrame[user, item, timestamp] of the validation events.
+    test_events: DataFrame[user, item, timestamp] of the test events (their times set each
+      user's reference time; never a model input).
 
   Known history: a model predicting the validation split knows each user's training events; one
   predicting the test split also knows the validation events (as a deployed model knows
@@ -50,6 +52,18 @@ class EvalData:
   train_events: pd.DataFrame
   popularity: np.ndarray
   validation_events: Optional[pd.DataFrame] = None
+  test_events: Optional[pd.DataFrame] = None
+
+  def first_times(self, split: str) -> np.ndarray:
+    """[num_users] int64: each user's first event time in `split` (NO_TIME = -1 if none): the
+    reference time of a request that predicts the split."""
+    frame = {"validation": self.validation_events, "test": self.test_events}.get(split)
+    if frame is None:
+      raise ValueError(f"split must be 'validation' or 'test' (loaded), got {split!r}")
+    out = np.full(self.num_users, -1, np.int64)
+    first = frame.groupby("user")["timestamp"].min()
+    out[first.index.to_numpy()] = first.to_numpy()
+    return out
 
   def history_events(self, split: str = "test") -> pd.DataFrame:
     """DataFrame[user, item, timestamp]: the events known when predicting `split`."""
@@ -89,7 +103,7 @@ def load_eval_data(graph_dir: str) -> EvalData:
                                             len(users)) for s, f in out.items()}
   popularity = np.bincount(csr["train"].indices, minlength=len(items))
   return EvalData(len(users), len(items), csr["train"], csr["validation"], csr["test"],
-                  out["train"], popularity, out["validation"])
+                  out["train"], popularity, out["validation"], out["test"])
 
 
 def popularity_scorer(data: EvalData):

@@ -11,8 +11,13 @@ from tfgrec.sources.base import history_ranks
 from tfgrec.sources.base import NO_TIME
 from tfgrec.sources.base import user_scorer
 from tfgrec.sources.base import UserHistories
-# Closed-form linear filter on the item-item graph (GF-CF), on a recency-weighted history.
+# Items near the recent history in an embedding space: text neighbours, graph-tower retrieval.
+from tfgrec.sources.embedding import EmbeddingNeighbours
+# Closed-form item-item models on a recency-weighted history: GF-CF and EASE.
+from tfgrec.sources.graph_filter import Ease
 from tfgrec.sources.graph_filter import GraphFilter
-# Time context: trending in windows ending at the reference time, and fresh items.
+# Time context: trending in windows ending at the reference time, and fresh items; the
+# time-windowed item counts they (and the ranker's popularity features) read.
+from tfgrec.sources.time_context import EventIndex
 from tfgrec.sources.time_context import Fresh
 from tfgrec.sources.time_context import Trending

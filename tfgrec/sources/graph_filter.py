@@ -194,3 +194,46 @@ def _top_neighbours(r_norm: scipy.sparse.csr_matrix, m: int, block: int):
     ids[start:stop] = np.take_along_axis(top, order, axis=1)
     values[start:stop] = np.take_along_axis(top_values, order, axis=1)
   return ids, values
+
+
+class Ease(GraphFilter):
+  """EASE (Steck, WWW 2019) on a recency-weighted history: scores(x) = x B.
+
+  B is the closed-form item-item ridge regression of `tfgrec.eval.baselines.ease_weights`
+  (B = I − P / diag(P), P = (XᵀX + l2 I)^-1, zero diagonal), fit on the 0/1 training matrix; x is
+  the history weighted as in GraphFilter. Dense only: the inverse is cubic in the items with an
+  event, so the catalog is limited to ``dense_max_items`` of them.
+
+  Init args:
+    half_life: recency half-life in history events (None: every history item weighs 1).
+    l2: the ridge penalty (> 0).
+    dense_max_items: the largest number of items with an event.
+    name: the module name.
+  """
+
+  def __init__(self, *, half_life: Optional[float] = 20.0, l2: float = 200.0,
+               dense_max_items: int = 20_000, name: str = "ease"):
+    super().__init__(half_life=half_life, alpha=0.0, dense_max_items=dense_max_items, name=name)
+    if not l2 > 0:
+      raise ValueError(f"l2 must be > 0, got {l2}")
+    self.l2 = float(l2)
+
+  def _fit(self, events: base.Events, item_data: Dict[str, np.ndarray]) -> None:
+    del item_data  # Unused.
+    from tfgrec.eval import baselines, metrics  # pylint: disable=g-import-not-at-top
+    active = len(np.unique(events.item))
+    if active > self.dense_max_items:
+      raise ValueError(f"{self.name}: {active} items have events, more than dense_max_items="
+                       f"{self.dense_max_items}; use GraphFilter (sparse) for this catalog")
+    _, user = np.unique(events.user, return_inverse=True)
+    train = metrics.Interactions.from_pairs(user, events.item, int(user.max()) + 1 if len(user)
+                                            else 0)
+    self._b = baselines.ease_weights(train, events.num_items, self.l2)
+    self.dense = True
+    self.filter = tf.Variable(self._b, trainable=False, name="filter")
+
+  def _score_numpy(self, history, history_time, now):
+    rows, item, rank = base.history_ranks_numpy(history, history_time, now)
+    x = np.zeros([len(history), self._num_items], np.float32)
+    x[rows, item] = base.recency_weight_numpy(rank, self.half_life)
+    return x @ self._b

@@ -32,55 +32,104 @@ tf = base.tf
 SECONDS_PER_DAY = 86_400
 AVAILABLE_TIME = "available_time"
 # first_i of an item never seen (and without available_time): after every `now`.
-_NEVER = np.iinfo(np.int64).max
+NEVER = np.iinfo(np.int64).max
 # A time before every event (and far enough from int64's limits to subtract from).
-_BEGINNING = -(2 ** 62)
+BEGINNING = -(2 ** 62)
+
+
+class EventIndex(tf.Module):
+  """Events as sorted (item, time) keys: per-item event counts in time windows, and first times.
+
+  The one home of time-windowed item counts: the time-context sources and the ranker's
+  popularity features read them. Counting is two binary searches per (row, item), so it only
+  ever sees events inside the window asked for.
+
+  >>> index = EventIndex([0, 1, 1], [10, 10, 20], num_items=2)
+  >>> index.counts_numpy(np.array([[0, 1]]), np.array([0]), np.array([15])).tolist()
+  [[1.0, 1.0]]
+
+  Args:
+    item: [E] item indices in [0, num_items).
+    timestamp: [E] int64 epoch seconds.
+    num_items: catalog size.
+    available_time: optional [num_items] int64 times from which items exist (NO_TIME: unknown);
+      an item's first time is the earlier of it and the item's first event.
+  """
+
+  def __init__(self, item, timestamp, *, num_items: int, available_time=None,
+               name: str = "event_index"):
+    super().__init__(name=name)
+    item = np.asarray(item, np.int64).reshape(-1)
+    t = np.asarray(timestamp, np.int64).reshape(-1)
+    self.num_items = int(num_items)
+    self.t0 = int(t.min()) - 1 if len(t) else base.NO_TIME - 1
+    self.span = (int(t.max()) - self.t0 + 2) if len(t) else 2  # S: keys of item i in [iS, iS+S).
+    if self.num_items * self.span >= 2 ** 62:
+      raise ValueError(f"num_items x time span too large for int64 keys: {self.num_items} x "
+                       f"{self.span} s")
+    self._keys = np.sort(item * self.span + (t - self.t0))
+    self.keys = tf.Variable(self._keys, trainable=False, name="event_keys")
+    first = np.full(self.num_items, NEVER, np.int64)
+    np.minimum.at(first, item, t)
+    if available_time is not None:
+      available = np.asarray(available_time, np.int64).reshape(-1)
+      known = available != base.NO_TIME
+      first[known] = np.minimum(first[known], available[known])
+    self._first = first
+    self.first_seen = tf.Variable(first, trainable=False, name="first_seen")
+
+  def counts(self, items, lower, upper):
+    """n_i(lower, upper]: items [B, C] int, lower/upper [B] int64 -> [B, C] float32."""
+    items = tf.cast(items, tf.int64)
+    span, t0 = tf.constant(self.span, tf.int64), tf.constant(self.t0, tf.int64)
+
+    def position(time):
+      rel = tf.clip_by_value(time - t0, 0, span - 1)
+      key = items * span + rel[:, None]
+      flat = tf.reshape(key, [1, -1])
+      return tf.reshape(tf.searchsorted(self.keys[None, :], flat, side="right",
+                                        out_type=tf.int64), tf.shape(key))
+
+    return tf.cast(position(upper) - position(lower), tf.float32)
+
+  def counts_all(self, lower, upper):
+    """n_i(lower, upper] of every item: [B] bounds -> [B, num_items] float32."""
+    items = tf.range(self.num_items, dtype=tf.int64)[None, :]
+    return self.counts(tf.broadcast_to(items, [tf.shape(upper)[0], self.num_items]), lower,
+                       upper)
+
+  def counts_numpy(self, items, lower, upper):
+    """NumPy twin of `counts`, by brute force over the events."""
+    item = self._keys // self.span
+    time = self._keys % self.span + self.t0
+    out = np.zeros(np.shape(items), np.float32)
+    for row, (a, b) in enumerate(zip(lower, upper)):
+      inside = (time > a) & (time <= b)
+      out[row] = np.bincount(item[inside], minlength=self.num_items)[np.asarray(items[row])]
+    return out
+
+  def age(self, items, now):
+    """(age [B, C] int64 seconds since the item's first time, available [B, C] bool)."""
+    first = tf.gather(self.first_seen, tf.cast(items, tf.int64))
+    never = first == NEVER
+    age = now[:, None] - tf.where(never, tf.constant(0, tf.int64), first)
+    return age, tf.logical_and(age >= 0, tf.logical_not(never))
 
 
 class _ItemEventIndex(base.CandidateSource):
-  """Fit events as sorted (item, time) keys, and per-item window counts over them."""
+  """A source over an `EventIndex` of its fit events."""
 
   def _fit(self, events: base.Events, item_data: Dict[str, np.ndarray]) -> None:
-    del item_data  # Subclasses read what they need.
-    t = events.timestamp
-    self.t0 = int(t.min()) - 1 if len(t) else base.NO_TIME - 1
-    self.span = (int(t.max()) - self.t0 + 2) if len(t) else 2  # S: keys of item i in [iS, iS+S).
-    if events.num_items * self.span >= 2 ** 62:
-      raise ValueError(f"num_items x time span too large for int64 keys: {events.num_items} x "
-                       f"{self.span} s")
-    keys = np.sort(events.item * self.span + (t - self.t0))
-    self._keys = keys
-    self.keys = tf.Variable(keys, trainable=False, name="event_keys")
-
-  def _bounds_key(self, time, span, t0):
-    """time [B] int64 -> [B, I] int64 key of (item, time) for every item (clipped)."""
-    rel = tf.clip_by_value(time - t0, 0, span - 1)
-    items = tf.range(self._num_items, dtype=tf.int64)
-    return items[None, :] * span + rel[:, None]
+    self.index = EventIndex(events.item, events.timestamp, num_items=events.num_items,
+                            available_time=item_data.get(AVAILABLE_TIME))
 
   def _counts(self, lower, upper):
     """n_i(lower, upper] for [B] int64 bounds -> [B, I] float32."""
-    span, t0 = tf.constant(self.span, tf.int64), tf.constant(self.t0, tf.int64)
-    hi = self._bounds_key(upper, span, t0)
-    lo = self._bounds_key(lower, span, t0)
-    sorted_keys = self.keys[None, :]
-
-    def position(key):
-      flat = tf.reshape(key, [1, -1])
-      return tf.reshape(tf.searchsorted(sorted_keys, flat, side="right", out_type=tf.int64),
-                        tf.shape(key))
-
-    return tf.cast(position(hi) - position(lo), tf.float32)
+    return self.index.counts_all(lower, upper)
 
   def _counts_numpy(self, lower, upper):
-    """NumPy twin of `_counts`, by brute force over the events."""
-    item = self._keys // self.span
-    time = self._keys % self.span + self.t0
-    out = np.zeros([len(upper), self._num_items], np.float32)
-    for row, (a, b) in enumerate(zip(lower, upper)):
-      inside = (time > a) & (time <= b)
-      out[row] = np.bincount(item[inside], minlength=self._num_items)
-    return out
+    items = np.broadcast_to(np.arange(self._num_items), (len(upper), self._num_items))
+    return self.index.counts_numpy(items, lower, upper)
 
 
 class Trending(_ItemEventIndex):
@@ -117,7 +166,7 @@ class Trending(_ItemEventIndex):
     return out
 
   def _score_numpy(self, history, history_time, now):
-    out = self.popularity_weight * self._counts_numpy(np.full(len(now), _BEGINNING),
+    out = self.popularity_weight * self._counts_numpy(np.full(len(now), BEGINNING),
                                                       now)
     for w in self.windows_days:
       out += self._counts_numpy(now - int(round(w * SECONDS_PER_DAY)), now) / w
@@ -141,35 +190,24 @@ class Fresh(_ItemEventIndex):
       raise ValueError(f"half_life_days must be > 0, got {half_life_days}")
     self.half_life_days = float(half_life_days)
 
-  def _fit(self, events: base.Events, item_data: Dict[str, np.ndarray]) -> None:
-    super()._fit(events, item_data)
-    first = np.full(events.num_items, _NEVER, np.int64)
-    np.minimum.at(first, events.item, events.timestamp)
-    if AVAILABLE_TIME in item_data:
-      available = np.asarray(item_data[AVAILABLE_TIME], np.int64).reshape(-1)
-      known = available != base.NO_TIME
-      first[known] = np.minimum(first[known], available[known])
-    self._first = first
-    self.first_seen = tf.Variable(first, trainable=False, name="first_seen")
-
   def _scores(self, history, history_time, now):
     del history, history_time  # The same for every user.
     counts = self._counts(tf.fill(tf.shape(now), _min_time()), now)
-    never = self.first_seen == _NEVER
-    age = now[:, None] - tf.where(never, tf.constant(0, tf.int64), self.first_seen)[None, :]
+    items = tf.broadcast_to(tf.range(self._num_items, dtype=tf.int64)[None, :], tf.shape(counts))
+    age, available = self.index.age(items, now)
     days = tf.cast(tf.cast(tf.maximum(age, 0), tf.float64) / SECONDS_PER_DAY, tf.float32)
     fresh = (1.0 + counts) * tf.pow(0.5, days / self.half_life_days)
-    available = tf.logical_and(age >= 0, tf.logical_not(never)[None, :])
     return tf.where(available, fresh, 0.0)
 
   def _score_numpy(self, history, history_time, now):
-    counts = self._counts_numpy(np.full(len(now), _BEGINNING), now)
-    never = self._first == _NEVER
-    age = now[:, None] - np.where(never, 0, self._first)[None, :]
+    counts = self._counts_numpy(np.full(len(now), BEGINNING), now)
+    first = self.index._first  # pylint: disable=protected-access
+    never = first == NEVER
+    age = now[:, None] - np.where(never, 0, first)[None, :]
     fresh = (1.0 + counts) * np.power(0.5, np.maximum(age, 0) / SECONDS_PER_DAY
                                       / self.half_life_days)
     return np.where((age >= 0) & ~never[None, :], fresh, 0.0)
 
 
 def _min_time():
-  return tf.constant(_BEGINNING, tf.int64)
+  return tf.constant(BEGINNING, tf.int64)

@@ -1,0 +1,232 @@
+"""Stage 2: candidate union and features (hand-checked), the listwise loss, the time discipline,
+and the ranker beating every single source on a synthetic log with a planted time effect."""
+import numpy as np
+import pytest
+
+import tfgrec  # noqa: F401  # Keras 2 before TensorFlow loads.
+from tfgrec.eval import metrics
+from tfgrec.ranking import features as features_lib
+from tfgrec.ranking import pipeline
+from tfgrec.ranking import ranker as ranker_lib
+from tfgrec.sources import base, embedding, graph_filter, time_context
+
+tf = features_lib.tf
+DAY = 86_400
+
+
+# === Listwise loss ===
+def test_listwise_softmax_on_a_hand_made_list():
+  loss = ranker_lib.ListwiseSoftmax(reduction="none")
+  masked = features_lib.MASKED
+  # One positive: -log(e^2 / (e^2 + e^0)) = log(1 + e^-2) = 0.12693; the masked slot is out.
+  # Two positives: -(log(e^1/Z) + log(e^0/Z)) / 2 with Z = e^1 + e^0 + e^-1 = 4.08616
+  #   = log Z - 1/2 = 0.90760. No positive: 0.
+  got = loss([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]],
+             [[2.0, 0.0, masked], [1.0, 0.0, -1.0], [3.0, 1.0, 0.0]]).numpy()
+  np.testing.assert_allclose(got, [0.12693, 0.90760, 0.0], atol=1e-5)
+
+
+def test_ranker_masks_invalid_candidates_and_checks_arguments():
+  model = ranker_lib.Ranker(num_features=3, hidden=(4,), cross_layers=1)
+  out = model({"features": np.ones([2, 4, 3], np.float32),
+               "valid": np.array([[True, True, False, True]] * 2)}).numpy()
+  assert out.shape == (2, 4) and np.all(out[:, 2] == features_lib.MASKED)
+  assert np.all(np.abs(out[:, [0, 1, 3]]) < 1e3)
+  with pytest.raises(ValueError, match="dropout must be in"):
+    ranker_lib.Ranker(num_features=3, dropout=1.5)
+  with pytest.raises(ValueError, match="feature_mean and feature_std must be"):
+    ranker_lib.Ranker(num_features=3, feature_mean=np.zeros(2))
+
+
+# === Candidates and features on a tiny catalog ===
+def _tiny():
+  """5 items. Events (user, item, day): u0: 0@1, 1@2; u1: 0@1, 2@3; u2: 3@9 (after the queries)."""
+  user = np.array([0, 0, 1, 1, 2])
+  item = np.array([0, 1, 0, 2, 3])
+  day = np.array([1, 2, 1, 3, 9])
+  return user, item, day * DAY
+
+
+def _features(user, item, ts, config=features_lib.FeatureConfig(), **kwargs):
+  text = np.eye(5, 3, dtype=np.float32)  # items 0..2 have one-hot text, 3 and 4 none.
+  cats = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [1, 1]], np.float32)
+  sources = {
+      "ease": (graph_filter.GraphFilter(half_life=None, alpha=0.0).fit(user, item, ts,
+                                                                       num_items=5), 2),
+      "trending": (time_context.Trending(windows_days=[7.0], popularity_weight=0.0).fit(
+          user, item, ts, num_items=5), 2),
+      "text": (embedding.EmbeddingNeighbours.text(half_life=None).fit(
+          user, item, ts, num_items=5, item_data={"text_embedding": text}), 1),
+  }
+  index = time_context.EventIndex(item, ts, num_items=5)
+  return features_lib.CandidateFeatures(sources=sources, events=index, text_embedding=text,
+                                        item_categories=cats, config=config, **kwargs)
+
+
+def test_candidates_are_the_distinct_union_without_history_items():
+  feats = _features(*_tiny())
+  # A request with history [0] at day 4: item 0 is excluded from every source's list.
+  out = feats(tf.constant([[0, -1]], tf.int32), tf.constant([[1 * DAY, -1]], tf.int64),
+              tf.constant([4 * DAY], tf.int64))
+  valid = out["valid"].numpy()[0]
+  cands = out["candidates"].numpy()[0][valid]
+  assert out["candidates"].shape[1] == 5  # C = 2 + 2 + 1 slots.
+  assert 0 not in cands and len(set(cands)) == len(cands)
+  # GF-CF from item 0 reaches 1 and 2 (co-occurring); trending in (day -3, day 4]: items 0, 1,
+  # 2 (item 0 excluded) -> 1 and 2 (tied); text: item 0's text only matches item 0 -> the next
+  # best is any zero-score item. So 1 and 2 are proposed by all three lists.
+  assert {1, 2} <= set(cands.tolist())
+  names = feats.feature_names
+  f = dict(zip(names, out["features"].numpy()[0][valid].T))
+  row = {c: i for i, c in enumerate(cands)}
+  # Item 1 and 2: ease proposes both (N = 2), each at reciprocal rank 1 or 1/2.
+  assert f["source/ease/proposed"][row[1]] == 1 and f["source/ease/proposed"][row[2]] == 1
+  assert sorted([f["source/ease/reciprocal_rank"][row[1]], f["source/ease/reciprocal_rank"][row[2]]]) == [
+      0.5, 1.0]
+  # Popularity at day 4: item 1 has 1 event in 7 days, ever 1; item 3's event (day 9) is later.
+  assert f["popularity/log_count_7d"][row[1]] == pytest.approx(np.log(2.0))
+  if 3 in row:
+    assert f["popularity/log_count"][row[3]] == 0 and f["popularity/available"][row[3]] == 0
+  # Item 1's age: first seen day 2 -> 2 days at day 4.
+  assert f["popularity/log_age_days"][row[1]] == pytest.approx(np.log(3.0), rel=1e-5)
+  # Text: item 1's text is orthogonal to item 0's; category: item 1 shares item 0's category.
+  assert f["text/last"][row[1]] == pytest.approx(0.0)
+  assert f["category/weighted"][row[1]] == pytest.approx(1.0)
+  assert f["category/weighted"][row[2]] == pytest.approx(0.0)
+  # User: one usable history item, last event 3 days before now.
+  assert f["user/log_history"][row[1]] == pytest.approx(np.log(2.0))
+  assert f["user/log_hours_since_last"][row[1]] == pytest.approx(np.log1p(72.0), rel=1e-5)
+
+
+def test_dropping_a_group_drops_its_columns():
+  feats = _features(*_tiny(), config=features_lib.FeatureConfig(drop=("text", "source:ease")))
+  assert not any(n.startswith(("text/", "source/ease/")) for n in feats.feature_names)
+  assert "source/trending/z" in feats.feature_names and "category/weighted" in feats.feature_names
+  with pytest.raises(ValueError, match="unknown feature groups"):
+    features_lib.FeatureConfig(groups=("sources", "colour"))
+
+
+def test_a_feature_for_a_past_reference_time_ignores_later_events():
+  """The time discipline: at reference time `now`, adding events after `now` (to the request's
+  history, to the popularity index, and to the time-context sources' fit events) changes no
+  candidate and no feature. Model-based sources are fit before the label slice, so they are the
+  same objects in both computations."""
+  user, item, ts = _tiny()
+  now = 5 * DAY
+  early = ts <= now
+  text = np.eye(5, 3, dtype=np.float32)
+  model_sources = {
+      "graph_filter": (graph_filter.GraphFilter(half_life=2.0).fit(
+          user[early], item[early], ts[early], num_items=5), 2),
+      "text": (embedding.EmbeddingNeighbours.text().fit(
+          user, item, ts, num_items=5, item_data={"text_embedding": text}), 2)}
+
+  def build(u, i, t):
+    sources = dict(model_sources)
+    sources["trending"] = (time_context.Trending().fit(u, i, t, num_items=5), 2)
+    sources["fresh"] = (time_context.Fresh().fit(u, i, t, num_items=5), 2)
+    return features_lib.CandidateFeatures(
+        sources=sources, events=time_context.EventIndex(i, t, num_items=5),
+        text_embedding=text, item_categories=np.eye(5, 2, dtype=np.float32))
+
+  before = build(user[early], item[early], ts[early])(
+      tf.constant([[1, 0, -1]], tf.int32), tf.constant([[2 * DAY, DAY, -1]], tf.int64),
+      tf.constant([now], tf.int64))
+  # Later: the user views item 2 at day 6, others view items 4 and 2 at days 7 and 8.
+  later_user = np.concatenate([user, [0, 1, 2]])
+  later_item = np.concatenate([item, [2, 4, 2]])
+  later_ts = np.concatenate([ts, [6 * DAY, 7 * DAY, 8 * DAY]])
+  after = build(later_user, later_item, later_ts)(
+      tf.constant([[2, 1, 0]], tf.int32), tf.constant([[6 * DAY, 2 * DAY, DAY]], tf.int64),
+      tf.constant([now], tf.int64))
+  # Item 2 is now also a history item, but after now: still a candidate, with equal features.
+  def by_item(out):
+    valid = out["valid"].numpy()[0]
+    return {int(c): f for c, f in zip(out["candidates"].numpy()[0][valid],
+                                      out["features"].numpy()[0][valid])}
+
+  b, a = by_item(before), by_item(after)
+  assert set(a) == set(b) and 2 in a
+  for c in a:
+    np.testing.assert_allclose(a[c], b[c], rtol=1e-6, err_msg=f"item {c}")
+
+
+# === The ranker learns a planted time effect ===
+def _planted_log(seed=0, users=240, items=80, clusters=4, steps=14):
+  """Each user belongs to a taste cluster; every day a new batch of items is released, and a
+  user's next event is, with probability 0.85, an item of their cluster released in the last
+  2 days (else a random older item of their cluster). Item-item co-occurrence sees the cluster,
+  trending sees what is new; only both together find the next item."""
+  rng = np.random.default_rng(seed)
+  cluster_of_item = np.arange(items) % clusters
+  release = (np.arange(items) // (items // steps)) * DAY  # ~6 new items a day.
+  rows = []
+  for u in range(users):
+    c = u % clusters
+    start = rng.integers(0, 3)
+    for day in range(start, steps):
+      if rng.random() < 0.5:
+        continue
+      t = day * DAY + int(rng.integers(0, DAY))
+      mine = np.flatnonzero((cluster_of_item == c) & (release <= day * DAY))
+      new = mine[release[mine] >= (day - 1) * DAY]
+      pool = new if (len(new) and rng.random() < 0.85) else mine
+      rows.append((u, int(rng.choice(pool)), t))
+  log = np.array(rows, np.int64)
+  return log[:, 0], log[:, 1], log[:, 2], items
+
+
+def _split(user, item, ts, fraction):
+  """Per user: events before the user's last `fraction` share of time, and the rest."""
+  early = np.zeros(len(user), bool)
+  for u in np.unique(user):
+    mine = np.flatnonzero(user == u)
+    order = mine[np.argsort(ts[mine], kind="stable")]
+    cut = max(1, int(round(len(order) * (1 - fraction))))
+    early[order[:cut]] = True
+  return early
+
+
+def test_the_ranker_beats_every_single_source_on_a_planted_time_effect():
+  user, item, ts, num_items = _planted_log()
+  num_users = int(user.max()) + 1
+  train = _split(user, item, ts, 0.3)     # Sources for the ranker's lists: before the labels.
+  known = _split(user, item, ts, 0.15)    # Later: refit on everything before the test events.
+  label, test = known & ~train, ~known
+  make = {"ease": (lambda: graph_filter.Ease(half_life=None, l2=10.0), 15),
+          "trending": (lambda: time_context.Trending(windows_days=[1.0, 2.0],
+                                                     popularity_weight=0.0), 15)}
+
+  def stage(fit_mask, label_mask):
+    events = {"user": user[fit_mask], "item": item[fit_mask], "timestamp": ts[fit_mask]}
+    sources, _ = pipeline.fit_sources(make, events, num_items, progress=False)
+    histories = base.UserHistories(events["user"], events["item"], events["timestamp"],
+                                   num_users=num_users)
+    relevant = metrics.Interactions.from_pairs(user[label_mask], item[label_mask], num_users)
+    now = np.full(num_users, base.NO_TIME, np.int64)
+    np.maximum.at(now, user[label_mask], 0)
+    first = np.full(num_users, np.iinfo(np.int64).max)
+    np.minimum.at(first, user[label_mask], ts[label_mask])
+    now = np.where(first < np.iinfo(np.int64).max, first, histories.latest)
+    feats = features_lib.CandidateFeatures(
+        sources=sources, events=time_context.EventIndex(events["item"], events["timestamp"],
+                                                        num_items=num_items))
+    users = np.flatnonzero(relevant.sizes() > 0)
+    lists = pipeline.build_lists(feats, histories, users, now, relevant)
+    return sources, histories, now, relevant, lists, events
+
+  *_, train_lists, _ = stage(train, label)
+  ranker, _ = pipeline.train_ranker(train_lists, pipeline.RankerConfig(
+      epochs=25, patience=8, hidden=(16,), cross_layers=1, learning_rate=1e-2), progress=False)
+  sources, histories, now, relevant, test_lists, events = stage(known, test)
+  exclude = [metrics.Interactions.from_pairs(events["user"], events["item"], num_users)]
+
+  def ndcg(score_fn):
+    return metrics.evaluate(score_fn, relevant, exclude, num_items=num_items, ks=(10,),
+                            user_batch=256)["ndcg@10"]
+
+  two_stage = ndcg(pipeline.list_scorer(test_lists, pipeline.rank_lists(ranker, test_lists),
+                                        num_items))
+  single = {name: ndcg(base.user_scorer(s, histories, now, use_tf=True))
+            for name, (s, _) in sources.items()}
+  assert two_stage > 1.5 * max(single.values()), (two_stage, single)

@@ -1,0 +1,207 @@
+"""Training and scoring the two stages offline: candidate lists, the ranker's fit, a score function.
+
+Protocol (the time discipline; model README "Two stages"):
+
+1. Ranker training lists. The sources are fit on the events before the label slice (a graph
+   directory's training split); each user with label events becomes one list: history = the
+   user's training events, ``now`` = the time of the user's first label event, candidates and
+   features from `features.CandidateFeatures` (popularity from events at or before ``now``),
+   labels = 1 for candidates among the user's label items.
+2. The ranker is fit on those lists, a share of the users held out to pick the epoch (NDCG@K
+   over the list, relevant items outside the candidates counting as misses).
+3. To predict later events (the test split, or serving), the sources are refit on every event
+   known by then and the ranker is kept.
+"""
+import dataclasses
+import time
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from tfgrec.eval import metrics
+from tfgrec.ranking import features as features_lib
+from tfgrec.ranking import ranker as ranker_lib
+from tfgrec.sources import base
+
+tf = features_lib.tf
+
+
+@dataclasses.dataclass(frozen=True)
+class RankerConfig:
+  """The ranker and its training.
+
+  Attributes:
+    cross_layers, projection_dim, hidden, dropout, l2: `ranker.Ranker`.
+    epochs: at most this many epochs; the best by held-out NDCG@k is kept.
+    patience: stop after this many epochs without improvement.
+    batch_lists: lists per step.
+    learning_rate: Adam's.
+    holdout: share of the training lists held out to pick the epoch.
+    k: the cut-off of the held-out NDCG.
+    seed: shuffling, the hold-out and initialization.
+  """
+  cross_layers: int = 2
+  projection_dim: Optional[int] = None
+  hidden: Tuple[int, ...] = (64, 32)
+  dropout: float = 0.1
+  l2: float = 1e-5
+  epochs: int = 40
+  patience: int = 6
+  batch_lists: int = 32
+  learning_rate: float = 3e-3
+  holdout: float = 0.15
+  k: int = 20
+  seed: int = 0
+
+
+@dataclasses.dataclass
+class Lists:
+  """Candidate lists of a set of users (numpy, [N, C] unless noted)."""
+  users: np.ndarray          # [N]
+  candidates: np.ndarray     # int32
+  valid: np.ndarray          # bool
+  features: np.ndarray       # [N, C, F] float32
+  best_source: np.ndarray    # int32
+  labels: Optional[np.ndarray] = None        # float32
+  num_relevant: Optional[np.ndarray] = None  # [N] all label items, proposed or not
+
+  def take(self, rows) -> "Lists":
+    return Lists(**{f.name: (None if getattr(self, f.name) is None
+                             else getattr(self, f.name)[rows])
+                    for f in dataclasses.fields(self)})
+
+
+def fit_sources(make: Mapping[str, Tuple[Callable[[], base.CandidateSource], int]],
+                events: Mapping[str, np.ndarray], num_items: int,
+                item_data: Optional[Mapping[str, np.ndarray]] = None, progress: bool = True
+                ) -> Tuple[Dict[str, Tuple[base.CandidateSource, int]], Dict[str, float]]:
+  """Builds and fits every source on `events` {"user", "item", "timestamp"}.
+
+  Returns:
+    ({name: (source, N)}, {name: fit seconds}).
+  """
+  out, seconds = {}, {}
+  for name, (factory, n) in make.items():
+    start = time.time()
+    source = factory().fit(events["user"], events["item"], events["timestamp"],
+                           num_items=num_items, item_data=item_data)
+    seconds[name] = time.time() - start
+    out[name] = (source, min(int(n), num_items))
+    if progress:
+      print(f"  source {name}: fit in {seconds[name]:.1f} s", flush=True)
+  return out, seconds
+
+
+def build_lists(feats: features_lib.CandidateFeatures, histories: base.UserHistories,
+                users: np.ndarray, now: np.ndarray,
+                relevant: Optional[metrics.Interactions] = None, *, batch: int = 64,
+                progress: bool = False) -> Lists:
+  """Candidates and features of `users` ([N]) at reference times `now` ([num_users])."""
+  call = tf.function(feats.__call__, reduce_retracing=True)
+  parts: Dict[str, List[np.ndarray]] = {}
+  users = np.asarray(users, np.int64)
+  iterator = range(0, len(users), batch)
+  if progress:
+    from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
+    iterator = tqdm(iterator, desc="candidate lists", unit="batch")
+  for start in iterator:
+    chunk = users[start:start + batch]
+    history, history_time = histories.batch(chunk)
+    out = call(tf.constant(history), tf.constant(history_time), tf.constant(now[chunk]))
+    for key, value in out.items():
+      parts.setdefault(key, []).append(value.numpy())
+  lists = Lists(users=users, **{k: np.concatenate(v) for k, v in parts.items()})
+  if relevant is not None:
+    lists.labels = np.zeros(lists.candidates.shape, np.float32)
+    lists.num_relevant = np.zeros(len(users), np.int64)
+    for row, u in enumerate(users):
+      items = relevant.indices[relevant.indptr[u]:relevant.indptr[u + 1]]
+      lists.num_relevant[row] = len(items)
+      lists.labels[row] = np.isin(lists.candidates[row], items) & lists.valid[row]
+  return lists
+
+
+def list_ndcg(logits: np.ndarray, lists: Lists, k: int) -> float:
+  """Mean NDCG@k of ranking each list by `logits`, relevant items outside the list missed."""
+  order = np.argsort(-logits, axis=1, kind="stable")[:, :k]
+  gains = np.take_along_axis(lists.labels * lists.valid, order, axis=1)
+  discount = 1.0 / np.log2(np.arange(2, k + 2))
+  dcg = (gains * discount[:gains.shape[1]]).sum(1)
+  ideal = np.array([discount[:min(n, k)].sum() for n in lists.num_relevant])
+  has = lists.num_relevant > 0
+  return float((dcg[has] / ideal[has]).mean()) if has.any() else 0.0
+
+
+def _dataset(lists: Lists) -> tf.data.Dataset:
+  return tf.data.Dataset.from_tensor_slices({
+      "features": lists.features.astype(np.float32), "valid": lists.valid,
+      "labels": lists.labels.astype(np.float32)})
+
+
+def train_ranker(lists: Lists, config: RankerConfig = RankerConfig(), *,
+                 progress: bool = True) -> Tuple[ranker_lib.Ranker, Dict[str, list]]:
+  """Fits a Ranker on training lists; returns (ranker at its best epoch, history)."""
+  if lists.labels is None:
+    raise ValueError("train_ranker needs labelled lists (build_lists(..., relevant=...))")
+  keep = lists.labels.sum(1) > 0
+  if keep.sum() < 2:
+    raise ValueError(f"train_ranker needs >= 2 lists with a positive candidate, got "
+                     f"{int(keep.sum())}")
+  rng = np.random.default_rng(config.seed)
+  rows = rng.permutation(np.flatnonzero(keep))
+  num_held = max(1, int(round(config.holdout * len(rows)))) if config.holdout > 0 else 0
+  held, train = lists.take(rows[:num_held]), lists.take(rows[num_held:])
+  valid = train.valid.reshape(-1)
+  flat = train.features.reshape(-1, train.features.shape[-1])[valid]
+  tf.keras.utils.set_random_seed(config.seed)
+  model = ranker_lib.Ranker(num_features=flat.shape[1], feature_mean=flat.mean(0),
+                            feature_std=flat.std(0), cross_layers=config.cross_layers,
+                            projection_dim=config.projection_dim, hidden=config.hidden,
+                            dropout=config.dropout, l2=config.l2)
+  model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+  data = _dataset(train).shuffle(len(train.users), seed=config.seed).batch(config.batch_lists)
+  best, best_weights, waited, history = -1.0, None, 0, {"loss": [], "holdout_ndcg": []}
+  for epoch in range(config.epochs):
+    fit = model.fit(data, epochs=1, verbose=0)
+    logits = model({"features": held.features, "valid": held.valid}).numpy() if num_held else None
+    value = list_ndcg(logits, held, config.k) if num_held else -fit.history["loss"][-1]
+    history["loss"].append(float(fit.history["loss"][-1]))
+    history["holdout_ndcg"].append(value)
+    if progress:
+      print(f"  ranker epoch {epoch + 1}: loss {history['loss'][-1]:.4f}, held-out "
+            f"ndcg@{config.k} {value:.4f}", flush=True)
+    if value > best:
+      best, best_weights, waited = value, model.get_weights(), 0
+    else:
+      waited += 1
+      if waited >= config.patience:
+        break
+  model.set_weights(best_weights)
+  return model, history
+
+
+def rank_lists(ranker: ranker_lib.Ranker, lists: Lists, batch: int = 256) -> np.ndarray:
+  """[N, C] ranker logits of lists (MASKED at invalid candidates)."""
+  out = [ranker({"features": lists.features[s:s + batch], "valid": lists.valid[s:s + batch]}
+                ).numpy() for s in range(0, len(lists.users), batch)]
+  return np.concatenate(out) if out else np.zeros(lists.valid.shape, np.float32)
+
+
+def list_scorer(lists: Lists, logits: np.ndarray, num_items: int
+                ) -> Callable[[np.ndarray], np.ndarray]:
+  """A `metrics.ScoreFn` over the full catalog from ranked lists: the candidates by their
+  logits (scaled into (0, 1]), every other item below them."""
+  row_of = {int(u): r for r, u in enumerate(lists.users)}
+  order = np.argsort(-np.where(lists.valid, logits, -np.inf), axis=1, kind="stable")
+
+  def score(users):
+    out = np.full([len(users), num_items], -1.0, np.float32)
+    for row, u in enumerate(users):
+      r = row_of.get(int(u))
+      if r is None:
+        continue
+      ranked = order[r][lists.valid[r][order[r]]]
+      out[row, lists.candidates[r][ranked]] = 1.0 / (1.0 + np.arange(len(ranked)))
+    return out
+
+  return score

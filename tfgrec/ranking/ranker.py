@@ -1,0 +1,127 @@
+"""Stage 2: a DCN-v2 ranker over each user's candidate list, trained with a listwise softmax loss.
+
+DCN-v2 (Wang et al., WWW 2021, "DCN V2: Improved Deep & Cross Network"): the standardized
+features x0 [F] go through cross layers x_{l+1} = x0 ⊙ (W x_l + b) + x_l (``tfrs.layers.dcn.Cross``),
+which build bounded-degree feature crosses explicitly, then an MLP, then one logit per candidate.
+
+Loss, under ``tfrs.tasks.Ranking``: the listwise softmax cross-entropy (ListNet's top-one
+probability, Cao et al. 2007) of each user's list,
+
+  loss(user) = − sum_c y_c / (sum_c' y_c') · log softmax(logits)_c       over valid candidates c
+
+with y_c = 1 for a candidate the user interacted with in the label slice. It optimizes the order
+of the list as a whole (what NDCG scores), where a pointwise loss would fit each label alone.
+Users with no positive candidate carry weight 0. tensorflow-ranking, which has this loss, does
+not install with TensorFlow >= 2.16.
+"""
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from tfgrec import _keras_guard
+
+_keras_guard.ensure_legacy_keras()
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow_recommenders as tfrs  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from tfgrec.ranking import features as features_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+@tf.keras.utils.register_keras_serializable(package="tfgrec")
+class ListwiseSoftmax(tf.keras.losses.Loss):
+  """Listwise softmax cross-entropy (module docstring).
+
+  >>> loss = ListwiseSoftmax(reduction="none")
+  >>> round(float(loss([[1.0, 0.0]], [[0.0, 0.0]])[0]), 4)  # -log(1/2)
+  0.6931
+
+  Call args:
+    y_true: [B, C] relevance (>= 0); a row without relevance has loss 0.
+    y_pred: [B, C] logits; invalid candidates carry `features.MASKED` (softmax weight 0).
+  """
+
+  def __init__(self, name: str = "listwise_softmax", **kwargs):
+    super().__init__(name=name, **kwargs)
+
+  def call(self, y_true, y_pred):
+    y_true = tf.cast(y_true, tf.float32)
+    y_pred = tf.cast(y_pred, tf.float32)
+    target = tf.math.divide_no_nan(y_true, tf.reduce_sum(y_true, axis=-1, keepdims=True))
+    return -tf.reduce_sum(target * tf.nn.log_softmax(y_pred, axis=-1), axis=-1)
+
+
+class Ranker(tfrs.Model):
+  """DCN-v2 + MLP over candidate features, one logit per candidate (module docstring).
+
+  Init args:
+    num_features: F.
+    feature_mean, feature_std: [F] standardization of the features (from training lists).
+    cross_layers: how many DCN-v2 cross layers (0: MLP only).
+    projection_dim: low-rank cross layers (None: full rank).
+    hidden: MLP widths.
+    dropout: dropout after each MLP layer while training.
+    l2: weight decay of the cross and MLP kernels.
+
+  Call args:
+    inputs: {"features": [B, C, F] float32, "valid": [B, C] bool}.
+
+  Returns:
+    [B, C] float32 logits; `features.MASKED` at invalid candidates.
+  """
+
+  def __init__(self, *, num_features: int, feature_mean: Optional[np.ndarray] = None,
+               feature_std: Optional[np.ndarray] = None, cross_layers: int = 2,
+               projection_dim: Optional[int] = None, hidden: Sequence[int] = (64, 32),
+               dropout: float = 0.1, l2: float = 1e-5):
+    super().__init__()
+    if int(num_features) <= 0:
+      raise ValueError(f"num_features must be > 0, got {num_features}")
+    if int(cross_layers) < 0:
+      raise ValueError(f"cross_layers must be >= 0, got {cross_layers}")
+    if any(int(h) <= 0 for h in hidden):
+      raise ValueError(f"hidden widths must be > 0, got {list(hidden)}")
+    if not 0 <= dropout < 1:
+      raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    self.num_features = int(num_features)
+    mean = np.zeros(num_features) if feature_mean is None else np.asarray(feature_mean)
+    std = np.ones(num_features) if feature_std is None else np.asarray(feature_std)
+    if mean.shape != (num_features,) or std.shape != (num_features,):
+      raise ValueError(f"feature_mean and feature_std must be [{num_features}], got "
+                       f"{mean.shape} and {std.shape}")
+    self.feature_mean = tf.Variable(mean.astype(np.float32), trainable=False,
+                                    name="feature_mean")
+    self.feature_std = tf.Variable(np.maximum(std, 1e-6).astype(np.float32), trainable=False,
+                                   name="feature_std")
+    reg = tf.keras.regularizers.l2(l2) if l2 else None
+    self.cross = [tfrs.layers.dcn.Cross(projection_dim=projection_dim, kernel_regularizer=reg)
+                  for _ in range(int(cross_layers))]
+    self.mlp = []
+    for width in hidden:
+      self.mlp.append(tf.keras.layers.Dense(int(width), activation="relu",
+                                            kernel_regularizer=reg))
+      if dropout:
+        self.mlp.append(tf.keras.layers.Dropout(dropout))
+    self.logit = tf.keras.layers.Dense(1)
+    self.task = tfrs.tasks.Ranking(loss=ListwiseSoftmax())
+
+  def call(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+    x = tf.convert_to_tensor(inputs["features"], tf.float32)
+    valid = tf.convert_to_tensor(inputs["valid"], tf.bool)
+    shape = tf.shape(x)
+    x = tf.reshape(x, [-1, self.num_features])
+    x = (x - self.feature_mean) / self.feature_std
+    x0 = x
+    for layer in self.cross:
+      x = layer(x0, x)
+    for layer in self.mlp:
+      x = layer(x, training=training)
+    logits = tf.reshape(self.logit(x), shape[:2])
+    return tf.where(valid, logits, features_lib.MASKED)
+
+  def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
+    labels = tf.cast(inputs["labels"], tf.float32)
+    logits = self(inputs, training=training)
+    weight = tf.cast(tf.reduce_sum(labels, axis=-1) > 0, tf.float32)
+    return self.task(labels=labels, predictions=logits, sample_weight=weight,
+                     compute_metrics=False)
