@@ -11,7 +11,8 @@ events). The graph filter and EASE are fit on training events; the time-context 
 on the events known for the split (training, + validation for test) and only ever read events
 at or before each user's reference time `now`: by default the time of the user's first held-out
 event (the request time of a deployed server), or with --now last, the user's latest known
-event. Candidate recall@N is recall@N of the source's own ranking (N = 50, 100, 200): the share
+event. The sequence source (SASRec with time buckets) is trained like the time-context sources:
+on training events for validation, on training + validation events for test. Candidate recall@N is recall@N of the source's own ranking (N = 50, 100, 200): the share
 of held-out items a ranker could still reach from this source's top N.
 """
 import argparse
@@ -24,7 +25,7 @@ import pandas as pd
 import tfgrec  # noqa: F401  # Keras 2 before TensorFlow loads.
 from tfgrec import storage
 from tfgrec.eval import baselines, metrics
-from tfgrec.sources import base, graph_filter, time_context
+from tfgrec.sources import base, graph_filter, sequence, time_context
 
 KS = (20, 50, 100, 200)
 GF_HALF_LIVES = (None, 2.0, 5.0, 10.0, 20.0)
@@ -32,6 +33,11 @@ GF_LOW_PASS = [(a, k) for a in (0.05, 0.1, 0.3) for k in (64, 256)]
 TRENDING_GRID = [(w, p) for w in ((1.0,), (7.0,), (30.0,), (1.0, 7.0, 30.0), (7.0, 30.0, 365.0))
                  for p in (0.0, 1e-3, 1e-1)]
 FRESH_HALF_LIVES = (7.0, 30.0, 90.0, 365.0, 3650.0)
+# Sequence source settings (SequenceSource keyword arguments); each fit takes minutes on 2 cores.
+SEQUENCE_GRID = [
+    dict(epochs=6, batch_size=16),                                          # The defaults.
+    dict(epochs=6, batch_size=16, time_bias=False, time_since_last=False),  # Plain SASRec.
+]
 
 
 def held_out_times(graph_dir: str, data: baselines.EvalData, split: str) -> np.ndarray:
@@ -114,6 +120,8 @@ def main():
                       help="reference time: the first held-out event, or the last known one")
   parser.add_argument("--ease-l2", type=float, default=200.0)
   parser.add_argument("--quick", action="store_true", help="a small grid (smoke run)")
+  parser.add_argument("--skip-sequence", action="store_true",
+                      help="leave out the sequence source (its fits take minutes)")
   args = parser.parse_args()
   data = baselines.load_eval_data(args.graph)
   print(f"graph: {args.graph}: {data.num_users:,} users, {data.num_items:,} items, "
@@ -191,6 +199,19 @@ def main():
     source = make(best, test)
     fit_s = time.time() - start
     rows.append((name, label(best), best_val,
+                 test.evaluate(base.user_scorer(source, test.histories, test.now, use_tf=True)),
+                 fit_s))
+  # Sequence: fit on the events known for the split, scored with the TF path.
+  def make_sequence(setting, split):
+    return fit_time_context(sequence.SequenceSource, split, verbose=False, **setting)
+
+  if not args.skip_sequence:
+    grid = SEQUENCE_GRID[:1] if args.quick else SEQUENCE_GRID
+    best, best_val = tune("sequence", grid, make_sequence, val, use_tf=True)
+    start = time.time()
+    source = make_sequence(best, test)
+    fit_s = time.time() - start
+    rows.append(("sequence", " ".join(f"{k}={v}" for k, v in best.items()), best_val,
                  test.evaluate(base.user_scorer(source, test.histories, test.now, use_tf=True)),
                  fit_s))
   rows.append(("popularity", "training users", float("nan"),

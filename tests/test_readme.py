@@ -119,13 +119,16 @@ def workdir(tmp_path_factory):
       "evaluate": {"baselines": ["popularity"]},
       "export": {"base": "runs/a/models", "k": 5},
       "serve": {"port": port, "timeout": 60.0},
+      "ranking": {"sequence": {"epochs": 2, "dim": 16, "max_len": 20},
+                  "ranker": {"epochs": 3}, "ablations": False},
   })
   (root / "my.yaml").write_text(yaml.safe_dump(mine))
   (root / "my_run.yaml").write_text(yaml.safe_dump({
       "graph_dir": "out/graph", "run_dir": "runs/b",
       "text": {"checkpoint": str(root / "bert"), "max_length": 16},
       "model": {"dim": 16, "heads": 2, "use_text": False},
-      "tasks": {"alignment_weight": 0.0}, "train": {"epochs": 1, "patience": 0}}))
+      "tasks": {"alignment_weight": 0.0}, "train": {"epochs": 1, "patience": 0},
+      "ranking": {"enabled": False}}))
   os.makedirs(root / "runs" / "a")
   os.symlink(root / "runs" / "a", root / "out")
   users = pd.read_csv(root / "my_logs" / "interactions.csv")["user_id"].astype(str).unique()

@@ -37,6 +37,8 @@ def _config(workdir, run, **sections):
       "text": {"checkpoint": str(workdir / "bert"), "max_length": 16, "fine_tune": "off"},
       "model": {"dim": 32, "heads": 2, "rounds": 2},
       "train": {"epochs": 12, "batch_size": 1024, "learning_rate": 0.01, "patience": 0},
+      # The graph tower alone; tests/test_two_stage.py trains the two stages.
+      "ranking": {"enabled": False},
   }
   for name, value in sections.items():
     values[name] = {**values.get(name, {}), **value}

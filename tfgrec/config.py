@@ -111,6 +111,104 @@ class EvaluateConfig:
                                 "graph_only", "text_only")
 
 
+@dataclasses.dataclass(frozen=True)
+class CandidatesConfig:
+  """Stage 1: how many candidates each source proposes per request (0: the source is off).
+
+  Attributes:
+    ease: EASE on the recency-weighted history (tfgrec.sources.Ease).
+    graph_filter: GF-CF linear filter on the item-item graph (tfgrec.sources.GraphFilter).
+    sequence: time-aware causal self-attention over the history (tfgrec.sources.SequenceSource).
+    graph_tower: the trained graph tower's item space, history readout as the query.
+    text: text neighbours of the recent history (the source of cold items).
+    trending: most interacted with in windows ending at the reference time.
+    fresh: first seen recently.
+  """
+  ease: int = 100
+  graph_filter: int = 100
+  sequence: int = 100
+  graph_tower: int = 50
+  text: int = 50
+  trending: int = 50
+  fresh: int = 50
+
+  def __post_init__(self):
+    bad = {k: v for k, v in dataclasses.asdict(self).items() if v < 0}
+    if bad:
+      raise ConfigError(f"ranking.candidates: counts must be >= 0, got {bad}")
+    if not any(dataclasses.asdict(self).values()):
+      raise ConfigError("ranking.candidates: every source is off (all counts 0)")
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceConfig:
+  """The sequence source (tfgrec.sources.SequenceSource arguments)."""
+  max_len: int = 50
+  dim: int = 64
+  num_heads: int = 2
+  num_blocks: int = 2
+  dropout: float = 0.2
+  epochs: int = 40
+  learning_rate: float = 0.001
+
+
+@dataclasses.dataclass(frozen=True)
+class RankerConfig:
+  """The stage-2 ranker (tfgrec.ranking.Ranker) and its training (tfgrec.ranking.train_ranker).
+
+  Attributes:
+    cross_layers, projection_dim, hidden, dropout, l2: the DCN-v2 ranker.
+    epochs: at most this many epochs; the best by held-out NDCG@k is kept.
+    patience: stop after this many epochs without improvement.
+    batch_lists: candidate lists (users) per step.
+    learning_rate: Adam's.
+    holdout: share of the training lists held out to pick the epoch.
+    k: the cut-off of the held-out NDCG.
+    seed: shuffling, the hold-out and initialization.
+  """
+  cross_layers: int = 2
+  projection_dim: Optional[int] = None
+  hidden: Tuple[int, ...] = (64, 32)
+  dropout: float = 0.1
+  l2: float = 1e-5
+  epochs: int = 40
+  patience: int = 6
+  batch_lists: int = 32
+  learning_rate: float = 0.003
+  holdout: float = 0.15
+  k: int = 20
+  seed: int = 0
+
+  def __post_init__(self):
+    if self.epochs < 1 or self.batch_lists < 1 or self.learning_rate <= 0 or not (
+        0 <= self.holdout < 1):
+      raise ConfigError(f"ranking.ranker: epochs >= 1, batch_lists >= 1, learning_rate > 0, "
+                        f"0 <= holdout < 1 required, got {self.epochs}, {self.batch_lists}, "
+                        f"{self.learning_rate}, {self.holdout}")
+
+
+@dataclasses.dataclass(frozen=True)
+class RankingConfig:
+  """Two stages: candidate sources, then a learned ranker over their union.
+
+  Attributes:
+    enabled: train the sources and the ranker after the graph tower, evaluate and serve the
+      two stages (false: the graph tower's retrieval alone, as before).
+    candidates: N per source (0: off).
+    sequence: the sequence source.
+    drop_features: feature groups left out ("text", "category", "popularity", "user",
+      "source:<name>").
+    ranker: the ranker.
+    ablations: `tfgrec evaluate` also scores drop-one ablations (a ranker fit each).
+  """
+  enabled: bool = True
+  candidates: CandidatesConfig = CandidatesConfig()
+  sequence: SequenceConfig = SequenceConfig()
+  drop_features: Tuple[str, ...] = ()
+  ranker: RankerConfig = RankerConfig()
+  ablations: bool = True
+
+
 DATA_SOURCES = ("movielens", "synthetic", "raw")
 
 
@@ -211,6 +309,7 @@ class RunConfig:
   tasks: TaskConfig = TaskConfig()
   train: TrainConfig = TrainConfig()
   evaluate: EvaluateConfig = EvaluateConfig()
+  ranking: RankingConfig = RankingConfig()
   export: ExportConfig = ExportConfig()
   serve: ServeConfig = ServeConfig()
   demo: DemoConfig = DemoConfig()

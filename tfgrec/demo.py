@@ -2,8 +2,10 @@
 
   1. data      the embedded MovieLens (or a synthetic log, or your logs) as raw logs
   2. graph     the Beam job (DirectRunner): raw logs -> GraphTensor, splits, vocabularies
-  3. train     the full model (graph convolution + attention + BERT text, TFRS tasks)
-  4. evaluate  the model and the baselines on the test split -> metrics.json, report.md
+  3. train     the graph tower (graph convolution + attention + BERT text, TFRS tasks), then
+               the stage-1 candidate sources and the stage-2 ranker over their union
+  4. evaluate  the two stages, each source alone, drop-one ablations, the graph tower and the
+               baselines on the test split -> metrics.json, report.md
   5. export    the SavedModel for TF Serving -> <export.base>/<export.name>/<version>/
   6. serve     the local model server on loopback, queried over gRPC: a heavy user, a light
                user, a brand-new user from three titles, a new item from its text; then stopped

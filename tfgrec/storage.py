@@ -152,9 +152,9 @@ def write_json(path: str, value: Any, indent: int = 1) -> None:
   write_text(path, json.dumps(value, indent=indent))
 
 
-def save_npz(path: str, **arrays: np.ndarray) -> None:
+def save_npz(path: str, *, compressed: bool = False, **arrays: np.ndarray) -> None:
   buffer = io.BytesIO()
-  np.savez(buffer, **arrays)
+  (np.savez_compressed if compressed else np.savez)(buffer, **arrays)
   write_bytes(path, buffer.getvalue())
 
 

@@ -206,9 +206,43 @@ def _plot_degrees(path: str, degrees: Dict[str, Sequence[int]]):
   _save(fig, path)
 
 
+ABLATION_PREFIX = "two-stage − "
+
+
+def _plot_two_stage(path: str, metrics: Metrics, figures: Dict[str, Dict[str, float]], k: int):
+  """Three panels: drop-one ablations, candidate recall per source, permutation importance."""
+  fig, axes = _figure(16.0, 4.4, ncols=3)
+  full = _value(metrics, "two-stage", "all", f"ndcg@{k}") if "two-stage" in metrics else None
+  ablations = [m for m in metrics if m.startswith(ABLATION_PREFIX)]
+  names = ["two-stage"] * (full is not None) + [m[len(ABLATION_PREFIX):] for m in ablations]
+  values = ([full] if full is not None else []) + [_value(metrics, m, "all", f"ndcg@{k}")
+                                                   for m in ablations]
+  panels = [
+      ("Drop-one ablations (test)", f"NDCG@{k}", names, values),
+      ("Candidate recall on test", "share of held-out items among candidates",
+       list(figures.get("candidate_recall", {})),
+       list(figures.get("candidate_recall", {}).values())),
+      ("Permutation importance (held-out lists)", f"NDCG@{k} lost",
+       list(figures.get("permutation_importance", {})),
+       list(figures.get("permutation_importance", {}).values())),
+  ]
+  for ax, (title, ylabel, labels, heights) in zip(axes, panels):
+    ax.bar(range(len(labels)), heights,
+           color=["C3" if label in ("two-stage",) else "C0" for label in labels])
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=35, ha="right", fontsize="small")
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.grid(axis="y", alpha=0.3)
+    if full is not None and title.startswith("Drop-one"):
+      ax.axhline(full, color="C3", linewidth=0.8, linestyle="--")
+  _save(fig, path)
+
+
 def write_report(out_dir: str, metrics: Metrics, histories: Optional[Histories] = None, *,
                  title: str = "tfgrec evaluation", k: int = 20, notes: Sequence[str] = (),
-                 degrees: Optional[Dict[str, Sequence[int]]] = None) -> str:
+                 degrees: Optional[Dict[str, Sequence[int]]] = None,
+                 two_stage: Optional[Dict[str, Dict[str, float]]] = None) -> str:
   """Writes report.md and its figures into `out_dir` (see the module docstring).
 
   Args:
@@ -220,6 +254,9 @@ def write_report(out_dir: str, metrics: Metrics, histories: Optional[Histories] 
     k: the cut-off reported.
     notes: lines listed under "Notes".
     degrees: per node set name ("users", "items"), each node's training degree.
+    two_stage: {"candidate_recall": {source: recall}, "permutation_importance": {group: NDCG
+      lost}} of a two-stage run; with the "two-stage − <group>" rows of `metrics`, the figure
+      two_stage.png. Ablation rows stay out of the comparison and slice figures.
 
   Returns:
     The path of report.md.
@@ -231,8 +268,14 @@ def write_report(out_dir: str, metrics: Metrics, histories: Optional[Histories] 
     _plot_training(curves, histories, k)
   else:  # A stale figure of an earlier report in the same folder.
     storage.remove(curves)
-  _plot_comparison(os.path.join(out_dir, "comparison.png"), metrics, k)
-  _plot_slices(os.path.join(out_dir, "slices.png"), metrics, k)
+  models = {m: v for m, v in metrics.items() if not m.startswith(ABLATION_PREFIX)}
+  _plot_comparison(os.path.join(out_dir, "comparison.png"), models, k)
+  _plot_slices(os.path.join(out_dir, "slices.png"), models, k)
+  two_stage_png = os.path.join(out_dir, "two_stage.png")
+  if two_stage:
+    _plot_two_stage(two_stage_png, metrics, two_stage, k)
+  else:  # A stale figure of an earlier report in the same folder.
+    storage.remove(two_stage_png)
   has_cold = any("cold_items" in per_model for per_model in metrics.values())
   cold = os.path.join(out_dir, "cold_items.png")
   if has_cold:
@@ -263,6 +306,9 @@ def write_report(out_dir: str, metrics: Metrics, histories: Optional[Histories] 
             f"![NDCG@{k} per slice](slices.png)", ""]
   if has_cold:
     lines += ["![Cold-item results](cold_items.png)", ""]
+  if two_stage:
+    lines += ["![Two stages: ablations, candidate recall per source, feature importance]"
+              "(two_stage.png)", ""]
   if degrees:
     lines += ["![Degree distribution of the training graph](degree_distribution.png)", ""]
   path = os.path.join(out_dir, "report.md")

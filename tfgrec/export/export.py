@@ -18,6 +18,7 @@ from tfgrec import saved_models
 from tfgrec import storage
 from tfgrec.export import item_encoder as item_encoder_lib
 from tfgrec.export import serving_module
+from tfgrec.export import two_stage_module
 from tfgrec.graph import schema as gs
 from tfgrec.train import inputs as inputs_lib
 from tfgrec.train import trainer
@@ -25,7 +26,7 @@ from tfgrec.train import trainer
 tf = serving_module.tf
 
 # The signatures of an export (serving_default = recommend); encode_items needs an item encoder.
-SIGNATURES = ("recommend", "rank", "similar_items", "explain", "encode_items")
+SIGNATURES = ("recommend", "rank", "similar_items", "explain", "encode_items", "recommend_at")
 
 
 def build_module(config: config_lib.RunConfig, k: int = 20,
@@ -43,11 +44,42 @@ def build_module(config: config_lib.RunConfig, k: int = 20,
   counts = np.bincount(events["user"].to_numpy(), minlength=data.num_users)
   indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
   indices = events["item"].to_numpy().astype(np.int64)
-  return serving_module.ServingModule(
+  kwargs = dict(
       user_ids=inputs.user_ids, item_ids=inputs.item_ids, user_embeddings=emb["user"],
       item_embeddings=emb["item"], seen_indptr=indptr, seen_indices=indices,
       popularity=data.popularity, history_half_life=config.tasks.user_history_half_life, k=k,
       item_encoder=new_item_encoder(config, model, graph))
+  if not config.ranking.enabled:
+    return serving_module.ServingModule(**kwargs)
+  return two_stage(config, inputs, emb["item"], kwargs)
+
+
+def two_stage(config: config_lib.RunConfig, inputs: inputs_lib.RunInputs,
+              item_embedding: np.ndarray, kwargs: dict) -> two_stage_module.TwoStageModule:
+  """The two-stage module: the run's ranker over sources refit on every known event."""
+  from tfgrec.ranking import run as ranking_run  # pylint: disable=g-import-not-at-top
+  ranker, info = ranking_run.load(config)
+  events = ranking_run.all_events(inputs.data)
+  stage = ranking_run.Stage(config, inputs, events, item_embedding, progress=False)
+  features = stage.features(config.ranking.drop_features)
+  if features.feature_names != info["feature_names"]:
+    raise ValueError(f"the ranker of {config.run_dir} reads features {info['feature_names']}, "
+                     f"this config makes {features.feature_names}: retrain (`tfgrec train`)")
+  # Each known user's stored events, most recent first, with their times.
+  order = np.lexsort((events["item"], -events["timestamp"], events["user"]))
+  user, item, ts = (events[k][order] for k in ("user", "item", "timestamp"))
+  first = np.ones(len(user), bool)  # An item once per user, at its latest event.
+  seen = set()
+  for j, key in enumerate(zip(user.tolist(), item.tolist())):
+    first[j] = key not in seen
+    seen.add(key)
+  user, item, ts = user[first], item[first], ts[first]
+  counts = np.bincount(user, minlength=inputs.data.num_users)
+  kwargs = dict(kwargs, seen_indptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+                seen_indices=item.astype(np.int64))
+  return two_stage_module.TwoStageModule(features=features, ranker=ranker, seen_times=ts,
+                                         clock=int(events["timestamp"].max(initial=0)),
+                                         **kwargs)
 
 
 def new_item_encoder(config: config_lib.RunConfig, model, graph
@@ -91,6 +123,8 @@ def warmup_requests(module: serving_module.ServingModule, model_name: str):
       "encode_items": {"title": np.array(["A new item"], object),
                        "categories": np.array([[""]], object)},
   }
+  if isinstance(module, two_stage_module.TwoStageModule):
+    inputs.update(two_stage_module.warmup_inputs(module))
   logs = []
   for signature in module.signature_names:
     tensors = inputs[signature]
@@ -98,7 +132,8 @@ def warmup_requests(module: serving_module.ServingModule, model_name: str):
     request.model_spec.name = model_name
     request.model_spec.signature_name = signature
     for key, value in tensors.items():
-      request.inputs[key].CopyFrom(tf.make_tensor_proto(value, dtype=tf.string))
+      request.inputs[key].CopyFrom(tf.make_tensor_proto(
+          value, dtype=tf.string if value.dtype == object else tf.as_dtype(value.dtype)))
     logs.append(prediction_log_pb2.PredictionLog(
         predict_log=prediction_log_pb2.PredictLog(request=request)))
   return logs

@@ -4,3 +4,5 @@ from tfgrec.layers.gcn_conv import add_gcn_normalization
 from tfgrec.layers.gcn_conv import GCN_NORM
 from tfgrec.layers.gcn_conv import GCNConv
 from tfgrec.layers.gcn_conv import gcn_normalization
+# Causal self-attention over an event sequence with a per-head time-bucket bias (SASRec/TiSASRec).
+from tfgrec.layers.causal_time_attention import CausalTimeAttention

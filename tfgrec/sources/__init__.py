@@ -21,3 +21,5 @@ from tfgrec.sources.graph_filter import GraphFilter
 from tfgrec.sources.time_context import EventIndex
 from tfgrec.sources.time_context import Fresh
 from tfgrec.sources.time_context import Trending
+# Time-aware causal self-attention over the user's latest events (SASRec with time buckets).
+from tfgrec.sources.sequence import SequenceSource

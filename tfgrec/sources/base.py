@@ -324,3 +324,43 @@ def user_scorer(source: CandidateSource, histories: UserHistories,
     return source.score_numpy(history, history_time, batch_now)
 
   return score
+
+
+# === Saving a fit source ===
+_SOURCE_INFO = "source.json"
+
+
+def save_source(source: CandidateSource, path: str) -> None:
+  """Saves a fit source as a SavedModel (its `scores` signature) at `path` (any filesystem)."""
+  from tfgrec import storage  # pylint: disable=g-import-not-at-top
+  source._check_fitted()  # pylint: disable=protected-access
+  tf.saved_model.save(source, path, signatures={"scores": source.scores.get_concrete_function()})
+  storage.write_json(storage.join(path, _SOURCE_INFO),
+                     {"name": source.name, "num_items": source.num_items})
+
+
+class LoadedSource(CandidateSource):
+  """A source restored by `load_source`: scores through its saved `scores` function.
+
+  Args:
+    path: the folder `save_source` wrote.
+  """
+
+  def __init__(self, path: str):
+    from tfgrec import storage  # pylint: disable=g-import-not-at-top
+    info = storage.read_json(storage.join(path, _SOURCE_INFO))
+    super().__init__(name=info["name"])
+    self.restored = tf.saved_model.load(path)
+    self._num_items = int(info["num_items"])
+
+  def _scores(self, history, history_time, now):
+    return self.restored.scores(history, history_time, now)["scores"]
+
+  def _score_numpy(self, history, history_time, now):
+    return self._scores(tf.constant(history, tf.int32), tf.constant(history_time, tf.int64),
+                        tf.constant(now, tf.int64)).numpy()
+
+
+def load_source(path: str) -> CandidateSource:
+  """The fit source `save_source` wrote at `path`."""
+  return LoadedSource(path)

@@ -46,6 +46,7 @@ NAMES = {"popularity": "popularity", "ease": "EASE", "ease_recency": "EASE + rec
          "als": "ALS", "mf": "MF (ID two-tower)", "graph_only": "graph only (no text)",
          "text_only": "text only"}
 FULL_MODEL = "full model"
+TWO_STAGE = "two-stage"
 METRICS_FILE = "metrics.json"
 ALS_GRID = [(f, r) for f in (32, 64, 128) for r in (0.1, 1.0, 10.0)]
 
@@ -57,7 +58,8 @@ _ABLATIONS = {
 
 def ablation_config(config: config_lib.RunConfig, name: str) -> config_lib.RunConfig:
   """The run config of a trained baseline (mf, graph_only)."""
-  overrides = dict(_ABLATIONS[name], run_dir=os.path.join(config.run_dir, "baselines", name))
+  overrides = dict(_ABLATIONS[name], run_dir=os.path.join(config.run_dir, "baselines", name),
+                   ranking={"enabled": False})
   return config_lib.config_from_dict(overrides, base=config)
 
 
@@ -129,12 +131,27 @@ def evaluate_run(config: config_lib.RunConfig, *, baselines: Optional[Sequence[s
                                   long_tail_head_share=ev.long_tail_head_share,
                                   short_history_max=ev.short_history)
 
-  results, histories, notes, seconds = {}, {}, [], {}
+  results, histories, notes, seconds, figures = {}, {}, [], {}, None
   start = time.time()
-  results[FULL_MODEL] = measure(_dot_scorer(_test_embeddings(config, inputs)))
-  histories[FULL_MODEL] = cb.read_history(config.run_dir)
+  model, _ = trainer.load_trained(config, inputs)
+  tower = measure(_dot_scorer(_test_embeddings(config, inputs, model)))
   seconds[FULL_MODEL] = time.time() - start
+  if config.ranking.enabled:
+    from tfgrec.ranking import run as ranking_run  # pylint: disable=g-import-not-at-top
+    start = time.time()
+    two, figures = ranking_run.evaluate(config, inputs, model, measure=measure,
+                                        progress=progress)
+    results[TWO_STAGE] = two.pop("two-stage")
+    seconds[TWO_STAGE] = time.time() - start
+    _print_row(TWO_STAGE, results[TWO_STAGE], progress)
+    notes.append("Two stages (tfgrec/ranking/README.md): candidate recall on test (the share of "
+                 "held-out items among the candidates, the ranker's ceiling): " + ", ".join(
+                     f"{k} {v:.4f}" for k, v in figures["candidate_recall"].items()) + ".")
+  results[FULL_MODEL] = tower
+  histories[FULL_MODEL] = cb.read_history(config.run_dir)
   _print_row(FULL_MODEL, results[FULL_MODEL], progress)
+  if config.ranking.enabled:
+    results.update(two)  # Each source alone, then the drop-one ablations.
   for name in names:
     start = time.time()
     label = NAMES[name]
@@ -175,7 +192,7 @@ def evaluate_run(config: config_lib.RunConfig, *, baselines: Optional[Sequence[s
                "are fit on training events; user histories include the validation events.")
   degrees = {"users": data.train.sizes(), "items": data.popularity}
   path = report_lib.write_report(config.run_dir, results, histories, k=20, notes=notes,
-                                 degrees=degrees)
+                                 degrees=degrees, two_stage=figures)
   if progress:
     print(f"\nreport: {path}\nmetrics: {os.path.join(config.run_dir, METRICS_FILE)}")
   return results

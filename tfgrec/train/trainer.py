@@ -194,6 +194,11 @@ def train(config: config_lib.RunConfig, *, progress: bool = True,
   model.fit(dataset, epochs=config.train.epochs, callbacks=callbacks, verbose=verbose)
   restore_best(model, config, inputs)
   save_embeddings(model, inputs, os.path.join(run_dir, EMBEDDINGS_FILE))
+  if config.ranking.enabled:  # Stage 1 sources and the stage 2 ranker, over the trained tower.
+    from tfgrec.ranking import run as ranking_run  # pylint: disable=g-import-not-at-top
+    if progress:
+      print("two stages: fitting the candidate sources and the ranker", flush=True)
+    ranking_run.train(config, inputs, model, progress=progress)
   return TrainResult(run_dir, cb.read_best(run_dir), cb.read_history(run_dir),
                      time.time() - start, model)
 

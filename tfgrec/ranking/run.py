@@ -1,0 +1,321 @@
+"""The two stages of a run: fit the sources and the ranker after the graph tower (`tfgrec train`),
+score them on test (`tfgrec evaluate`), refit the sources on every event for the SavedModel
+(`tfgrec export`). The protocol is `tfgrec.ranking.pipeline`'s; this module binds it to a run's
+config, graph directory and trained tower.
+
+Files: `<run_dir>/ranker/` holds the ranker's checkpoint, `ranker.json` (feature names, the
+sources and their N, training figures) and `training_lists.npz` (the lists it was fit on).
+"""
+import json
+import os
+import time
+from typing import Callable, Dict, Optional, Tuple
+
+import numpy as np
+
+from tfgrec import config as config_lib
+from tfgrec import storage
+from tfgrec.eval import metrics
+from tfgrec.graph import schema as gs
+from tfgrec.ranking import features as features_lib
+from tfgrec.ranking import pipeline
+from tfgrec.ranking import ranker as ranker_lib
+from tfgrec.sources import base, embedding, graph_filter, time_context
+
+tf = features_lib.tf
+
+RANKER_DIR = "ranker"
+CHECKPOINT = "checkpoint"
+INFO = "ranker.json"
+LISTS = "training_lists.npz"
+# Sources that train (minutes on a real log): fit once on the training split, then evaluation
+# reuses them with the longer histories; an export refits them on every event.
+TRAINED_SOURCES = ("sequence",)
+
+
+def ranker_dir(config: config_lib.RunConfig) -> str:
+  return storage.join(config.run_dir, RANKER_DIR)
+
+
+def has_ranker(config: config_lib.RunConfig) -> bool:
+  return storage.exists(storage.join(ranker_dir(config), INFO))
+
+
+def item_categories(inputs) -> np.ndarray:
+  """[I, G] 0/1 matrix of each item's categories (from the graph's item→category edges)."""
+  graph = inputs.raw_graph if inputs.raw_graph is not None else inputs.graph
+  edges = graph.edge_sets[gs.IN_CATEGORY].adjacency
+  num_categories = int(graph.node_sets[gs.CATEGORY].total_size)
+  out = np.zeros([len(inputs.item_ids), max(num_categories, 1)], np.float32)
+  out[edges.source.numpy(), edges.target.numpy()] = 1.0
+  return out
+
+
+def source_factories(config: config_lib.RunConfig, *, has_text: bool, has_tower: bool
+                     ) -> Dict[str, Tuple[Callable[[], base.CandidateSource], int]]:
+  """{name: (factory, N)} of the sources the config turns on (and the run can feed)."""
+  n = config.ranking.candidates
+  seq = config.ranking.sequence
+  seed = config.train.seed
+
+  def sequence():
+    from tfgrec.sources import sequence as sequence_lib  # pylint: disable=g-import-not-at-top
+    return sequence_lib.SequenceSource(
+        max_len=seq.max_len, dim=seq.dim, num_heads=seq.num_heads, num_blocks=seq.num_blocks,
+        dropout=seq.dropout, epochs=seq.epochs, learning_rate=seq.learning_rate, seed=seed)
+
+  makers = {
+      "ease": graph_filter.Ease,
+      "graph_filter": graph_filter.GraphFilter,
+      "sequence": sequence,
+      "graph_tower": embedding.EmbeddingNeighbours.graph_tower,
+      "text": embedding.EmbeddingNeighbours.text,
+      "trending": time_context.Trending,
+      "fresh": lambda: time_context.Fresh(half_life_days=3650.0),
+  }
+  usable = {"text": has_text, "graph_tower": has_tower}
+  return {name: (make, getattr(n, name)) for name, make in makers.items()
+          if getattr(n, name) > 0 and usable.get(name, True)}
+
+
+def _events(frame) -> Dict[str, np.ndarray]:
+  return {k: frame[k].to_numpy(np.int64) for k in ("user", "item", "timestamp")}
+
+
+def all_events(data) -> Dict[str, np.ndarray]:
+  """Every known event: training, validation and test (what an export is refit on)."""
+  frames = [data.train_events, data.validation_events, data.test_events]
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  return _events(pd.concat([f for f in frames if f is not None], ignore_index=True))
+
+
+class Stage:
+  """Sources fit on some events, and the candidate features over them.
+
+  reuse: {name: an already fit source} used instead of fitting that one.
+  """
+
+  def __init__(self, config, inputs, events, item_embedding, *,
+               reuse: Optional[Dict[str, base.CandidateSource]] = None, progress: bool = True):
+    data = inputs.data
+    item_data = {}
+    if inputs.item_text is not None:
+      item_data[embedding.TEXT_EMBEDDING] = inputs.item_text
+    if item_embedding is not None:
+      item_data[embedding.ITEM_EMBEDDING] = item_embedding
+    make = source_factories(config, has_text=inputs.item_text is not None,
+                            has_tower=item_embedding is not None)
+    reuse = {k: v for k, v in (reuse or {}).items() if k in make}
+    start = time.time()
+    fitted, self.fit_seconds = pipeline.fit_sources(
+        {k: v for k, v in make.items() if k not in reuse}, events, data.num_items, item_data,
+        progress=progress)
+    self.seconds = time.time() - start
+    self.sources = {k: ((reuse[k], min(n, data.num_items)) if k in reuse else fitted[k])
+                    for k, (_, n) in make.items()}
+    self.events = events
+    self.histories = base.UserHistories(events["user"], events["item"], events["timestamp"],
+                                        num_users=data.num_users)
+    self.index = time_context.EventIndex(events["item"], events["timestamp"],
+                                         num_items=data.num_items)
+    self.text = inputs.item_text
+    self.categories = item_categories(inputs)
+
+  def features(self, drop=()) -> features_lib.CandidateFeatures:
+    return features_lib.CandidateFeatures(
+        sources=self.sources, events=self.index, text_embedding=self.text,
+        item_categories=self.categories, config=features_lib.FeatureConfig(drop=tuple(drop)))
+
+  def lists(self, config, users, now, relevant, progress=False) -> pipeline.Lists:
+    return pipeline.build_lists(self.features(config.ranking.drop_features), self.histories,
+                                users, now, relevant, progress=progress)
+
+
+def _tower_items(model, config, inputs, split: Optional[str]) -> Optional[np.ndarray]:
+  if model is None or config.ranking.candidates.graph_tower <= 0:
+    return None
+  from tfgrec.train import inputs as inputs_lib  # pylint: disable=g-import-not-at-top
+  if split is None:
+    return model.embeddings()[gs.ITEM]
+  return model.embeddings(history=inputs_lib.known_history(config, inputs, split),
+                          graph=inputs_lib.known_graph(config, inputs, split))[gs.ITEM]
+
+
+def _now(data, split, histories) -> np.ndarray:
+  return np.maximum(data.first_times(split), histories.latest)
+
+
+def candidate_recall(lists: pipeline.Lists) -> float:
+  """Share of the label items among the candidates (mean over users): the ranker's ceiling."""
+  return float((lists.labels.sum(1) / np.maximum(lists.num_relevant, 1)).mean())
+
+
+def train(config: config_lib.RunConfig, inputs, model=None, *, progress: bool = True
+          ) -> Dict[str, float]:
+  """Fits the sources on training events, the ranker on validation lists; saves the ranker.
+
+  Returns timing and quality figures (also in ranker.json).
+  """
+  data = inputs.data
+  start = time.time()
+  stage = Stage(config, inputs, _events(data.train_events), _tower_items(model, config, inputs,
+                                                                         None),
+                progress=progress)
+  users = np.flatnonzero(data.validation.sizes() > 0)
+  if not len(users):
+    raise ValueError("the ranker needs validation events (its labels); the split has none")
+  lists = stage.lists(config, users, _now(data, "validation", stage.histories),
+                      data.validation, progress=progress)
+  lists_s = time.time() - start - stage.seconds
+  t = time.time()
+  ranker, history = pipeline.train_ranker(lists, config.ranking.ranker, progress=progress)
+  feats = stage.features(config.ranking.drop_features)
+  importance = {}
+  if len(history["holdout_rows"]):
+    importance = pipeline.permutation_importance(
+        ranker, lists.take(history["holdout_rows"]), feats.feature_groups,
+        k=config.ranking.ranker.k, seed=config.ranking.ranker.seed)
+  info = {
+      "feature_names": feats.feature_names, "feature_groups": feats.feature_groups,
+      "sources": {k: n for k, (_, n) in stage.sources.items()},
+      "candidate_recall": candidate_recall(lists),
+      "candidates_per_user": float(lists.valid.sum(1).mean()),
+      "holdout_ndcg": max(history["holdout_ndcg"]), "epochs": len(history["loss"]),
+      "permutation_importance": importance,
+      "seconds": {"sources": stage.seconds, **{f"source {k}": v for k, v in
+                                               stage.fit_seconds.items()},
+                  "lists": lists_s, "ranker": time.time() - t},
+  }
+  save(config, ranker, info)
+  save_lists(config, lists)
+  for name in TRAINED_SOURCES:  # Evaluation reuses them (inductive: they read any history).
+    if name in stage.sources:
+      base.save_source(stage.sources[name][0], storage.join(ranker_dir(config), "sources", name))
+  if progress:
+    print(f"ranker: {len(users)} lists, {info['candidates_per_user']:.0f} candidates a user, "
+          f"candidate recall {info['candidate_recall']:.4f}, held-out ndcg@"
+          f"{config.ranking.ranker.k} {info['holdout_ndcg']:.4f}", flush=True)
+  return info
+
+
+def save(config, ranker: ranker_lib.Ranker, info: dict) -> None:
+  folder = ranker_dir(config)
+  storage.makedirs(folder)
+  tf.train.Checkpoint(ranker=ranker).write(storage.join(folder, CHECKPOINT))
+  info = {**info, "num_features": ranker.num_features}
+  storage.write_text(storage.join(folder, INFO), json.dumps(info, indent=1))
+
+
+def save_lists(config, lists: pipeline.Lists) -> None:
+  """The ranker's training lists (the ablations of `evaluate` refit rankers on them)."""
+  storage.save_npz(storage.join(ranker_dir(config), LISTS), compressed=True, **{
+      k: v for k, v in vars(lists).items() if v is not None})
+
+
+def load_lists(config) -> pipeline.Lists:
+  data = storage.load_npz(storage.join(ranker_dir(config), LISTS))
+  return pipeline.Lists(**{k: data[k] for k in data})
+
+
+def load(config) -> Tuple[ranker_lib.Ranker, dict]:
+  """(the trained ranker, ranker.json) of a run."""
+  folder = ranker_dir(config)
+  if not has_ranker(config):
+    raise FileNotFoundError(f"{folder}: no trained ranker; run `tfgrec train` with "
+                            "ranking.enabled: true")
+  info = json.loads(storage.read_text(storage.join(folder, INFO)))
+  r = config.ranking.ranker
+  ranker = ranker_lib.Ranker(num_features=info["num_features"], cross_layers=r.cross_layers,
+                             projection_dim=r.projection_dim, hidden=r.hidden,
+                             dropout=r.dropout, l2=r.l2)
+  ranker({"features": np.zeros([1, 1, info["num_features"]], np.float32),
+          "valid": np.ones([1, 1], bool)})
+  tf.train.Checkpoint(ranker=ranker).read(storage.join(folder, CHECKPOINT)).expect_partial()
+  return ranker, info
+
+
+def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
+             measure: Optional[Callable[[metrics.ScoreFn], dict]] = None,
+             progress: bool = True) -> Tuple[Dict[str, dict], Dict[str, float]]:
+  """The two stages on test, each source alone, and drop-one ablations.
+
+  The closed-form and event sources are refit on training + validation events; the trained
+  ones (TRAINED_SOURCES) are those `train` fit and saved, reading the longer histories (as the
+  graph tower does: its items are its embeddings on the graph with the validation edges); the
+  ranker is the run's. Ablations reuse the lists (the
+  training lists saved by `train`, the test lists): a dropped feature group loses its columns, a
+  dropped source also its candidates; a ranker is fit for each.
+
+  Args:
+    measure: score function -> results (default: `metrics.evaluate` at K = 10, 20, 50).
+
+  Returns:
+    ({"two-stage": ..., "source: <name>": ..., "two-stage − <group>": ...},
+     {"candidate_recall": {"two-stage" and each source: share of the test items among its
+      candidates}, "permutation_importance": {group: held-out NDCG lost} (from training)}).
+  """
+  data = inputs.data
+  ranker, info = load(config)
+  reuse = {}
+  for name in TRAINED_SOURCES:
+    path = storage.join(ranker_dir(config), "sources", name)
+    if storage.exists(path):
+      reuse[name] = base.load_source(path)
+  stage = Stage(config, inputs, _events(data.history_events("test")),
+                _tower_items(model, config, inputs, "test"), reuse=reuse, progress=progress)
+  users = np.flatnonzero(data.test.sizes() > 0)
+  now = _now(data, "test", stage.histories)
+  exclude = [data.train, data.validation]
+
+  def score(fn):
+    if measure is not None:
+      return measure(fn)
+    return metrics.evaluate(fn, data.test, exclude, num_items=data.num_items, ks=(10, 20, 50),
+                            user_batch=128)
+
+  def headline(result):
+    return result.get("all", result).get("ndcg@20", float("nan"))
+
+  lists = stage.lists(config, users, now, data.test, progress=progress)
+  out = {"two-stage": score(pipeline.list_scorer(lists, pipeline.rank_lists(ranker, lists),
+                                                 data.num_items))}
+  recall = {"two-stage": candidate_recall(lists)}
+  names = info["feature_names"]
+  for name, (source, n) in stage.sources.items():
+    out[f"source: {name}"] = score(base.user_scorer(source, stage.histories, now, use_tf=True))
+    column = names.index(f"source/{name}/proposed") if f"source/{name}/proposed" in names else -1
+    if column >= 0:  # Recall of this source's top N alone.
+      hit = (lists.features[..., column] > 0) & (lists.labels > 0)
+      recall[name] = float((hit.sum(1) / np.maximum(lists.num_relevant, 1)).mean())
+    if progress:
+      print(f"  source {name}: ndcg@20 {headline(out[f'source: {name}']):.4f}, candidate "
+            f"recall@{n} {recall.get(name, float('nan')):.4f}", flush=True)
+  if config.ranking.ablations:
+    train_lists = load_lists(config)
+    groups = info["feature_groups"]
+    for group in sorted(set(groups), key=groups.index):
+      keep_cols = np.array([g != group for g in groups])
+      tr, te = _drop(train_lists, keep_cols, group, names), _drop(lists, keep_cols, group, names)
+      model_g, _ = pipeline.train_ranker(tr, config.ranking.ranker, progress=False)
+      out[f"two-stage − {group}"] = score(pipeline.list_scorer(
+          te, pipeline.rank_lists(model_g, te), data.num_items))
+      if progress:
+        print(f"  ablation − {group}: ndcg@20 {headline(out[f'two-stage − {group}']):.4f}",
+              flush=True)
+  return out, {"candidate_recall": recall,
+               "permutation_importance": info.get("permutation_importance", {})}
+
+
+def _drop(lists: pipeline.Lists, keep_cols: np.ndarray, group: str, names) -> pipeline.Lists:
+  """Lists without a feature group; without a source's candidates too for "source:<name>"."""
+  out = lists.take(np.arange(len(lists.users)))
+  out.features = lists.features[..., keep_cols]
+  if group.startswith("source:"):
+    proposed = np.zeros(lists.valid.shape, bool)
+    for j, name in enumerate(names):
+      if name.endswith("/proposed") and not name.startswith(group.replace(":", "/") + "/"):
+        proposed |= lists.features[..., j] > 0
+    out.valid = lists.valid & proposed
+    if out.labels is not None:
+      out.labels = out.labels * out.valid
+  return out
