@@ -76,6 +76,8 @@ def main():
                       help="candidates of trending, fresh and text")
   parser.add_argument("--ablations", action="store_true", help="drop-one ablations")
   parser.add_argument("--json", default=None, help="write the results here")
+  parser.add_argument("--save-lists", default=None,
+                      help="write the training and test lists here (.npz pair) to tune rankers")
   args = parser.parse_args()
 
   data = baselines.load_eval_data(args.graph)
@@ -152,6 +154,12 @@ def main():
   logits = pipeline.rank_lists(ranker, test_lists)
   results["two-stage"] = evaluate(pipeline.list_scorer(test_lists, logits, data.num_items))
   timing["test lists + ranking"] = time.time() - start
+  if args.save_lists:
+    for name, lists in (("train", train_lists), ("test", test_lists)):
+      np.savez_compressed(f"{args.save_lists}.{name}.npz",
+                          **{k: v for k, v in vars(lists).items() if v is not None})
+    with open(f"{args.save_lists}.features.json", "w") as f:
+      json.dump({"names": feats.feature_names, "groups": feats.feature_groups}, f)
   test_recall = (test_lists.labels.sum(1) / np.maximum(test_lists.num_relevant, 1)).mean()
   print(f"test candidate recall (union): {test_recall:.4f}")
 

@@ -171,6 +171,129 @@ def test_encode_items_puts_a_new_item_where_the_model_puts_a_cold_one(exported):
   assert nearest["scores"].shape == (len(cold), module.k)
 
 
+class _FixedEncoder(tf.Module):
+  """Every new item gets the same graph and text embedding (a stand-in NewItemEncoder)."""
+
+  def __init__(self, graph, text):
+    super().__init__()
+    self.graph, self.text = tf.constant(graph, tf.float32), tf.constant(text, tf.float32)
+    self.dim, self.text_dim = len(graph), len(text)
+
+  def encode(self, title, categories):
+    del categories
+    rows = tf.shape(title)[0]
+    return tf.tile(self.graph[None], [rows, 1]), tf.tile(self.text[None], [rows, 1])
+
+
+def _tiny_text_module(text_weight):
+  # Four items. The new item's graph cosines: a 0, b 1, c .8, d 0; its text cosines: a 1,
+  # b -1, c .8, and d has no text (a zero row, cosine 0 as stored).
+  return export.ServingModule(
+      user_ids=["u"], item_ids=["a", "b", "c", "d"], user_embeddings=[[1.0, 0.0]],
+      item_embeddings=[[1, 0], [0, 1], [.6, .8], [-1, 0]], seen_indptr=[0, 0],
+      seen_indices=[], popularity=[1, 1, 1, 1], k=4,
+      item_encoder=_FixedEncoder(graph=[0, 1], text=[1, 0]),
+      item_text_embeddings=[[1, 0], [-1, 0], [.8, .6], [0, 0]], text_weight=text_weight)
+
+
+def test_encode_items_blends_text_and_graph_similarity_by_hand():
+  nearest = lambda w: _tiny_text_module(w).encode_items(tf.constant(["new"]),
+                                                        tf.constant([[""]]))
+  # w = 0: the graph order b, c, then a and d (tied at 0, lower index first).
+  assert nearest(0.0)["item_ids"].numpy().astype(str).tolist() == [["b", "c", "a", "d"]]
+  # w = 1: the text order a, c, b. d, without text, takes the lowest text score (b's -1),
+  # not its stored cosine 0, which would have put it above b.
+  text = nearest(1.0)
+  assert text["item_ids"].numpy().astype(str).tolist() == [["a", "c", "b", "d"]]
+  assert text["scores"].numpy()[0, 2] == pytest.approx(text["scores"].numpy()[0, 3])
+  # w = .5, standard scores: text [1, -1, .8, -1] -> z [1.10, -1.00, .89, -1.00]; graph
+  # [0, 1, .8, 0] -> z [-.99, 1.21, .77, -.99]; halves summed: a .06, b .10, c .83, d -.99.
+  # c, close on both sides, beats a (text only) and b (graph only).
+  blend = nearest(0.5)
+  assert blend["item_ids"].numpy().astype(str).tolist() == [["c", "b", "a", "d"]]
+  np.testing.assert_allclose(blend["scores"].numpy()[0], [.830, .105, .057, -.993], atol=2e-3)
+  # The embedding output stays the graph-space embedding.
+  np.testing.assert_allclose(blend["embedding"].numpy(), [[0, 1]])
+  # A plain encoder callable (no text) still serves the graph order.
+  fixed = _FixedEncoder(graph=[0, 1], text=[1, 0])
+  plain = lambda title, categories: fixed.encode(title, categories)[0]
+  plain.dim = 2
+  module = export.ServingModule(
+      user_ids=["u"], item_ids=["a", "b", "c", "d"], user_embeddings=[[1.0, 0.0]],
+      item_embeddings=[[1, 0], [0, 1], [.6, .8], [-1, 0]], seen_indptr=[0, 0],
+      seen_indices=[], popularity=[1, 1, 1, 1], k=4, item_encoder=plain)
+  assert module.encode_items(tf.constant(["new"]), tf.constant([[""]]))[
+      "item_ids"].numpy().astype(str).tolist() == [["b", "c", "a", "d"]]
+
+
+def test_text_blend_arguments_are_checked():
+  with pytest.raises(ValueError, match=r"text_weight must be in \[0, 1\], got 1.5"):
+    _tiny_text_module(1.5)
+  with pytest.raises(ValueError, match=r"must be \[4, 2\].*got \[4, 3\]"):
+    export.ServingModule(
+        user_ids=["u"], item_ids=["a", "b", "c", "d"], user_embeddings=[[1.0, 0.0]],
+        item_embeddings=np.eye(4, 2), seen_indptr=[0, 0], seen_indices=[],
+        popularity=[1, 1, 1, 1], k=2, item_encoder=_FixedEncoder([0, 1], [1, 0]),
+        item_text_embeddings=np.ones([4, 3]))
+  with pytest.raises(ValueError, match="need an item_encoder that embeds text"):
+    export.ServingModule(
+        user_ids=["u"], item_ids=["a", "b"], user_embeddings=[[1.0, 0.0]],
+        item_embeddings=np.eye(2), seen_indptr=[0, 0], seen_indices=[], popularity=[1, 1],
+        k=2, item_text_embeddings=np.ones([2, 2]))
+
+
+def _reweighted(config, module, text_weight):
+  """The exported module again, with another share of text in encode_items."""
+  return export.ServingModule(
+      user_ids=_vocab(config, "user"), item_ids=module.item_ids.numpy().astype(str),
+      user_embeddings=module.users.numpy(), item_embeddings=module.items.numpy(),
+      seen_indptr=module.seen_indptr.numpy(), seen_indices=module.seen_indices.numpy(),
+      popularity=module.popularity.numpy(), k=module.k, item_encoder=module.item_encoder,
+      item_text_embeddings=module.item_text.numpy().T, text_weight=text_weight)
+
+
+def test_encode_items_nearest_items_blend_the_catalog_text(exported):
+  config, module, _, path = exported
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  catalog = pd.read_parquet(os.path.join(config.graph_dir, "catalog.parquet"))
+  seen = set(module.seen_indices.numpy().tolist())
+  row = {item: i for i, item in enumerate(module.item_ids.numpy().astype(str))}
+  # Items with interactions (not cold: their graph embedding is not their text's).
+  warm = [r for r in catalog.itertuples() if row[r.item_id] in seen][:3]
+  width = max(len(r.categories) for r in warm)
+  titles = tf.constant([r.title for r in warm])
+  categories = tf.constant([list(r.categories) + [""] * (width - len(r.categories))
+                            for r in warm])
+  assert module.text_weight == export.serving_module.DEFAULT_TEXT_WEIGHT
+  graph, text = (v.numpy() for v in module.item_encoder.encode(titles, categories))
+  catalog_text = module.item_text.numpy().T                              # [I, T]
+  text_scores = text @ catalog_text.T
+  text_scores[:, ~module.has_text.numpy()] = text_scores[:, module.has_text.numpy()].min()
+  top = lambda scores: np.argsort(-scores, axis=1, kind="stable")[:, :module.k]
+  ids = lambda out: out["item_ids"].numpy().astype(str).tolist()
+  item_ids = module.item_ids.numpy().astype(str)
+  # w = 1: the text order, where an item described as a catalog item finds that item first.
+  only_text = _reweighted(config, module, 1.0).encode_items(titles, categories)
+  assert ids(only_text) == item_ids[top(text_scores)].tolist()
+  assert [r[0] for r in ids(only_text)] == [r.item_id for r in warm]
+  # w = 0: the graph order (the nearest items before the blend).
+  only_graph = _reweighted(config, module, 0.0).encode_items(titles, categories)
+  assert ids(only_graph) == item_ids[top(graph @ module.items.numpy().T)].tolist()
+  # The blend itself, in process and served.
+  z = lambda s: (s - s.mean(1, keepdims=True)) / s.std(1, keepdims=True)
+  blend = (module.text_weight * z(text_scores)
+           + (1 - module.text_weight) * z(graph @ module.items.numpy().T))
+  local = module.encode_items(titles, categories)
+  assert ids(local) == item_ids[top(blend)].tolist()
+  np.testing.assert_allclose(local["scores"].numpy(), np.sort(blend, 1)[:, ::-1][:, :module.k],
+                             rtol=1e-4, atol=1e-4)
+  served = tf.saved_model.load(path).signatures["encode_items"](title=titles,
+                                                                  categories=categories)
+  assert ids(served) == ids(local)
+  # The graph-space embedding is unchanged by the blend.
+  np.testing.assert_allclose(local["embedding"].numpy(), only_graph["embedding"].numpy())
+
+
 def test_in_graph_item_text_matches_the_catalog_builder():
   from tfgrec.data import prepare  # pylint: disable=g-import-not-at-top
   from tfgrec.export import item_encoder  # pylint: disable=g-import-not-at-top

@@ -148,7 +148,8 @@ class SequenceConfig:
   num_heads: int = 2
   num_blocks: int = 2
   dropout: float = 0.2
-  epochs: int = 40
+  epochs: int = 6
+  batch_size: int = 16
   learning_rate: float = 0.001
 
 
@@ -200,6 +201,9 @@ class RankingConfig:
       "source:<name>").
     ranker: the ranker.
     ablations: `tfgrec evaluate` also scores drop-one ablations (a ranker fit each).
+    refit_trained_sources: `tfgrec export` retrains the trained sources (sequence) on every
+      event too (minutes); by default they keep their training fit and read every event
+      through the users' histories, as the graph tower does.
   """
   enabled: bool = True
   candidates: CandidatesConfig = CandidatesConfig()
@@ -207,6 +211,7 @@ class RankingConfig:
   drop_features: Tuple[str, ...] = ()
   ranker: RankerConfig = RankerConfig()
   ablations: bool = True
+  refit_trained_sources: bool = False
 
 
 DATA_SOURCES = ("movielens", "synthetic", "raw")

@@ -44,11 +44,16 @@ def build_module(config: config_lib.RunConfig, k: int = 20,
   counts = np.bincount(events["user"].to_numpy(), minlength=data.num_users)
   indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
   indices = events["item"].to_numpy().astype(np.int64)
+  encoder = new_item_encoder(config, model, graph)
+  # encode_items blends text similarity into its nearest items: the catalog as the encoder's
+  # text tower reads it (the fine-tuned one re-embedded it in load_trained).
+  item_text = model.item_text_table() if encoder.text_dim else None
   kwargs = dict(
       user_ids=inputs.user_ids, item_ids=inputs.item_ids, user_embeddings=emb["user"],
       item_embeddings=emb["item"], seen_indptr=indptr, seen_indices=indices,
       popularity=data.popularity, history_half_life=config.tasks.user_history_half_life, k=k,
-      item_encoder=new_item_encoder(config, model, graph))
+      item_encoder=encoder,
+      item_text_embeddings=None if item_text is None else np.asarray(item_text))
   if not config.ranking.enabled:
     return serving_module.ServingModule(**kwargs)
   return two_stage(config, inputs, emb["item"], kwargs)
@@ -56,11 +61,14 @@ def build_module(config: config_lib.RunConfig, k: int = 20,
 
 def two_stage(config: config_lib.RunConfig, inputs: inputs_lib.RunInputs,
               item_embedding: np.ndarray, kwargs: dict) -> two_stage_module.TwoStageModule:
-  """The two-stage module: the run's ranker over sources refit on every known event."""
+  """The two-stage module: the run's ranker over the sources refit on every known event (the
+  trained ones, sequence, keep their training fit unless ranking.refit_trained_sources)."""
   from tfgrec.ranking import run as ranking_run  # pylint: disable=g-import-not-at-top
   ranker, info = ranking_run.load(config)
   events = ranking_run.all_events(inputs.data)
-  stage = ranking_run.Stage(config, inputs, events, item_embedding, progress=False)
+  reuse = {} if config.ranking.refit_trained_sources else ranking_run.trained_sources(config)
+  stage = ranking_run.Stage(config, inputs, events, item_embedding, reuse=reuse,
+                            progress=False)
   features = stage.features(config.ranking.drop_features)
   if features.feature_names != info["feature_names"]:
     raise ValueError(f"the ranker of {config.run_dir} reads features {info['feature_names']}, "

@@ -15,8 +15,11 @@ the model would have put it had it been in the graph without interactions:
   4. L2 normalization (the space of the serving module's item embeddings).
 Unknown category names are ignored; an item with neither title nor categories gets the
 embedding of an item with no text.
+
+`encode` also returns the step-2 text embedding, so the serving module can rank catalog items
+by text similarity (encode_items's nearest items) without running BERT twice.
 """
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -106,14 +109,29 @@ class NewItemEncoder(tf.Module):
     # A new item joins each of its categories: one more item than the graph has.
     self.category_degree = tf.constant(np.asarray(category_degree, np.float32) + 1.0)
     self.dim = int(tower.config.dim)
+    # The width of `encode`'s text embeddings (0: the tower reads no text).
+    self.text_dim = 0 if self.text_encoder is None else int(self.text_encoder.dim)
 
   def text_embeddings(self, text: tf.Tensor) -> Optional[tf.Tensor]:
+    """[B] item texts -> [B, text_dim] unit-norm text embeddings ('' -> zeros); None without
+    a text encoder."""
     if self.text_encoder is None:
       return None
     vectors = self.text_encoder(text, training=False)
     return vectors * tf.cast(tf.not_equal(text, ""), vectors.dtype)[:, None]
 
   def __call__(self, title: tf.Tensor, categories: tf.Tensor) -> tf.Tensor:
+    """title [B], categories [B, C] ('' padding) -> [B, dim] unit-norm item embeddings."""
+    return self.encode(title, categories)[0]
+
+  def encode(self, title: tf.Tensor, categories: tf.Tensor
+             ) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
+    """Like __call__, with the text embedding the tower read.
+
+    Returns:
+      (embedding [B, dim] unit norm, text [B, text_dim] unit norm or zeros for an item with
+      neither title nor categories; None when the tower reads no text).
+    """
     title = tf.reshape(tf.convert_to_tensor(title, tf.string), [-1])
     categories = tf.convert_to_tensor(categories, tf.string)
     # A [B, 0] categories tensor is fine; its rows must match the titles.
@@ -122,7 +140,7 @@ class NewItemEncoder(tf.Module):
     index = self.category_table.lookup(categories)
     known = tf.ragged.boolean_mask(index, tf.logical_and(index >= 0,
                                                          first_occurrences(categories)))
-    embedding = self.tower.encode_new_items(self.text_embeddings(item_text(title, categories)),
-                                            known, self.category_states,
+    text = self.text_embeddings(item_text(title, categories))
+    embedding = self.tower.encode_new_items(text, known, self.category_states,
                                             self.category_degree)
-    return tf.math.l2_normalize(embedding, axis=-1)
+    return tf.math.l2_normalize(embedding, axis=-1), text

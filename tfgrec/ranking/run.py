@@ -51,7 +51,8 @@ def item_categories(inputs) -> np.ndarray:
   return out
 
 
-def source_factories(config: config_lib.RunConfig, *, has_text: bool, has_tower: bool
+def source_factories(config: config_lib.RunConfig, *, has_text: bool, has_tower: bool,
+                     verbose: bool = True
                      ) -> Dict[str, Tuple[Callable[[], base.CandidateSource], int]]:
   """{name: (factory, N)} of the sources the config turns on (and the run can feed)."""
   n = config.ranking.candidates
@@ -62,7 +63,8 @@ def source_factories(config: config_lib.RunConfig, *, has_text: bool, has_tower:
     from tfgrec.sources import sequence as sequence_lib  # pylint: disable=g-import-not-at-top
     return sequence_lib.SequenceSource(
         max_len=seq.max_len, dim=seq.dim, num_heads=seq.num_heads, num_blocks=seq.num_blocks,
-        dropout=seq.dropout, epochs=seq.epochs, learning_rate=seq.learning_rate, seed=seed)
+        dropout=seq.dropout, epochs=seq.epochs, batch_size=seq.batch_size,
+        learning_rate=seq.learning_rate, seed=seed, verbose=verbose)
 
   makers = {
       "ease": graph_filter.Ease,
@@ -104,7 +106,7 @@ class Stage:
     if item_embedding is not None:
       item_data[embedding.ITEM_EMBEDDING] = item_embedding
     make = source_factories(config, has_text=inputs.item_text is not None,
-                            has_tower=item_embedding is not None)
+                            has_tower=item_embedding is not None, verbose=progress)
     reuse = {k: v for k, v in (reuse or {}).items() if k in make}
     start = time.time()
     fitted, self.fit_seconds = pipeline.fit_sources(
@@ -206,6 +208,16 @@ def save(config, ranker: ranker_lib.Ranker, info: dict) -> None:
   storage.write_text(storage.join(folder, INFO), json.dumps(info, indent=1))
 
 
+def trained_sources(config) -> Dict[str, base.CandidateSource]:
+  """{name: source} of the TRAINED_SOURCES `train` saved (fit on the training split)."""
+  out = {}
+  for name in TRAINED_SOURCES:
+    path = storage.join(ranker_dir(config), "sources", name)
+    if storage.exists(path):
+      out[name] = base.load_source(path)
+  return out
+
+
 def save_lists(config, lists: pipeline.Lists) -> None:
   """The ranker's training lists (the ablations of `evaluate` refit rankers on them)."""
   storage.save_npz(storage.join(ranker_dir(config), LISTS), compressed=True, **{
@@ -256,13 +268,9 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
   """
   data = inputs.data
   ranker, info = load(config)
-  reuse = {}
-  for name in TRAINED_SOURCES:
-    path = storage.join(ranker_dir(config), "sources", name)
-    if storage.exists(path):
-      reuse[name] = base.load_source(path)
   stage = Stage(config, inputs, _events(data.history_events("test")),
-                _tower_items(model, config, inputs, "test"), reuse=reuse, progress=progress)
+                _tower_items(model, config, inputs, "test"), reuse=trained_sources(config),
+                progress=progress)
   users = np.flatnonzero(data.test.sizes() > 0)
   now = _now(data, "test", stage.histories)
   exclude = [data.train, data.validation]
