@@ -39,7 +39,7 @@ def root(tmp_path_factory):
       "text": {"checkpoint": str(root / "bert"), "max_length": 16, "fine_tune": "off"},
       "model": {"dim": 32, "heads": 2},
       "train": {"epochs": 3, "batch_size": 1024, "patience": 0},
-      "ranking": {"sequence": {"epochs": 1, "dim": 8, "max_len": 10}, "ranker": {"epochs": 2}, "ablations": False},
+      "ranking": {"sequence": {"epochs": 1, "dim": 8, "max_len": 10}, "ranker": {"epochs": 2, "ensemble": 1}, "ablations": False},
       "evaluate": {"baselines": ["popularity", "ease"]},
       "export": {"k": 5},
       "serve": {"port": 0, "timeout": 60.0},

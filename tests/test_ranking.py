@@ -217,7 +217,7 @@ def test_the_ranker_beats_every_single_source_on_a_planted_time_effect():
 
   *_, train_lists, _ = stage(train, label)
   ranker, _ = pipeline.train_ranker(train_lists, pipeline.RankerConfig(
-      epochs=25, patience=8, hidden=(16,), cross_layers=1, learning_rate=1e-2), progress=False)
+      epochs=25, patience=8, hidden=(16,), cross_layers=1, learning_rate=1e-2, ensemble=1), progress=False)
   sources, histories, now, relevant, test_lists, events = stage(known, test)
   exclude = [metrics.Interactions.from_pairs(events["user"], events["item"], num_users)]
 
@@ -230,3 +230,16 @@ def test_the_ranker_beats_every_single_source_on_a_planted_time_effect():
   single = {name: ndcg(base.user_scorer(s, histories, now, use_tf=True))
             for name, (s, _) in sources.items()}
   assert two_stage > 1.5 * max(single.values()), (two_stage, single)
+
+
+def test_an_ensemble_ranks_by_the_mean_logit_of_its_members():
+  members = [ranker_lib.Ranker(num_features=3, hidden=(4,), cross_layers=1) for _ in range(2)]
+  ensemble = ranker_lib.RankerEnsemble(members)
+  inputs = {"features": np.random.default_rng(0).normal(size=[2, 4, 3]).astype(np.float32),
+            "valid": np.array([[True, True, False, True]] * 2)}
+  want = (members[0](inputs).numpy() + members[1](inputs).numpy()) / 2
+  got = ensemble(inputs).numpy()
+  np.testing.assert_allclose(got[:, [0, 1, 3]], want[:, [0, 1, 3]], rtol=1e-6)
+  assert np.all(got[:, 2] == features_lib.MASKED)
+  with pytest.raises(ValueError, match="different feature counts"):
+    ranker_lib.RankerEnsemble([members[0], ranker_lib.Ranker(num_features=2)])

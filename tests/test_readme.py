@@ -120,7 +120,7 @@ def workdir(tmp_path_factory):
       "export": {"base": "runs/a/models", "k": 5},
       "serve": {"port": port, "timeout": 60.0},
       "ranking": {"sequence": {"epochs": 2, "dim": 16, "max_len": 20},
-                  "ranker": {"epochs": 3}, "ablations": False},
+                  "ranker": {"epochs": 3, "ensemble": 1}, "ablations": False},
   })
   (root / "my.yaml").write_text(yaml.safe_dump(mine))
   (root / "my_run.yaml").write_text(yaml.safe_dump({

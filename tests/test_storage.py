@@ -86,7 +86,7 @@ def test_train_evaluate_export_recommend_on_ram_filesystem(workdir, tmp_path):
       "text": {"checkpoint": str(workdir / "bert"), "max_length": 16, "fine_tune": "off"},
       "model": {"dim": 16, "heads": 2, "rounds": 1},
       "train": {"epochs": 2, "batch_size": 2048, "patience": 0},
-      "ranking": {"sequence": {"epochs": 1, "dim": 8, "max_len": 10}, "ranker": {"epochs": 2}, "ablations": False},
+      "ranking": {"sequence": {"epochs": 1, "dim": 8, "max_len": 10}, "ranker": {"epochs": 2, "ensemble": 1}, "ablations": False},
   })
   result = trainer.train(config, progress=False)
   run = config.run_dir

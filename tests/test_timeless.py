@@ -172,7 +172,7 @@ def test_train_evaluate_export_and_recommend_on_a_log_without_times(timeless, tm
       "model": {"dim": 16, "heads": 2, "rounds": 1, "use_text": False},
       "tasks": {"alignment_weight": 0.0},
       "train": {"epochs": 2, "batch_size": 512, "patience": 0},
-      "ranking": {"sequence": {"epochs": 1, "dim": 8, "max_len": 10}, "ranker": {"epochs": 2}, "ablations": False},
+      "ranking": {"sequence": {"epochs": 1, "dim": 8, "max_len": 10}, "ranker": {"epochs": 2, "ensemble": 1}, "ablations": False},
       "evaluate": {"ks": [10], "baselines": ["popularity", "ease", "ease_recency"]}})
   result = train.train(config, progress=False)
   assert len(result.history) == 2

@@ -165,27 +165,31 @@ class RankerConfig:
     learning_rate: Adam's.
     holdout: share of the training lists held out to pick the epoch.
     k: the cut-off of the held-out NDCG.
+    ensemble: rankers trained with seeds seed, seed + 1, ... (each its own hold-out); their
+      mean logit ranks.
     seed: shuffling, the hold-out and initialization.
   """
-  cross_layers: int = 2
+  cross_layers: int = 1
   projection_dim: Optional[int] = None
-  hidden: Tuple[int, ...] = (64, 32)
+  hidden: Tuple[int, ...] = (32, 16)
   dropout: float = 0.1
-  l2: float = 1e-5
+  l2: float = 1e-4
   epochs: int = 40
   patience: int = 6
   batch_lists: int = 32
   learning_rate: float = 0.003
   holdout: float = 0.15
   k: int = 20
+  ensemble: int = 5
   seed: int = 0
 
   def __post_init__(self):
     if self.epochs < 1 or self.batch_lists < 1 or self.learning_rate <= 0 or not (
-        0 <= self.holdout < 1):
+        0 <= self.holdout < 1) or self.ensemble < 1:
       raise ConfigError(f"ranking.ranker: epochs >= 1, batch_lists >= 1, learning_rate > 0, "
-                        f"0 <= holdout < 1 required, got {self.epochs}, {self.batch_lists}, "
-                        f"{self.learning_rate}, {self.holdout}")
+                        f"0 <= holdout < 1, ensemble >= 1 required, got {self.epochs}, "
+                        f"{self.batch_lists}, {self.learning_rate}, {self.holdout}, "
+                        f"{self.ensemble}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,3 +18,4 @@ from tfgrec.ranking.pipeline import train_ranker
 # The DCN-v2 ranker and its listwise loss.
 from tfgrec.ranking.ranker import ListwiseSoftmax
 from tfgrec.ranking.ranker import Ranker
+from tfgrec.ranking.ranker import RankerEnsemble

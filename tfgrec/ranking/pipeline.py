@@ -114,11 +114,29 @@ def _dataset(lists: Lists) -> tf.data.Dataset:
 
 
 def train_ranker(lists: Lists, config: RankerConfig = RankerConfig(), *,
-                 progress: bool = True) -> Tuple[ranker_lib.Ranker, Dict[str, list]]:
-  """Fits a Ranker on training lists; returns (ranker at its best epoch, history).
+                 progress: bool = True) -> Tuple[ranker_lib.RankerEnsemble, Dict[str, list]]:
+  """Fits `config.ensemble` Rankers (seeds seed, seed + 1, ...; each its own held-out users)
+  on training lists; returns (their ensemble, each at its best epoch; history).
 
-  history: per-epoch "loss" and "holdout_ndcg", and "holdout_rows" (the held-out lists).
+  history: the first member's per-epoch "loss" and "holdout_ndcg" and its "holdout_rows" (lists
+  it never trained on), and "member_holdout_ndcg" (each member's best).
   """
+  members, history = [], None
+  for m in range(config.ensemble):
+    member_config = dataclasses.replace(config, seed=config.seed + m)
+    if progress and config.ensemble > 1:
+      print(f"  ranker {m + 1} of {config.ensemble}", flush=True)
+    model, h = _train_one(lists, member_config, progress=progress)
+    members.append(model)
+    if history is None:
+      history = dict(h, member_holdout_ndcg=[])
+    history["member_holdout_ndcg"].append(max(h["holdout_ndcg"]))
+  return ranker_lib.RankerEnsemble(members), history
+
+
+def _train_one(lists: Lists, config: RankerConfig, *, progress: bool
+               ) -> Tuple[ranker_lib.Ranker, Dict[str, list]]:
+  """One Ranker at its best epoch by held-out NDCG@k (train_ranker)."""
   if lists.labels is None:
     raise ValueError("train_ranker needs labelled lists (build_lists(..., relevant=...))")
   keep = lists.labels.sum(1) > 0
@@ -138,7 +156,7 @@ def train_ranker(lists: Lists, config: RankerConfig = RankerConfig(), *,
                             dropout=config.dropout, l2=config.l2)
   model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
   data = _dataset(train).shuffle(len(train.users), seed=config.seed).batch(config.batch_lists)
-  best, best_weights, waited = -1.0, None, 0
+  best, best_weights, waited = -np.inf, None, 0
   history = {"loss": [], "holdout_ndcg": [], "holdout_rows": rows[:num_held]}
   for epoch in range(config.epochs):
     fit = model.fit(data, epochs=1, verbose=0)

@@ -173,16 +173,17 @@ def train(config: config_lib.RunConfig, inputs, model=None, *, progress: bool = 
   ranker, history = pipeline.train_ranker(lists, config.ranking.ranker, progress=progress)
   feats = stage.features(config.ranking.drop_features)
   importance = {}
-  if len(history["holdout_rows"]):
+  if len(history["holdout_rows"]):  # The first member, on the lists it never trained on.
     importance = pipeline.permutation_importance(
-        ranker, lists.take(history["holdout_rows"]), feats.feature_groups,
+        ranker.members[0], lists.take(history["holdout_rows"]), feats.feature_groups,
         k=config.ranking.ranker.k, seed=config.ranking.ranker.seed)
   info = {
       "feature_names": feats.feature_names, "feature_groups": feats.feature_groups,
       "sources": {k: n for k, (_, n) in stage.sources.items()},
       "candidate_recall": candidate_recall(lists),
       "candidates_per_user": float(lists.valid.sum(1).mean()),
-      "holdout_ndcg": max(history["holdout_ndcg"]), "epochs": len(history["loss"]),
+      "holdout_ndcg": history["member_holdout_ndcg"], "epochs": len(history["loss"]),
+      "ensemble": len(ranker.members),
       "permutation_importance": importance,
       "seconds": {"sources": stage.seconds, **{f"source {k}": v for k, v in
                                                stage.fit_seconds.items()},
@@ -196,7 +197,8 @@ def train(config: config_lib.RunConfig, inputs, model=None, *, progress: bool = 
   if progress:
     print(f"ranker: {len(users)} lists, {info['candidates_per_user']:.0f} candidates a user, "
           f"candidate recall {info['candidate_recall']:.4f}, held-out ndcg@"
-          f"{config.ranking.ranker.k} {info['holdout_ndcg']:.4f}", flush=True)
+          f"{config.ranking.ranker.k} of each ranker "
+          + " ".join(f"{v:.4f}" for v in info["holdout_ndcg"]), flush=True)
   return info
 
 
@@ -237,9 +239,10 @@ def load(config) -> Tuple[ranker_lib.Ranker, dict]:
                             "ranking.enabled: true")
   info = json.loads(storage.read_text(storage.join(folder, INFO)))
   r = config.ranking.ranker
-  ranker = ranker_lib.Ranker(num_features=info["num_features"], cross_layers=r.cross_layers,
-                             projection_dim=r.projection_dim, hidden=r.hidden,
-                             dropout=r.dropout, l2=r.l2)
+  ranker = ranker_lib.RankerEnsemble([
+      ranker_lib.Ranker(num_features=info["num_features"], cross_layers=r.cross_layers,
+                        projection_dim=r.projection_dim, hidden=r.hidden, dropout=r.dropout,
+                        l2=r.l2) for _ in range(info.get("ensemble", 1))])
   ranker({"features": np.zeros([1, 1, info["num_features"]], np.float32),
           "valid": np.ones([1, 1], bool)})
   tf.train.Checkpoint(ranker=ranker).read(storage.join(folder, CHECKPOINT)).expect_partial()
