@@ -13,7 +13,7 @@ from tfgrec.export import two_stage_module
 from tfgrec.ranking import run as ranking_run
 from tfgrec.train import evaluate, trainer
 
-from tests import test_train
+from tests import test_export, test_train
 
 tf = trainer.tf
 
@@ -24,20 +24,7 @@ SMALL = {"enabled": True, "sequence": {"epochs": 2, "dim": 16, "max_len": 20},
          "candidates": {"ease": 30, "graph_filter": 30, "sequence": 30, "graph_tower": 20,
                         "text": 20, "trending": 20, "fresh": 20}}
 
-_LOADER = r"""
-import json, sys
-import tensorflow as tf
-import tensorflow_text  # The tokenizer ops of encode_items (stock TF Serving links them).
-model = tf.saved_model.load(sys.argv[1])
-request = json.loads(sys.argv[2])
-out = model.signatures["recommend"](user_id=tf.constant(request["users"]),
-                                    history=tf.constant(request["history"]))
-print(json.dumps({"signatures": sorted(model.signatures),
-                  "item_ids": out["item_ids"].numpy().astype(str).tolist(),
-                  "scores": out["scores"].numpy().tolist(),
-                  "foreign": sorted(m for m in ("tfgrec", "tensorflow_gnn", "transformers")
-                                    if m in sys.modules)}))
-"""
+_LOADER = test_export._LOADER  # A fresh process with TensorFlow and tensorflow-text only.
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +56,8 @@ def test_evaluate_scores_the_two_stages_each_source_and_the_ablations(two_stage)
   config, _, _ = two_stage
   results = evaluate.evaluate_run(config, baselines=["popularity"], progress=False)
   assert list(results)[0] == evaluate.TWO_STAGE
-  for name in ["source: ease", "source: sequence", "source: text", "two-stage − text",
+  for name in ["source: ease", "source: sequence", "source: text", "two-stage − none",
+               "two-stage − text",
                "two-stage − source:trending", evaluate.FULL_MODEL, "popularity"]:
     assert name in results, sorted(results)
     assert 0 <= results[name]["all"]["ndcg@20"] <= 1

@@ -204,7 +204,9 @@ class RankingConfig:
     drop_features: feature groups left out ("text", "category", "popularity", "user",
       "source:<name>").
     ranker: the ranker.
-    ablations: `tfgrec evaluate` also scores drop-one ablations (a ranker fit each).
+    ablations: `tfgrec evaluate` also scores drop-one ablations (rankers refit for each).
+    ablation_ensemble: rankers per ablation (and in the "two-stage − none" reference row they
+      are compared with; fewer than `ranker.ensemble` keeps evaluation short).
     refit_trained_sources: `tfgrec export` retrains the trained sources (sequence) on every
       event too (minutes); by default they keep their training fit and read every event
       through the users' histories, as the graph tower does.
@@ -215,7 +217,12 @@ class RankingConfig:
   drop_features: Tuple[str, ...] = ()
   ranker: RankerConfig = RankerConfig()
   ablations: bool = True
+  ablation_ensemble: int = 2
   refit_trained_sources: bool = False
+
+  def __post_init__(self):
+    if self.ablation_ensemble < 1:
+      raise ConfigError(f"ranking.ablation_ensemble must be >= 1, got {self.ablation_ensemble}")
 
 
 DATA_SOURCES = ("movielens", "synthetic", "raw")

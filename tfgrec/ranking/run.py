@@ -6,8 +6,8 @@ config, graph directory and trained tower.
 Files: `<run_dir>/ranker/` holds the ranker's checkpoint, `ranker.json` (feature names, the
 sources and their N, training figures) and `training_lists.npz` (the lists it was fit on).
 """
+import dataclasses
 import json
-import os
 import time
 from typing import Callable, Dict, Optional, Tuple
 
@@ -259,7 +259,8 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
   graph tower does: its items are its embeddings on the graph with the validation edges); the
   ranker is the run's. Ablations reuse the lists (the
   training lists saved by `train`, the test lists): a dropped feature group loses its columns, a
-  dropped source also its candidates; a ranker is fit for each.
+  dropped source also its candidates; `ranking.ablation_ensemble` rankers are fit for each, and
+  for the reference row "two-stage − none" (every feature) the same way.
 
   Args:
     measure: score function -> results (default: `metrics.evaluate` at K = 10, 20, 50).
@@ -304,10 +305,11 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
   if config.ranking.ablations:
     train_lists = load_lists(config)
     groups = info["feature_groups"]
-    for group in sorted(set(groups), key=groups.index):
+    small = dataclasses.replace(config.ranking.ranker, ensemble=config.ranking.ablation_ensemble)
+    for group in ["none"] + sorted(set(groups), key=groups.index):
       keep_cols = np.array([g != group for g in groups])
       tr, te = _drop(train_lists, keep_cols, group, names), _drop(lists, keep_cols, group, names)
-      model_g, _ = pipeline.train_ranker(tr, config.ranking.ranker, progress=False)
+      model_g, _ = pipeline.train_ranker(tr, small, progress=False)
       out[f"two-stage − {group}"] = score(pipeline.list_scorer(
           te, pipeline.rank_lists(model_g, te), data.num_items))
       if progress:
