@@ -5,7 +5,7 @@ import pytest
 
 import tfgrec  # noqa: F401  # Keras 2 before TensorFlow loads.
 from tfgrec import sources
-from tfgrec.sources import base, graph_filter, time_context
+from tfgrec.sources import base, embedding, graph_filter, time_context
 
 tf = base.tf
 DAY = time_context.SECONDS_PER_DAY
@@ -149,6 +149,7 @@ def all_sources():
                                                       dense_max_items=0, neighbours=5),
       "trending": time_context.Trending(windows_days=[3.0, 10.0], popularity_weight=0.01),
       "fresh": time_context.Fresh(half_life_days=5.0),
+      "ease": graph_filter.Ease(half_life=2.0, l2=1.0),
   }
 
 
@@ -274,3 +275,42 @@ def test_user_scorer_builds_newest_first_histories():
 def test_bad_arguments_name_the_value(make, message):
   with pytest.raises(ValueError, match=message):
     make()
+
+
+def test_ease_hand_checked_on_the_tiny_graph():
+  """EASE with l2 = 1 on the tiny graph: X [3, 4] (u0: 0, 1; u1: 1, 2; u2: 0, 1, 3), P = (XᵀX +
+  I)^-1, B = I - P / diag(P) with a zero diagonal; history item 1 (rank 0, weight 1) and item 0
+  (rank 1, half-life 1: weight 1/2) -> scores = [1/2, 1, 0, 0] B."""
+  x = np.zeros([3, 4])
+  x[TINY_USER, TINY_ITEM] = 1.0
+  p = np.linalg.inv(x.T @ x + np.eye(4))
+  b = -p / np.diag(p)[None, :]
+  np.fill_diagonal(b, 0.0)
+  want = np.array([0.5, 1.0, 0.0, 0.0]) @ b
+  source = graph_filter.Ease(half_life=1.0, l2=1.0).fit(TINY_USER, TINY_ITEM, TINY_TIME,
+                                                        num_items=4)
+  np.testing.assert_allclose(source.score_numpy(HISTORY, HISTORY_TIME, NOW)[0], want, rtol=1e-5)
+  np.testing.assert_allclose(tf_scores(source, HISTORY, HISTORY_TIME, NOW)[0], want, rtol=1e-5)
+  with pytest.raises(ValueError, match="more than dense_max_items=2"):
+    graph_filter.Ease(dense_max_items=2).fit(TINY_USER, TINY_ITEM, TINY_TIME, num_items=4)
+
+
+def test_embedding_neighbours_hand_checked_and_saved(tmp_path):
+  """Items 0..3 with 2-d embeddings; history item 1 (rank 0) and item 0 (rank 1), half-life 1:
+  q = (1 * e1 + 0.5 * e0) / 1.5; item 3 has no embedding and scores 0."""
+  e = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0], [0.0, 0.0]], np.float32)
+  source = embedding.EmbeddingNeighbours(key="v", half_life=1.0).fit(
+      TINY_USER, TINY_ITEM, TINY_TIME, num_items=4, item_data={"v": e})
+  unit = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+  q = (unit[1] + 0.5 * unit[0]) / 1.5
+  want = unit @ q
+  np.testing.assert_allclose(source.score_numpy(HISTORY, HISTORY_TIME, NOW)[0], want, rtol=1e-5)
+  np.testing.assert_allclose(tf_scores(source, HISTORY, HISTORY_TIME, NOW)[0], want, rtol=1e-5)
+  path = str(tmp_path / "neighbours")
+  base.save_source(source, path)
+  loaded = base.load_source(path)
+  assert loaded.name == source.name and loaded.num_items == 4
+  np.testing.assert_allclose(tf_scores(loaded, HISTORY, HISTORY_TIME, NOW), want[None],
+                             rtol=1e-5)
+  with pytest.raises(ValueError, match="reads item_data\\['v'\\]"):
+    embedding.EmbeddingNeighbours(key="v").fit([0], [0], [0], num_items=4)
