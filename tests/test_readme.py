@@ -160,7 +160,13 @@ def _check(words, proc, root):
     config = yaml.safe_load((run / "config.yaml").read_text())
     names = (value("--baselines") or "").split(",") if value("--baselines") else (
         config["evaluate"]["baselines"])
-    assert set(metrics) == {evaluate.FULL_MODEL} | {evaluate.NAMES[n] for n in names}, metrics
+    expected = {evaluate.FULL_MODEL} | {evaluate.NAMES[n] for n in names}
+    if config["ranking"]["enabled"]:  # The two stages first, then each source alone.
+      assert list(metrics)[0] == evaluate.TWO_STAGE, list(metrics)
+      sources = {m for m in metrics if m.startswith("source: ")}
+      assert {"source: ease", "source: sequence", "source: trending"} <= sources, list(metrics)
+      expected |= {evaluate.TWO_STAGE} | sources
+    assert set(metrics) == expected, list(metrics)
     for per_model in metrics.values():
       assert set(per_model) == {"all", "cold_items", "long_tail", "short_history"}
     assert (run / "report.md").exists() and (run / "comparison.png").read_bytes()[:4] == (

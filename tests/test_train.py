@@ -149,7 +149,8 @@ def test_cli_trains_and_evaluates_with_baselines_and_report(workdir, capsys):
       f"graph_dir: {workdir / 'graph'}\nrun_dir: {run}\n"
       f"text:\n  checkpoint: {workdir / 'bert'}\n  max_length: 16\n  fine_tune: 'off'\n"
       "model:\n  dim: 16\n  heads: 2\n  rounds: 1\n"
-      "train:\n  epochs: 2\n  batch_size: 1024\n")
+      "train:\n  epochs: 2\n  batch_size: 1024\n"
+      "ranking:\n  enabled: false\n")  # The two stages through the CLI: tests/test_readme.py.
   assert cli.main(["train", "--config", str(config)]) == 0
   assert "best epoch" in capsys.readouterr().out
   assert cli.main(["evaluate", "--run", str(run),

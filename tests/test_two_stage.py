@@ -21,6 +21,7 @@ workdir = test_train.workdir  # Module-scoped fixtures: the synthetic graph and 
 
 SMALL = {"enabled": True, "sequence": {"epochs": 2, "dim": 16, "max_len": 20},
          "ranker": {"epochs": 3, "patience": 3, "ensemble": 2}, "ablations": True,
+         "ablation_ensemble": 1,
          "candidates": {"ease": 30, "graph_filter": 30, "sequence": 30, "graph_tower": 20,
                         "text": 20, "trending": 20, "fresh": 20}}
 
