@@ -165,7 +165,9 @@ def _check(words, proc, root):
       assert list(metrics)[0] == evaluate.TWO_STAGE, list(metrics)
       sources = {m for m in metrics if m.startswith("source: ")}
       assert {"source: ease", "source: sequence", "source: trending"} <= sources, list(metrics)
-      expected |= {evaluate.TWO_STAGE} | sources
+      ablations = {m for m in metrics if m.startswith("two-stage − ")}
+      assert bool(ablations) == config["ranking"]["ablations"], list(metrics)
+      expected |= {evaluate.TWO_STAGE} | sources | ablations
     assert set(metrics) == expected, list(metrics)
     for per_model in metrics.values():
       assert set(per_model) == {"all", "cold_items", "long_tail", "short_history"}
