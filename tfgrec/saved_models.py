@@ -12,8 +12,9 @@ not registered, and names the missing ops if that is not enough. `tfgrec recomme
 batch job, the local model server and the benchmarks all load through here.
 Paths may be local or on any filesystem TensorFlow knows (tfgrec.storage).
 """
+import contextlib
 import logging
-from typing import List, Set
+from typing import List, Mapping, Set
 
 from tfgrec import storage
 
@@ -104,6 +105,26 @@ def register_ops(path: str) -> None:
     raise ImportError(f"the model at {path} uses ops this TensorFlow does not know: "
                       f"{sorted(still)} (export it with this TensorFlow, or install the op "
                       "library it was exported with)")
+
+
+def save(obj, path: str, signatures: Mapping[str, object]) -> None:
+  """`tf.saved_model.save` of a tfgrec module (an export, a candidate source) with its signatures.
+
+  The Keras layers inside are saved as variables and the signatures' graphs, without Keras's
+  own traces of every layer's call (what `model.save(save_traces=False)` leaves out): nothing
+  tfgrec, TF Serving or `load` runs reads them, and tracing them took most of an export's time.
+  """
+  with _without_keras_traces():
+    tf.saved_model.save(obj, path, signatures=dict(signatures))
+
+
+def _without_keras_traces():
+  """The Keras 2 option scope that `model.save(save_traces=False)` uses (a no-op elsewhere)."""
+  try:
+    from tf_keras.src.saving.legacy.saved_model import utils  # pylint: disable=g-import-not-at-top
+  except ImportError:  # Another Keras 2 layout: save with the traces.
+    return contextlib.nullcontext()
+  return utils.keras_option_scope(save_traces=False, in_tf_saved_model_scope=True)
 
 
 def load(path: str, tags=None):

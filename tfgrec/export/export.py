@@ -165,7 +165,7 @@ def save_module(module: serving_module.ServingModule, base: str, model_name: str
   signatures["serving_default"] = module.recommend
   tmp = storage.temp_dir_beside(final)
   try:
-    tf.saved_model.save(module, tmp, signatures=signatures)
+    saved_models.save(module, tmp, signatures)
     storage.makedirs(storage.join(tmp, "assets.extra"))
     with tf.io.TFRecordWriter(storage.join(tmp, WARMUP_FILE)) as writer:
       for log in warmup_requests(module, model_name):

@@ -201,7 +201,7 @@ class CandidateFeatures(tf.Module):
     if self.use_popularity:
       columns += self._popularity(candidates, now)
     if self.use_user:
-      columns += self._user(candidates, history_time, now, keep, item)
+      columns += self._user(candidates, history_time, now, keep)
     features = tf.stack(columns, axis=-1)
     best = tf.argmin(tf.stack(ranks, -1), axis=-1, output_type=tf.int32)
     return {"candidates": tf.where(valid, candidates, 0), "valid": valid,
@@ -245,8 +245,7 @@ class CandidateFeatures(tf.Module):
     return ([tf.math.log1p(counts[w]) for w in self.config.windows_days]
             + [tf.math.log1p(total), trend, available * tf.math.log1p(days), available])
 
-  def _user(self, candidates, history_time, now, keep, item):
-    del item
+  def _user(self, candidates, history_time, now, keep):
     length = tf.reduce_sum(tf.cast(keep, tf.float32), axis=1)
     valid_time = tf.logical_and(history_time >= 0, history_time <= now[:, None])
     latest = tf.reduce_max(tf.where(valid_time, history_time, base.NO_TIME), axis=1)

@@ -107,10 +107,19 @@ def list_ndcg(logits: np.ndarray, lists: Lists, k: int) -> float:
   return float((dcg[has] / ideal[has]).mean()) if has.any() else 0.0
 
 
-def _dataset(lists: Lists) -> tf.data.Dataset:
-  return tf.data.Dataset.from_tensor_slices({
-      "features": lists.features.astype(np.float32), "valid": lists.valid,
-      "labels": lists.labels.astype(np.float32)})
+def _dataset(lists: Lists, batch: int, seed: int) -> tf.data.Dataset:
+  """Shuffled batches of `batch` lists, every one full: the last is padded with empty lists
+  (no valid candidate, no label: weight 0 in the loss), so one traced step serves them all."""
+  features, valid = lists.features.astype(np.float32), lists.valid
+  labels = lists.labels.astype(np.float32)
+  pad = -len(lists.users) % batch
+  if pad:
+    features = np.concatenate([features, np.zeros((pad,) + features.shape[1:], np.float32)])
+    valid = np.concatenate([valid, np.zeros((pad,) + valid.shape[1:], bool)])
+    labels = np.concatenate([labels, np.zeros((pad,) + labels.shape[1:], np.float32)])
+  data = tf.data.Dataset.from_tensor_slices({"features": features, "valid": valid,
+                                             "labels": labels})
+  return data.shuffle(len(labels), seed=seed).batch(batch, drop_remainder=True)
 
 
 def train_ranker(lists: Lists, config: RankerConfig = RankerConfig(), *,
@@ -155,26 +164,45 @@ def _train_one(lists: Lists, config: RankerConfig, *, progress: bool
                             projection_dim=config.projection_dim, hidden=config.hidden,
                             dropout=config.dropout, l2=config.l2)
   model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
-  data = _dataset(train).shuffle(len(train.users), seed=config.seed).batch(config.batch_lists)
-  best, best_weights, waited = -np.inf, None, 0
-  history = {"loss": [], "holdout_ndcg": [], "holdout_rows": rows[:num_held]}
-  for epoch in range(config.epochs):
-    fit = model.fit(data, epochs=1, verbose=0)
-    logits = model({"features": held.features, "valid": held.valid}).numpy() if num_held else None
-    value = list_ndcg(logits, held, config.k) if num_held else -fit.history["loss"][-1]
-    history["loss"].append(float(fit.history["loss"][-1]))
-    history["holdout_ndcg"].append(value)
-    if progress:
-      print(f"  ranker epoch {epoch + 1}: loss {history['loss'][-1]:.4f}, held-out "
-            f"ndcg@{config.k} {value:.4f}", flush=True)
-    if value > best:
-      best, best_weights, waited = value, model.get_weights(), 0
-    else:
-      waited += 1
-      if waited >= config.patience:
-        break
-  model.set_weights(best_weights)
+  data = _dataset(train, config.batch_lists, config.seed)
+  selection = _HeldOutSelection(held if num_held else None, config, progress)
+  model.fit(data, epochs=config.epochs, verbose=0, callbacks=[selection])
+  history = {"loss": selection.losses, "holdout_ndcg": selection.values,
+             "holdout_rows": rows[:num_held]}
+  model.set_weights(selection.best_weights)
   return model, history
+
+
+class _HeldOutSelection(tf.keras.callbacks.Callback):
+  """Scores the held-out lists after each epoch (NDCG@k; minus the loss without them), keeps
+  the best epoch's weights, and stops after `patience` epochs without improvement: one `fit`
+  call for the whole training."""
+
+  def __init__(self, held: Optional[Lists], config: RankerConfig, progress: bool):
+    super().__init__()
+    self.held, self.config, self.progress = held, config, progress
+    self.losses: List[float] = []
+    self.values: List[float] = []
+    self.best, self.best_weights, self.waited = -np.inf, None, 0
+
+  def on_epoch_end(self, epoch, logs=None):
+    loss = float((logs or {}).get("loss", np.nan))
+    if self.held is not None:
+      logits = self.model({"features": self.held.features, "valid": self.held.valid}).numpy()
+      value = list_ndcg(logits, self.held, self.config.k)
+    else:
+      value = -loss
+    self.losses.append(loss)
+    self.values.append(value)
+    if self.progress:
+      print(f"  ranker epoch {epoch + 1}: loss {loss:.4f}, held-out ndcg@{self.config.k} "
+            f"{value:.4f}", flush=True)
+    if value > self.best:
+      self.best, self.best_weights, self.waited = value, self.model.get_weights(), 0
+    else:
+      self.waited += 1
+      if self.waited >= self.config.patience:
+        self.model.stop_training = True
 
 
 def rank_lists(ranker: ranker_lib.Ranker, lists: Lists, batch: int = 256) -> np.ndarray:

@@ -332,9 +332,9 @@ _SOURCE_INFO = "source.json"
 
 def save_source(source: CandidateSource, path: str) -> None:
   """Saves a fit source as a SavedModel (its `scores` signature) at `path` (any filesystem)."""
-  from tfgrec import storage  # pylint: disable=g-import-not-at-top
+  from tfgrec import saved_models, storage  # pylint: disable=g-import-not-at-top
   source._check_fitted()  # pylint: disable=protected-access
-  tf.saved_model.save(source, path, signatures={"scores": source.scores.get_concrete_function()})
+  saved_models.save(source, path, {"scores": source.scores.get_concrete_function()})
   storage.write_json(storage.join(path, _SOURCE_INFO),
                      {"name": source.name, "num_items": source.num_items})
 
