@@ -1,5 +1,6 @@
 """The two stages of a run: train (sources + ranker), evaluate (sources alone, ablations), export
 (both stages in one SavedModel, served by TensorFlow alone)."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -65,6 +66,27 @@ def test_evaluate_scores_the_two_stages_each_source_and_the_ablations(two_stage)
   assert "cold_items" in results[evaluate.TWO_STAGE]
   with open(os.path.join(config.run_dir, "metrics.json")) as f:
     assert evaluate.TWO_STAGE in json.load(f)
+
+  # Evaluating again with other baselines reuses the two stages' rows (nothing they read
+  # changed): the same figures, from ranker/evaluation.json.
+  cache = os.path.join(ranking_run.ranker_dir(config), ranking_run.EVALUATION)
+  key = json.load(open(cache))["key"]
+  checkpoint = os.path.join(ranking_run.ranker_dir(config), ranking_run.CHECKPOINT + ".index")
+  saved = open(checkpoint, "rb").read()
+  again = evaluate.evaluate_run(config, baselines=["ease"], progress=False)
+  assert again[evaluate.TWO_STAGE] == results[evaluate.TWO_STAGE]
+  assert again["two-stage − text"] == results["two-stage − text"] and "EASE" in again
+  # What the rows read is in the key: another ranker, or other ranking settings, change it.
+  base_key = ranking_run._evaluation_key(config)
+  assert key.startswith(base_key + ":")
+  with open(checkpoint, "ab") as f:
+    f.write(b"x")
+  assert ranking_run._evaluation_key(config) != base_key
+  with open(checkpoint, "wb") as f:
+    f.write(saved)
+  other = dataclasses.replace(config, ranking=dataclasses.replace(config.ranking,
+                                                                  ablation_ensemble=3))
+  assert ranking_run._evaluation_key(other) != base_key == ranking_run._evaluation_key(config)
 
 
 def test_the_saved_two_stage_model_answers_the_same_in_a_fresh_tensorflow_process(two_stage):

@@ -4,9 +4,11 @@ score them on test (`tfgrec evaluate`), refit the sources on every event for the
 config, graph directory and trained tower.
 
 Files: `<run_dir>/ranker/` holds the ranker's checkpoint, `ranker.json` (feature names, the
-sources and their N, training figures) and `training_lists.npz` (the lists it was fit on).
+sources and their N, training figures), `training_lists.npz` (the lists it was fit on) and
+`evaluation.json` (the last `evaluate`'s rows, reused while nothing they read changed).
 """
 import dataclasses
+import hashlib
 import json
 import time
 from typing import Callable, Dict, Optional, Tuple
@@ -28,6 +30,7 @@ RANKER_DIR = "ranker"
 CHECKPOINT = "checkpoint"
 INFO = "ranker.json"
 LISTS = "training_lists.npz"
+EVALUATION = "evaluation.json"  # The last `evaluate`'s rows, reused while nothing they read changed.
 # Sources that train (minutes on a real log): fit once on the training split, then evaluation
 # reuses them with the longer histories; an export refits them on every event.
 TRAINED_SOURCES = ("sequence",)
@@ -251,7 +254,8 @@ def load(config) -> Tuple[ranker_lib.Ranker, dict]:
 
 def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
              measure: Optional[Callable[[metrics.ScoreFn], dict]] = None,
-             progress: bool = True) -> Tuple[Dict[str, dict], Dict[str, float]]:
+             reuse_key: Optional[str] = None, progress: bool = True
+             ) -> Tuple[Dict[str, dict], Dict[str, float]]:
   """The two stages on test, each source alone, and drop-one ablations.
 
   The closed-form and event sources are refit on training + validation events; the trained
@@ -262,8 +266,13 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
   dropped source also its candidates; `ranking.ablation_ensemble` rankers are fit for each, and
   for the reference row "two-stage − none" (every feature) the same way.
 
+  The rows are kept in `<run_dir>/ranker/evaluation.json` and reused by the next call while
+  the graph, the tower's best epoch, the ranker and the ranking config are unchanged (and, with
+  a custom `measure`, while the caller's `reuse_key` is the same; without one nothing is kept).
+
   Args:
     measure: score function -> results (default: `metrics.evaluate` at K = 10, 20, 50).
+    reuse_key: what `measure` depends on, as a string (see above).
 
   Returns:
     ({"two-stage": ..., "source: <name>": ..., "two-stage − <group>": ...},
@@ -272,6 +281,16 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
   """
   data = inputs.data
   ranker, info = load(config)
+  cache = storage.join(ranker_dir(config), EVALUATION)
+  key = _evaluation_key(config) if measure is None or reuse_key else None
+  if key is not None and reuse_key:
+    key = f"{key}:{reuse_key}"
+  saved = storage.read_json(cache) if key is not None and storage.exists(cache) else None
+  if saved is not None and saved.get("key") == key:
+    if progress:
+      print(f"  two stages: unchanged since the last evaluate, its rows are reused ({cache}; "
+            "delete it to recompute)", flush=True)
+    return saved["results"], saved["figures"]
   stage = Stage(config, inputs, _events(data.history_events("test")),
                 _tower_items(model, config, inputs, "test"), reuse=trained_sources(config),
                 progress=progress)
@@ -315,8 +334,26 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
       if progress:
         print(f"  ablation − {group}: ndcg@20 {headline(out[f'two-stage − {group}']):.4f}",
               flush=True)
-  return out, {"candidate_recall": recall,
-               "permutation_importance": info.get("permutation_importance", {})}
+  figures = {"candidate_recall": recall,
+             "permutation_importance": info.get("permutation_importance", {})}
+  if key is not None:
+    storage.write_json(cache, {"key": key, "results": out, "figures": figures})
+  return out, figures
+
+
+def _evaluation_key(config: config_lib.RunConfig) -> str:
+  """A digest of what `evaluate`'s rows depend on: the graph's splits (stats.json), the tower's
+  best epoch, the ranker (its checkpoint index and ranker.json) and the ranking config."""
+  digest = hashlib.sha256()
+  for path in (storage.join(config.graph_dir, "stats.json"),
+               storage.join(config.run_dir, "best.json"),
+               storage.join(ranker_dir(config), INFO),
+               storage.join(ranker_dir(config), CHECKPOINT + ".index")):
+    digest.update(path.encode() + b"\0")
+    digest.update(storage.read_bytes(path) if storage.exists(path) else b"-")
+  digest.update(json.dumps(dataclasses.asdict(config.ranking), sort_keys=True,
+                           default=str).encode())
+  return digest.hexdigest()
 
 
 def _drop(lists: pipeline.Lists, keep_cols: np.ndarray, group: str, names) -> pipeline.Lists:

@@ -23,6 +23,8 @@ The trained baselines (mf, graph_only) train with the run's config under
 `<run_dir>/baselines/<name>/`, and are reused while their config is unchanged. Outputs in the run
 directory: metrics.json (model -> slice -> metric) and report.md with its PNG figures.
 """
+import dataclasses
+import json
 import logging
 import os
 import time
@@ -139,8 +141,9 @@ def evaluate_run(config: config_lib.RunConfig, *, baselines: Optional[Sequence[s
   if config.ranking.enabled:
     from tfgrec.ranking import run as ranking_run  # pylint: disable=g-import-not-at-top
     start = time.time()
-    two, figures = ranking_run.evaluate(config, inputs, model, measure=measure,
-                                        progress=progress)
+    two, figures = ranking_run.evaluate(
+        config, inputs, model, measure=measure, progress=progress,
+        reuse_key=json.dumps(dataclasses.asdict(ev), sort_keys=True, default=str))
     results[TWO_STAGE] = two.pop("two-stage")
     seconds[TWO_STAGE] = time.time() - start
     _print_row(TWO_STAGE, results[TWO_STAGE], progress)
