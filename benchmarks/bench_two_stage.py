@@ -59,9 +59,10 @@ def main():
   inputs = inputs_lib.load_inputs(config)
   data = inputs.data
   exclude = [data.train, data.validation]
+  ks = tuple(k for k in KS if k <= data.num_items) or (data.num_items,)
 
   def evaluate(score_fn):
-    return metrics.evaluate(score_fn, data.test, exclude, num_items=data.num_items, ks=KS,
+    return metrics.evaluate(score_fn, data.test, exclude, num_items=data.num_items, ks=ks,
                             user_batch=128)
 
   start = time.time()
@@ -76,10 +77,10 @@ def main():
       lambda users: history.dense(users, data.num_items, weighted=True) @ b)
 
   print()
-  print(f"{'model':<34} {'ndcg@20':>8} " + " ".join(f"{f'rec@{k}':>7}" for k in KS))
+  head = f"ndcg@{ks[0]}"
+  print(f"{'model':<34} {head:>8} " + " ".join(f"{f'rec@{k}':>7}" for k in ks))
   for name, r in results.items():
-    print(f"{name:<34} {r['ndcg@20']:>8.4f} "
-          + " ".join(f"{r[f'recall@{k}']:>7.4f}" for k in KS))
+    print(f"{name:<34} {r[head]:>8.4f} " + " ".join(f"{r[f'recall@{k}']:>7.4f}" for k in ks))
   print("\ncandidate recall on test: " + ", ".join(
       f"{k} {v:.4f}" for k, v in extra["candidate_recall"].items()))
   print(f"train (sources, lists, rankers) {train_s:.1f} s: " + ", ".join(
