@@ -295,6 +295,33 @@ def test_ease_hand_checked_on_the_tiny_graph():
     graph_filter.Ease(dense_max_items=2).fit(TINY_USER, TINY_ITEM, TINY_TIME, num_items=4)
 
 
+def test_ease_with_neighbours_keeps_each_items_largest_weights():
+  """neighbours = M keeps row h's M largest weights of B: all of them (M >= the catalog) scores
+  as the dense B; M = 1 keeps only each history item's strongest successor."""
+  args = (TINY_USER, TINY_ITEM, TINY_TIME)
+  dense = graph_filter.Ease(half_life=1.0, l2=1.0).fit(*args, num_items=4)
+  every = graph_filter.Ease(half_life=1.0, l2=1.0, neighbours=4).fit(*args, num_items=4)
+  one = graph_filter.Ease(half_life=1.0, l2=1.0, neighbours=1).fit(*args, num_items=4)
+  want = dense.score_numpy(HISTORY, HISTORY_TIME, NOW)[0]
+  for source in (every, one):
+    np.testing.assert_allclose(tf_scores(source, HISTORY, HISTORY_TIME, NOW)[0],
+                               source.score_numpy(HISTORY, HISTORY_TIME, NOW)[0], rtol=1e-5,
+                               atol=1e-7)
+  np.testing.assert_allclose(every.score_numpy(HISTORY, HISTORY_TIME, NOW)[0], want, rtol=1e-5,
+                             atol=1e-7)
+  x = np.zeros([3, 4])
+  x[TINY_USER, TINY_ITEM] = 1.0
+  p = np.linalg.inv(x.T @ x + np.eye(4))
+  b = -p / np.diag(p)[None, :]
+  np.fill_diagonal(b, 0.0)
+  kept = np.zeros_like(b)
+  kept[np.arange(4), b.argmax(1)] = b.max(1)                # Each row's largest weight.
+  np.testing.assert_allclose(one.score_numpy(HISTORY, HISTORY_TIME, NOW)[0],
+                             np.array([0.5, 1.0, 0.0, 0.0]) @ kept, rtol=1e-5, atol=1e-7)
+  with pytest.raises(ValueError, match="neighbours must be > 0"):
+    graph_filter.Ease(neighbours=0)
+
+
 def test_embedding_neighbours_hand_checked_and_saved(tmp_path):
   """Items 0..3 with 2-d embeddings; history item 1 (rank 0) and item 0 (rank 1), half-life 1:
   q = (1 * e1 + 0.5 * e0) / 1.5; item 3 has no embedding and scores 0."""

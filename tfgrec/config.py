@@ -207,6 +207,11 @@ class RankingConfig:
     ablations: `tfgrec evaluate` also scores drop-one ablations (rankers refit for each).
     ablation_ensemble: rankers per ablation (and in the "two-stage − none" reference row they
       are compared with; fewer than `ranker.ensemble` keeps evaluation short).
+    item_neighbours: M, the item-item weights each item keeps in the EASE and graph-filter
+      sources (a request reads history × M of them); 0: dense [I, I] matrices (a request reads
+      all I² weights: 330 MB each for 9,000 items, about 50–60 ms on 2 cores). Measured on
+      MovieLens (BENCHMARKS.md): M = 500 costs EASE 0.7% NDCG@20, and a batch of long
+      histories becomes slower than the dense product, so dense stays the default.
     refit_trained_sources: `tfgrec export` retrains the trained sources (sequence) on every
       event too (minutes); by default they keep their training fit and read every event
       through the users' histories, as the graph tower does.
@@ -218,11 +223,14 @@ class RankingConfig:
   ranker: RankerConfig = RankerConfig()
   ablations: bool = True
   ablation_ensemble: int = 2
+  item_neighbours: int = 0
   refit_trained_sources: bool = False
 
   def __post_init__(self):
     if self.ablation_ensemble < 1:
       raise ConfigError(f"ranking.ablation_ensemble must be >= 1, got {self.ablation_ensemble}")
+    if self.item_neighbours < 0:
+      raise ConfigError(f"ranking.item_neighbours must be >= 0, got {self.item_neighbours}")
 
 
 DATA_SOURCES = ("movielens", "synthetic", "raw")

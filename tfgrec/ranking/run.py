@@ -69,9 +69,11 @@ def source_factories(config: config_lib.RunConfig, *, has_text: bool, has_tower:
         dropout=seq.dropout, epochs=seq.epochs, batch_size=seq.batch_size,
         learning_rate=seq.learning_rate, seed=seed, verbose=verbose)
 
+  m = config.ranking.item_neighbours
   makers = {
-      "ease": graph_filter.Ease,
-      "graph_filter": graph_filter.GraphFilter,
+      "ease": lambda: graph_filter.Ease(neighbours=m or None),
+      "graph_filter": lambda: (graph_filter.GraphFilter(dense_max_items=0, neighbours=m) if m
+                               else graph_filter.GraphFilter(dense_max_items=1 << 62)),
       "sequence": sequence,
       "graph_tower": embedding.EmbeddingNeighbours.graph_tower,
       "text": embedding.EmbeddingNeighbours.text,

@@ -201,22 +201,32 @@ class Ease(GraphFilter):
 
   B is the closed-form item-item ridge regression of `tfgrec.eval.baselines.ease_weights`
   (B = I − P / diag(P), P = (XᵀX + l2 I)^-1, zero diagonal), fit on the 0/1 training matrix; x is
-  the history weighted as in GraphFilter. Dense only: the inverse is cubic in the items with an
-  event, so the catalog is limited to ``dense_max_items`` of them.
+  the history weighted as in GraphFilter. The inverse is cubic in the items with an event, so
+  the catalog is limited to ``dense_max_items`` of them.
+
+  Served, B is either the dense [I, I] matrix (every request reads all I² weights: 330 MB for
+  9,000 items) or, with ``neighbours`` = M, each history item's M largest weights (a request
+  reads H × M of them; exact while M >= the catalog).
 
   Init args:
     half_life: recency half-life in history events (None: every history item weighs 1).
     l2: the ridge penalty (> 0).
     dense_max_items: the largest number of items with an event.
+    neighbours: M, the weights kept per item (None: the dense B).
     name: the module name.
   """
 
   def __init__(self, *, half_life: Optional[float] = 20.0, l2: float = 200.0,
-               dense_max_items: int = 20_000, name: str = "ease"):
-    super().__init__(half_life=half_life, alpha=0.0, dense_max_items=dense_max_items, name=name)
+               dense_max_items: int = 20_000, neighbours: Optional[int] = None,
+               name: str = "ease"):
+    super().__init__(half_life=half_life, alpha=0.0, dense_max_items=dense_max_items,
+                     neighbours=neighbours or 1, name=name)
     if not l2 > 0:
       raise ValueError(f"l2 must be > 0, got {l2}")
+    if neighbours is not None and int(neighbours) <= 0:
+      raise ValueError(f"neighbours must be > 0 or None, got {neighbours}")
     self.l2 = float(l2)
+    self.sparse_neighbours = None if neighbours is None else int(neighbours)
 
   def _fit(self, events: base.Events, item_data: Dict[str, np.ndarray]) -> None:
     del item_data  # Unused.
@@ -229,11 +239,30 @@ class Ease(GraphFilter):
     train = metrics.Interactions.from_pairs(user, events.item, int(user.max()) + 1 if len(user)
                                             else 0)
     self._b = baselines.ease_weights(train, events.num_items, self.l2)
-    self.dense = True
-    self.filter = tf.Variable(self._b, trainable=False, name="filter")
+    self._ref = _Reference(None, None, None)
+    m = self.sparse_neighbours
+    self.dense = m is None
+    if self.dense:
+      self.filter = tf.Variable(self._b, trainable=False, name="filter")
+      return
+    m = min(m, events.num_items)
+    top = (np.argpartition(-self._b, m - 1, axis=1)[:, :m] if m < events.num_items
+           else np.tile(np.arange(events.num_items), (events.num_items, 1)))
+    values = np.take_along_axis(self._b, top, axis=1)
+    order = np.argsort(-values, axis=1, kind="stable")                  # Strongest first.
+    ids = np.take_along_axis(top, order, axis=1).astype(np.int32)
+    values = np.take_along_axis(values, order, axis=1).astype(np.float32)
+    self._ref.neighbours = scipy.sparse.csr_matrix(
+        (values.ravel(), ids.ravel(), np.arange(0, ids.size + 1, m)),
+        shape=(events.num_items, events.num_items))
+    self.neighbour_ids = tf.Variable(ids, trainable=False, name="neighbour_ids")
+    self.neighbour_weights = tf.Variable(values, trainable=False, name="neighbour_weights")
+    self._b = None
 
   def _score_numpy(self, history, history_time, now):
     rows, item, rank = base.history_ranks_numpy(history, history_time, now)
     x = np.zeros([len(history), self._num_items], np.float32)
     x[rows, item] = base.recency_weight_numpy(rank, self.half_life)
-    return x @ self._b
+    if self.dense:
+      return x @ self._b
+    return np.asarray((self._ref.neighbours.T @ x.T).T)
