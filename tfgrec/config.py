@@ -208,8 +208,9 @@ class RankingConfig:
     ablation_ensemble: rankers per ablation (and in the "two-stage − none" reference row they
       are compared with; fewer than `ranker.ensemble` keeps evaluation short).
     item_neighbours: M, the item-item weights each item keeps in the EASE and graph-filter
-      sources (a request reads history × M of them); 0: dense [I, I] matrices (a request reads
-      all I² weights: 330 MB each for 9,000 items, about 50–60 ms on 2 cores). Measured on
+      sources (a request reads history × M of them); 0: their own defaults, dense [I, I]
+      matrices up to 20,000 items (a request reads all I² weights: 330 MB each for 9,000
+      items, about 50–60 ms on 2 cores), the graph filter's 200 neighbours above. Measured on
       MovieLens (BENCHMARKS.md): M = 500 costs EASE 0.7% NDCG@20, and a batch of long
       histories becomes slower than the dense product, so dense stays the default.
     refit_trained_sources: `tfgrec export` retrains the trained sources (sequence) on every

@@ -73,7 +73,7 @@ def source_factories(config: config_lib.RunConfig, *, has_text: bool, has_tower:
   makers = {
       "ease": lambda: graph_filter.Ease(neighbours=m or None),
       "graph_filter": lambda: (graph_filter.GraphFilter(dense_max_items=0, neighbours=m) if m
-                               else graph_filter.GraphFilter(dense_max_items=1 << 62)),
+                               else graph_filter.GraphFilter()),
       "sequence": sequence,
       "graph_tower": embedding.EmbeddingNeighbours.graph_tower,
       "text": embedding.EmbeddingNeighbours.text,
@@ -282,7 +282,8 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
       candidates}, "permutation_importance": {group: held-out NDCG lost} (from training)}).
   """
   data = inputs.data
-  ranker, info = load(config)
+  if not has_ranker(config):
+    load(config)  # Raises the error that says how to train one.
   cache = storage.join(ranker_dir(config), EVALUATION)
   key = _evaluation_key(config) if measure is None or reuse_key else None
   if key is not None and reuse_key:
@@ -293,6 +294,7 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
       print(f"  two stages: unchanged since the last evaluate, its rows are reused ({cache}; "
             "delete it to recompute)", flush=True)
     return saved["results"], saved["figures"]
+  ranker, info = load(config)
   stage = Stage(config, inputs, _events(data.history_events("test")),
                 _tower_items(model, config, inputs, "test"), reuse=trained_sources(config),
                 progress=progress)
