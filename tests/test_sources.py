@@ -59,6 +59,53 @@ def test_graph_filter_hand_checked_recency_weights():
   assert top["item_ids"].numpy().tolist() == [[1, 0]]
 
 
+def test_item_item_sources_leave_out_negligible_history():
+  # half_life 1: the entry of rank r weighs 0.5 ** r; rank 14 weighs 6.1e-5 < MIN_RECENCY_WEIGHT
+  # (1e-4), rank 13 1.2e-4 >= it. A history of 15 distinct times scores exactly as its newest
+  # 14 entries, on both paths, dense and sparse, while the rank-13 entry still counts.
+  assert 0.5 ** 14 < base.MIN_RECENCY_WEIGHT <= 0.5 ** 13
+  # A random 6-user, 15-item graph; the query holds each item once, item r at rank r.
+  user = np.repeat(np.arange(6), 15)
+  item = np.tile(np.arange(15), 6)
+  keep = np.random.default_rng(0).random(len(user)) < 0.6
+  user, item = user[keep], item[keep]
+  time = np.arange(len(user))
+  items = np.arange(15, dtype=np.int32)[None, :]
+  times = np.arange(100, 85, -1, dtype=np.int64)[None, :]   # Newest first, all distinct.
+  now = np.array([200], np.int64)
+  row, item_kept, weight = (t.numpy() for t in base.weighted_history(
+      tf.constant(items), tf.constant(times), tf.constant(now), 1.0))
+  assert row.tolist() == [0] * 14 and sorted(item_kept.tolist()) == list(range(14))
+  np.testing.assert_allclose(sorted(weight), sorted(0.5 ** np.arange(14)), rtol=1e-6)
+  for source in (graph_filter.GraphFilter(half_life=1.0, alpha=0.1, num_singular=3),
+                 graph_filter.GraphFilter(half_life=1.0, alpha=0.0, dense_max_items=0,
+                                          neighbours=15),
+                 graph_filter.Ease(half_life=1.0, l2=1.0),
+                 graph_filter.Ease(half_life=1.0, l2=1.0, neighbours=15)):
+    source.fit(user, item, time, num_items=15)
+    full = tf_scores(source, items, times, now)
+    newest = tf_scores(source, items[:, :14], times[:, :14], now)
+    np.testing.assert_allclose(full, newest, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(source.score_numpy(items, times, now), full, rtol=1e-5,
+                               atol=1e-6)
+    fewer = tf_scores(source, items[:, :13], times[:, :13], now)
+    assert np.abs(full - fewer).max() > 1e-6  # The rank-13 entry is not dropped.
+
+
+def test_event_index_counts_many_share_the_upper_bound():
+  index = time_context.EventIndex(CTX_ITEM, CTX_TIME, num_items=4)
+  items = tf.constant([[0, 1, 2, 3], [2, 1, 0, 0]], tf.int64)
+  now = tf.constant([10 * DAY, 5 * DAY], tf.int64)
+  week = now - 7 * DAY
+  ever, window = index.counts_many(items, [None, week], now)
+  beginning = tf.fill([2], tf.constant(time_context.BEGINNING, tf.int64))
+  np.testing.assert_array_equal(ever, index.counts(items, beginning, now))
+  np.testing.assert_array_equal(window, index.counts(items, week, now))
+  # Day 10: every event so far: item 0 three, item 1 two, item 2 one; day 5: item 0 three.
+  np.testing.assert_array_equal(ever, [[3, 2, 1, 0], [0, 0, 3, 3]])
+  np.testing.assert_array_equal(window, [[0, 2, 1, 0], [0, 0, 3, 3]])
+
+
 def test_history_entries_after_now_repeats_and_ties():
   source = tiny_filter(half_life=1.0)
   # Item 0 again at t=5 (older repeat: ignored), item 3 at t=40 (after now: ignored) and a tie:

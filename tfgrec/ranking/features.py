@@ -211,18 +211,19 @@ class CandidateFeatures(tf.Module):
   def _text(self, candidates, item, keep, weight):
     cand = tf.gather(self.text, candidates)                      # [B, C, T]
     hist = tf.gather(self.text, item)                            # [B, H, T]
+    keepf = tf.cast(keep, tf.float32)
+    order = tf.cumsum(keepf, axis=1, exclusive=True)             # Newest first.
+
+    def mean(mask):  # The mean similarity to the masked history = cand · (mean of its texts).
+      profile = tf.math.divide_no_nan(tf.einsum("bh,bht->bt", mask, hist),
+                                      tf.reduce_sum(mask, -1, keepdims=True))
+      return tf.einsum("bct,bt->bc", cand, profile)
+
     sims = tf.einsum("bct,bht->bch", cand, hist)                 # [B, C, H]
-    keepf = tf.cast(keep, tf.float32)[:, None, :]
-    order = tf.cumsum(tf.cast(keep, tf.float32), axis=1, exclusive=True)  # Newest first.
-    recent = tf.cast(order < _RECENT, tf.float32)[:, None, :] * keepf
-    last = tf.cast(order < 1, tf.float32)[:, None, :] * keepf
-    w = weight[:, None, :]
-
-    def mean(mask):
-      return tf.math.divide_no_nan(tf.reduce_sum(sims * mask, -1), tf.reduce_sum(mask, -1))
-
-    most = tf.reduce_max(tf.where(keepf > 0, sims, -2.0), axis=-1)
-    return [mean(last), mean(recent), mean(w), tf.where(most < -1.5, 0.0, most)]
+    most = tf.reduce_max(tf.where(keepf[:, None, :] > 0, sims, -2.0), axis=-1)
+    return [mean(tf.cast(order < 1, tf.float32) * keepf),
+            mean(tf.cast(order < _RECENT, tf.float32) * keepf), mean(weight),
+            tf.where(most < -1.5, 0.0, most)]
 
   def _category(self, candidates, item, keep, weight):
     cats = tf.gather(self.categories, item)                      # [B, H, G]
@@ -233,10 +234,11 @@ class CandidateFeatures(tf.Module):
     return [tf.einsum("bcg,bg->bc", cand, weighted), tf.einsum("bcg,bg->bc", cand, plain)]
 
   def _popularity(self, candidates, now):
-    ever = tf.fill(tf.shape(now), tf.constant(time_context.BEGINNING, tf.int64))
-    counts = {w: self.events.counts(candidates, now - int(round(w * time_context.SECONDS_PER_DAY)),
-                                    now) for w in self.config.windows_days}
-    total = self.events.counts(candidates, ever, now)
+    windows = self.config.windows_days
+    total, *counts = self.events.counts_many(
+        candidates, [None] + [now - int(round(w * time_context.SECONDS_PER_DAY))
+                              for w in windows], now)
+    counts = dict(zip(windows, counts))
     trend = tf.math.log((counts[7.0] + 1.0) / 7.0) - tf.math.log((counts[30.0] + 1.0) / 30.0)
     age, available = self.events.age(candidates, now)
     days = tf.cast(tf.cast(tf.maximum(age, 0), tf.float64) / time_context.SECONDS_PER_DAY,

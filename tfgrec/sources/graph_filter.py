@@ -14,7 +14,9 @@ D_i = diag(Rᵀ 1) the degrees (d^-1/2 := 0 for a zero degree):
 
 x [I] is the user's history: x[i] = 0.5 ** (rank_i / half_life) for the items in it (rank 0 for
 the most recent, see ``tfgrec.graph.recency``; 1 for every item when half_life is None, GF-CF's
-original binary row), 0 elsewhere. alpha = 0 drops the low-pass term (no SVD is computed).
+original binary row), 0 elsewhere; weights below ``base.MIN_RECENCY_WEIGHT`` are dropped (a request
+reads only its history's rows of the filter). alpha = 0 drops the low-pass term (no SVD is
+computed).
 
 Storage: up to ``dense_max_items`` items P̃ is one dense [I, I] matrix; above, each item keeps
 only its ``neighbours`` strongest entries of P̃ (memory O(I × M), built in blocks of items). L
@@ -110,30 +112,34 @@ class GraphFilter(base.CandidateSource):
 
   # === TF path ===
   def _scores(self, history, history_time, now):
-    item, rank, keep = base.history_ranks(history, history_time, now)
-    weight = tf.where(keep, base.recency_weight(rank, self.half_life), 0.0)  # [B, H]
-    batch = tf.shape(item, out_type=tf.int64)[0]
-    rows = tf.broadcast_to(tf.range(batch)[:, None], tf.shape(item, out_type=tf.int64))
+    # Only the history's rows of the filter are read: x is sparse (at most H entries a user).
+    row, item, weight = base.weighted_history(history, history_time, now, self.half_life)
+    batch = tf.shape(history, out_type=tf.int64)[0]
     shape = tf.stack([batch, tf.constant(self._num_items, tf.int64)])
     if self.dense:
-      x = tf.scatter_nd(tf.stack([rows, tf.cast(item, tf.int64)], axis=-1), weight, shape)
-      scores = tf.matmul(x, self.filter)
+      x = tf.SparseTensor(tf.stack([row, tf.cast(item, tf.int64)], axis=1), weight, shape)
+      scores = tf.sparse.sparse_dense_matmul(x, self.filter)
     else:
-      ids = tf.gather(self.neighbour_ids, item)                          # [B, H, M]
-      values = tf.gather(self.neighbour_weights, item) * weight[..., None]
-      rows = tf.broadcast_to(rows[..., None], tf.shape(ids, out_type=tf.int64))
+      ids = tf.gather(self.neighbour_ids, item)                          # [n, M]
+      values = tf.gather(self.neighbour_weights, item) * weight[:, None]
+      rows = tf.broadcast_to(row[:, None], tf.shape(ids, out_type=tf.int64))
       scores = tf.scatter_nd(tf.stack([rows, tf.cast(ids, tf.int64)], axis=-1), values, shape)
     if hasattr(self, "low_pass_left"):  # alpha (x D_i^-1/2 V̄) (D_i^1/2 V̄)ᵀ, O(B (H + I) k).
-      z = tf.reduce_sum(tf.gather(self.low_pass_left, item) * weight[..., None], axis=1)
+      z = tf.math.unsorted_segment_sum(tf.gather(self.low_pass_left, item) * weight[:, None],
+                                       row, batch)
       scores += self.alpha * tf.matmul(z, self.low_pass_right)
     return scores
 
   # === NumPy path ===
-  def _score_numpy(self, history, history_time, now):
-    rows, item, rank = base.history_ranks_numpy(history, history_time, now)
-    weight = base.recency_weight_numpy(rank, self.half_life)
+  def _history_matrix(self, history, history_time, now) -> np.ndarray:
+    """[B, I] x: the weighted history (`base.weighted_history_numpy`)."""
+    rows, item, weight = base.weighted_history_numpy(history, history_time, now, self.half_life)
     x = np.zeros([len(history), self._num_items], np.float32)
     x[rows, item] = weight
+    return x
+
+  def _score_numpy(self, history, history_time, now):
+    x = self._history_matrix(history, history_time, now)
     ref = self._ref
     if self.dense:  # x R̃ᵀ R̃, through the sparse R̃ (never the dense filter).
       scores = np.asarray((ref.r_norm.T @ (ref.r_norm @ x.T)).T)
@@ -204,9 +210,9 @@ class Ease(GraphFilter):
   the history weighted as in GraphFilter. The inverse is cubic in the items with an event, so
   the catalog is limited to ``dense_max_items`` of them.
 
-  Served, B is either the dense [I, I] matrix (every request reads all I² weights: 330 MB for
-  9,000 items) or, with ``neighbours`` = M, each history item's M largest weights (a request
-  reads H × M of them; exact while M >= the catalog).
+  Served, B is either the dense [I, I] matrix (330 MB for 9,000 items; a request reads the rows
+  of its history items, I weights each) or, with ``neighbours`` = M, each history item's M
+  largest weights (a request reads H × M of them; exact while M >= the catalog).
 
   Init args:
     half_life: recency half-life in history events (None: every history item weighs 1).
@@ -260,9 +266,7 @@ class Ease(GraphFilter):
     self._b = None
 
   def _score_numpy(self, history, history_time, now):
-    rows, item, rank = base.history_ranks_numpy(history, history_time, now)
-    x = np.zeros([len(history), self._num_items], np.float32)
-    x[rows, item] = base.recency_weight_numpy(rank, self.half_life)
+    x = self._history_matrix(history, history_time, now)
     if self.dense:
       return x @ self._b
     return np.asarray((self._ref.neighbours.T @ x.T).T)

@@ -69,6 +69,10 @@ class EventIndex(tf.Module):
                        f"{self.span} s")
     self._keys = np.sort(item * self.span + (t - self.t0))
     self.keys = tf.Variable(self._keys, trainable=False, name="event_keys")
+    # Where each item's keys start: the count "since the beginning" needs no search.
+    self.starts = tf.Variable(
+        np.searchsorted(self._keys, np.arange(self.num_items, dtype=np.int64) * self.span,
+                        side="right").astype(np.int64), trainable=False, name="item_starts")
     first = np.full(self.num_items, NEVER, np.int64)
     np.minimum.at(first, item, t)
     if available_time is not None:
@@ -80,6 +84,19 @@ class EventIndex(tf.Module):
 
   def counts(self, items, lower, upper):
     """n_i(lower, upper]: items [B, C] int, lower/upper [B] int64 -> [B, C] float32."""
+    return self.counts_many(items, [lower], upper)[0]
+
+  def counts_many(self, items, lowers, upper):
+    """n_i(lower, upper] for several lower bounds that share `upper` (one search for it).
+
+    Args:
+      items: [B, C] int item indices.
+      lowers: a list of [B] int64 bounds; None stands for the beginning (every event up to
+        `upper`), which needs no search.
+      upper: [B] int64.
+    Returns:
+      a list of [B, C] float32, one per entry of `lowers`.
+    """
     items = tf.cast(items, tf.int64)
     span, t0 = tf.constant(self.span, tf.int64), tf.constant(self.t0, tf.int64)
 
@@ -90,13 +107,22 @@ class EventIndex(tf.Module):
       return tf.reshape(tf.searchsorted(self.keys[None, :], flat, side="right",
                                         out_type=tf.int64), tf.shape(key))
 
-    return tf.cast(position(upper) - position(lower), tf.float32)
+    top = position(upper)
+    out = []
+    for lower in lowers:
+      bottom = tf.gather(self.starts, items) if lower is None else position(lower)
+      out.append(tf.cast(top - bottom, tf.float32))
+    return out
 
   def counts_all(self, lower, upper):
     """n_i(lower, upper] of every item: [B] bounds -> [B, num_items] float32."""
+    return self.counts_many_all([lower], upper)[0]
+
+  def counts_many_all(self, lowers, upper):
+    """`counts_many` for every item: [B] bounds -> a list of [B, num_items] float32."""
     items = tf.range(self.num_items, dtype=tf.int64)[None, :]
-    return self.counts(tf.broadcast_to(items, [tf.shape(upper)[0], self.num_items]), lower,
-                       upper)
+    return self.counts_many(tf.broadcast_to(items, [tf.shape(upper)[0], self.num_items]),
+                            lowers, upper)
 
   def counts_numpy(self, items, lower, upper):
     """NumPy twin of `counts`, by brute force over the events."""
@@ -123,9 +149,10 @@ class _ItemEventIndex(base.CandidateSource):
     self.index = EventIndex(events.item, events.timestamp, num_items=events.num_items,
                             available_time=item_data.get(AVAILABLE_TIME))
 
-  def _counts(self, lower, upper):
-    """n_i(lower, upper] for [B] int64 bounds -> [B, I] float32."""
-    return self.index.counts_all(lower, upper)
+  def _counts(self, lowers, upper):
+    """n_i(lower, upper] for each of `lowers` ([B] int64, None: the beginning) -> a list of
+    [B, I] float32."""
+    return self.index.counts_many_all(lowers, upper)
 
   def _counts_numpy(self, lower, upper):
     items = np.broadcast_to(np.arange(self._num_items), (len(upper), self._num_items))
@@ -160,9 +187,11 @@ class Trending(_ItemEventIndex):
 
   def _scores(self, history, history_time, now):
     del history, history_time  # The same for every user.
-    out = self.popularity_weight * self._counts(tf.fill(tf.shape(now), _min_time()), now)
-    for w in self.windows_days:
-      out += self._counts(now - int(round(w * SECONDS_PER_DAY)), now) / w
+    counts = self._counts([None] + [now - int(round(w * SECONDS_PER_DAY))
+                                    for w in self.windows_days], now)
+    out = self.popularity_weight * counts[0]
+    for w, count in zip(self.windows_days, counts[1:]):
+      out += count / w
     return out
 
   def _score_numpy(self, history, history_time, now):
@@ -192,7 +221,7 @@ class Fresh(_ItemEventIndex):
 
   def _scores(self, history, history_time, now):
     del history, history_time  # The same for every user.
-    counts = self._counts(tf.fill(tf.shape(now), _min_time()), now)
+    counts = self._counts([None], now)[0]
     items = tf.broadcast_to(tf.range(self._num_items, dtype=tf.int64)[None, :], tf.shape(counts))
     age, available = self.index.age(items, now)
     days = tf.cast(tf.cast(tf.maximum(age, 0), tf.float64) / SECONDS_PER_DAY, tf.float32)
@@ -208,6 +237,3 @@ class Fresh(_ItemEventIndex):
                                       / self.half_life_days)
     return np.where((age >= 0) & ~never[None, :], fresh, 0.0)
 
-
-def _min_time():
-  return tf.constant(BEGINNING, tf.int64)
