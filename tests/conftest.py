@@ -3,6 +3,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tfgrec  # noqa: E402,F401  # Keras 2 before TensorFlow loads.
+from tfgrec import _entry  # noqa: E402
+
+# As the CLI's compute commands run (tfgrec._entry.configure_graph_optimizer): Grappler off.
+_entry.configure_graph_optimizer()
 
 import pytest  # noqa: E402
 

@@ -143,3 +143,26 @@ def test_stderr_filter_keeps_all_but_the_noise():
       "UserWarning: something the user should see",
   ]
   assert [_entry.is_noise(line) for line in lines] == [True, True, True, False]
+
+
+def test_compute_commands_turn_the_graph_optimizer_off_unless_asked():
+  # A fresh process each: the setting is process-wide (and this test process has it off).
+  script = """
+from tfgrec import _entry
+import tensorflow as tf
+turned_off = _entry.configure_graph_optimizer()
+print(turned_off, tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer"))
+"""
+  def run(value):
+    env = dict(os.environ)
+    env.pop("TFGREC_GRAPH_OPTIMIZER", None)
+    if value is not None:
+      env["TFGREC_GRAPH_OPTIMIZER"] = value
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+  assert run(None).stdout.split() == ["True", "True"]
+  assert run("on").stdout.split() == ["False", "False"]
+  bad = run("sometimes")
+  assert bad.returncode != 0 and "TFGREC_GRAPH_OPTIMIZER must be 'on' or 'off'" in bad.stderr
+  assert set(cli._GRAPH_OPTIMIZER_OFF) == {"train", "evaluate", "export", "demo"}  # pylint: disable=protected-access

@@ -395,6 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+# Commands that train, evaluate or export: Grappler off (`_entry.configure_graph_optimizer`). The
+# serving commands keep TensorFlow's defaults, as TF Serving does.
+_GRAPH_OPTIMIZER_OFF = ("train", "evaluate", "export", "demo")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
   """Runs `tfgrec` with `argv` (default: the command line); returns the exit code."""
   _entry.filter_import_warnings()
@@ -405,6 +410,8 @@ def main(argv: Optional[List[str]] = None) -> int:
   # Before anything imports TensorFlow: its C++ start-up logs read like failures on a CPU.
   _entry.quiet_start(args.verbose, import_tensorflow=getattr(args, "needs_tensorflow", True))
   _entry.configure_logging(args.verbose)
+  if args.command in _GRAPH_OPTIMIZER_OFF:
+    _entry.configure_graph_optimizer()
   if getattr(args, "passes_beam_args", False):
     return _entry.run_reporting_errors(f"tfgrec {args.command}", lambda: args.func(args, extra))
   return _entry.run_reporting_errors(f"tfgrec {args.command}", lambda: args.func(args))
