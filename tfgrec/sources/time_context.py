@@ -114,10 +114,6 @@ class EventIndex(tf.Module):
       out.append(tf.cast(top - bottom, tf.float32))
     return out
 
-  def counts_all(self, lower, upper):
-    """n_i(lower, upper] of every item: [B] bounds -> [B, num_items] float32."""
-    return self.counts_many_all([lower], upper)[0]
-
   def counts_many_all(self, lowers, upper):
     """`counts_many` for every item: [B] bounds -> a list of [B, num_items] float32."""
     items = tf.range(self.num_items, dtype=tf.int64)[None, :]
