@@ -169,6 +169,31 @@ def test_failure_modes_exit_non_zero_with_a_clear_message(root, first_run, capsy
   assert not (tmp_path / "bad" / "graph").exists()  # Nothing ran before the checks.
 
 
+def test_a_port_just_released_by_a_server_is_free():
+  """A second demo right after the first: the first server's connections sit in TIME_WAIT on
+  the port, which a new gRPC server binds (SO_REUSEADDR), so the check must not call it busy."""
+  with socket.socket() as listener:
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # As gRPC's listener.
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    served, _ = listener.accept()
+    served.close()  # The server closes first: its side of the connection goes to TIME_WAIT.
+    client.recv(1)
+    client.close()
+  with socket.socket() as plain:  # The scenario holds: a bind without SO_REUSEADDR fails.
+    with pytest.raises(OSError):
+      plain.bind(("127.0.0.1", port))
+  demo.check_port("127.0.0.1", port)
+  with socket.socket() as busy:  # A server listening on it again: busy.
+    busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    busy.bind(("127.0.0.1", port))
+    busy.listen(1)
+    with pytest.raises(demo.DemoError, match=f"port {port} on 127.0.0.1 is in use"):
+      demo.check_port("127.0.0.1", port)
+
+
 @pytest.mark.slow
 def test_the_real_demo(tmp_path, capsys):
   """`tfgrec demo` on the embedded MovieLens and MiniLM (about 10 minutes on 2 cores)."""

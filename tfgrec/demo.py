@@ -21,10 +21,10 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
+from tfgrec import _ports
 from tfgrec import config as config_lib
 
 STAGES = ("data", "graph", "train", "evaluate", "export", "serve")
@@ -149,15 +149,9 @@ def check_free_space(paths: Sequence[str], need: int) -> None:
 
 def check_port(host: str, port: int) -> None:
   """Raises DemoError when `host:port` cannot be bound (0: any port, always fine)."""
-  if port == 0:
-    return
-  with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-    try:
-      s.bind((host, port))
-    except OSError as e:
-      raise DemoError(f"port {port} on {host} is in use ({e.strerror}): stop what holds it "
-                      "(another tfgrec serve?) or set serve.port in the config (0: any free "
-                      "port)") from e
+  if _ports.in_use(host, port):
+    raise DemoError(f"port {port} on {host} is in use: stop what holds it (another tfgrec "
+                    "serve?) or set serve.port in the config (0: any free port)")
 
 
 def _write_raw(config: config_lib.RunConfig) -> Dict:

@@ -17,12 +17,12 @@ limit is enforced), Classify / Regress / MultiInference, config reloading, and t
 import concurrent.futures
 import errno
 import logging
-import socket
 from typing import List, Optional
 
 import grpc
 
 from tfgrec import _keras_guard
+from tfgrec import _ports
 
 _keras_guard.ensure_legacy_keras()
 
@@ -48,23 +48,6 @@ class ServerError(OSError):
 
 def _address(host: str, port: int) -> str:
   return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _in_use(host: str, port: int) -> bool:
-  """Whether binding host:port fails with EADDRINUSE (a plain socket, as gRPC would bind it)."""
-  try:
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-  except OSError:
-    return False
-  for family, kind, proto, _, address in infos:
-    with socket.socket(family, kind, proto) as probe:
-      probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-      try:
-        probe.bind(address)
-      except OSError as e:
-        if e.errno == errno.EADDRINUSE:
-          return True
-  return False
 
 
 class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -171,7 +154,7 @@ class LocalModelServer:
       bound = 0
     if not bound:
       server.stop(None)
-      if _in_use(self.host, self._port):
+      if _ports.in_use(self.host, self._port):
         error = ServerError(f"port {self._port} on {self.host} is in use; pass --port (another "
                             "TF Serving or `tfgrec serve` may hold it)")
         error.errno = errno.EADDRINUSE
