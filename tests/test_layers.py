@@ -58,6 +58,8 @@ def test_normalization_uses_both_degrees_and_edge_weights():
                           kernel_initializer="identity")
   out = conv_w(weighted, edge_set_name="interacted").numpy()
   np.testing.assert_allclose(out, [[1 / math.sqrt(2), 0], [0, 3 / math.sqrt(2)]], rtol=1e-6)
+  # No per-call state: nothing the call computed stays on the layer.
+  assert not [k for k, v in vars(conv_w).items() if tf.is_tensor(v)]
 
 
 def test_gcn_conv_errors_and_config():
@@ -88,3 +90,77 @@ def test_multi_head_attention_weights_sum_to_one_per_receiver():
   assert (out[1, :, 0] == 0).all()  # User 0 is not a neighbour of y.
   # x's state is aligned with user 0: scaled dot-product attention favours it.
   assert (out[0, :, 0] > out[0, :, 1]).all()
+
+
+def _attention_graph(seed=0):
+  """5 users -> 4 items with a 3-wide edge feature; item 3 has no edges, user 4 none either."""
+  rng = np.random.default_rng(seed)
+  edges = [(0, 0), (1, 0), (2, 0), (1, 1), (2, 1), (3, 1), (0, 2), (0, 2), (3, 2)]
+  g = _graph(rng.normal(size=(5, 6)).tolist(), rng.normal(size=(4, 6)).tolist(), edges)
+  return g.replace_features(edge_sets={"interacted": {
+      "r": tf.constant(rng.uniform(size=(len(edges), 3)), tf.float32)}})
+
+
+@pytest.mark.parametrize("tag", [tfgnn.TARGET, tfgnn.SOURCE])
+def test_graph_attention_equals_tfgnn_multi_head_attention(tag):
+  # The same weights give TF-GNN's MultiHeadAttentionConv's outputs and gradients.
+  from tensorflow_gnn.models import multi_head_attention as mha
+  g = _attention_graph()
+  ours = layers.GraphAttentionConv(num_heads=2, per_head_channels=4, receiver_tag=tag,
+                                   sender_edge_feature="r")
+  theirs = mha.MultiHeadAttentionConv(num_heads=2, per_head_channels=4, receiver_tag=tag,
+                                      sender_edge_feature="r", activation=None)
+  ours(g, edge_set_name="interacted")
+  theirs(g, edge_set_name="interacted")
+  # pylint: disable=protected-access
+  pairs = [(ours._query, theirs._w_query), (ours._key, theirs._w_sender_node_to_key),
+           (ours._edge_key, theirs._w_sender_edge_to_key),
+           (ours._value, theirs._w_sender_node_to_value),
+           (ours._edge_value, theirs._w_sender_edge_to_value)]
+  for mine, other in pairs:
+    mine.set_weights(other.get_weights())
+  states = [g.node_sets[n]["hidden_state"] for n in ("user", "item")]
+
+  def run(layer):
+    with tf.GradientTape() as tape:
+      tape.watch(states)
+      graph = g.replace_features(node_sets={"user": {"hidden_state": states[0]},
+                                            "item": {"hidden_state": states[1]}})
+      out = layer(graph, edge_set_name="interacted")
+      loss = tf.reduce_sum(tf.sin(out))
+    return out.numpy(), [x.numpy() for x in tape.gradient(loss, states)]
+
+  (out, grads), (expected, expected_grads) = run(ours), run(theirs)
+  np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+  for grad, expected_grad in zip(grads, expected_grads):
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-4, atol=1e-6)
+  empty = 3 if tag == tfgnn.TARGET else 4  # A receiver without edges gets zeros.
+  assert out.shape[0] == (4 if tag == tfgnn.TARGET else 5) and not out[empty].any()
+  assert not [k for k, v in vars(ours).items() if tf.is_tensor(v)]  # No per-call state.
+
+
+def test_graph_attention_config_and_reload(tmp_path):
+  g = _attention_graph(seed=1)
+  layer = layers.GraphAttentionConv(num_heads=2, per_head_channels=3, receiver_tag=tfgnn.SOURCE,
+                                    sender_edge_feature="r", kernel_regularizer="l2",
+                                    name="attend")
+  out = layer(g, edge_set_name="interacted")
+  config = layer.get_config()
+  again = tf.keras.layers.deserialize(tf.keras.layers.serialize(layer))
+  assert type(again) is layers.GraphAttentionConv and again.get_config() == config
+  again(g, edge_set_name="interacted")
+  again.set_weights(layer.get_weights())
+  np.testing.assert_allclose(again(g, edge_set_name="interacted"), out, rtol=1e-6)
+  # Saved and restored as a SavedModel, it computes the same.
+  module = tf.Module()
+  module.layer = layer
+  module.call = tf.function(lambda graph: layer(graph, edge_set_name="interacted"),
+                            input_signature=[g.spec])
+  tf.saved_model.save(module, str(tmp_path / "attention"))
+  restored = tf.saved_model.load(str(tmp_path / "attention"))
+  np.testing.assert_allclose(restored.call(g), out, rtol=1e-6)
+  with pytest.raises(ValueError, match="no feature 'missing'"):
+    layers.GraphAttentionConv(num_heads=1, per_head_channels=2,
+                              sender_edge_feature="missing")(g, edge_set_name="interacted")
+  with pytest.raises(ValueError, match="num_heads and per_head_channels must be >= 1"):
+    layers.GraphAttentionConv(num_heads=0, per_head_channels=2)

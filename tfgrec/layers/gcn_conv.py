@@ -119,12 +119,17 @@ class GCNConv(tfgnn.keras.layers.AnyToAnyConvolutionBase):
     if self.norm_feature not in edge_set.features:
       raise ValueError(f"edge set {edge_set_name!r} has no feature {self.norm_feature!r}: "
                        "apply tfgrec.layers.add_gcn_normalization(graph) first")
-    self._edge_weight = None
     if self.edge_weight_feature is not None:
       if self.edge_weight_feature not in edge_set.features:
         raise ValueError(f"edge set {edge_set_name!r} has no feature "
                          f"{self.edge_weight_feature!r} (edge_weight_feature)")
-      self._edge_weight = tf.reshape(edge_set[self.edge_weight_feature], [-1, 1])
+      # The message factor is norm * weight; the graph carries it to convolve() under the
+      # norm's name (no per-call state on the layer).
+      features = dict(edge_set.features)
+      norm = tf.reshape(features[self.norm_feature], [-1, 1])
+      features[self.norm_feature] = norm * tf.cast(
+          tf.reshape(features[self.edge_weight_feature], [-1, 1]), norm.dtype)
+      graph = graph.replace_features(edge_sets={edge_set_name: features})
     return super().call(graph, edge_set_name=edge_set_name, receiver_tag=receiver_tag,
                         training=training)
 
@@ -133,8 +138,6 @@ class GCNConv(tfgnn.keras.layers.AnyToAnyConvolutionBase):
                training):
     del broadcast_from_receiver, training
     norm = tf.reshape(sender_edge_input, [-1, 1])
-    if self._edge_weight is not None:
-      norm = norm * tf.cast(self._edge_weight, norm.dtype)
     messages = broadcast_from_sender_node(self._transform(sender_node_input)) * norm
     pooled = pool_to_receiver(messages, reduce_type="sum")
     if self._self_transform is None:

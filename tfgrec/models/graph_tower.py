@@ -12,7 +12,7 @@ their text); user = learned ID embedding; category = learned embedding.
 
 Each round updates every node set from its incoming edge sets. Per edge set, the degree-normalized
 convolution (tfgrec.layers.GCNConv) and multi-head scaled dot-product attention
-(tfgnn MultiHeadAttentionConv) run side by side ("both"; "conv" or "attention" alone give the
+(tfgrec.layers.GraphAttentionConv) run side by side ("both"; "conv" or "attention" alone give the
 ablations); the node set's next-state layer combines their results with its old state, and the
 new states are layer-normalized. On the interaction edge sets both branches see time: the
 attention reads each edge's recency encoding with the sender's state, and the convolution
@@ -31,11 +31,11 @@ _keras_guard.ensure_legacy_keras()
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tensorflow_gnn.models import multi_head_attention  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from tfgrec.graph import recency  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfgrec.graph import schema as gs  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfgrec.layers import gcn_conv  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec.layers import graph_attention  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 BRANCHES = ("both", "conv", "attention")
 COMBINES = ("mean", "concat")
@@ -171,9 +171,9 @@ class GraphTower(tf.keras.layers.Layer):
                                if interaction and cfg.conv_recency_half_life else None),
           name=f"gcn_{round_index}_{edge_set}"))
     if cfg.branches in ("both", "attention"):
-      convs.append(multi_head_attention.MultiHeadAttentionConv(
+      convs.append(graph_attention.GraphAttentionConv(
           num_heads=cfg.heads, per_head_channels=cfg.dim // cfg.heads,
-          receiver_tag=tfgnn.TARGET, activation=None,
+          receiver_tag=tfgnn.TARGET,
           sender_edge_feature=(recency.RECENCY
                                if interaction and cfg.recency_half_lives else None),
           name=f"attention_{round_index}_{edge_set}"))

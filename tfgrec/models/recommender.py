@@ -52,6 +52,10 @@ class TaskConfig:
     logq_strength: popularity correction: logits minus strength * log(item frequency)
       (0: off, 1: the full logQ correction of sampled softmax).
     remove_accidental_hits: drop in-batch negatives that are the positive item.
+    retrieval_groups: the batch is cut into this many groups of consecutive pairs, and each
+      query's softmax runs over its own group's items: a batch of B pairs computes B * B / G
+      logits instead of B * B (1: the whole batch). The graph tower still runs once per batch,
+      so the groups cut the cost of the softmax without more tower steps per epoch.
     pair_recency_half_life: weigh each training pair by 0.5 ** (r / h), r = how many of the
       user's interactions are more recent (0: all pairs weigh the same). The future resembles a
       user's recent past more than their distant past.
@@ -70,6 +74,7 @@ class TaskConfig:
   temperature: float = 0.1
   logq_strength: float = 1.0
   remove_accidental_hits: bool = True
+  retrieval_groups: int = 4
   pair_recency_half_life: float = 10.0
   user_history_half_life: float = 10.0
   ranking_weight: float = 0.1
@@ -89,6 +94,8 @@ class TaskConfig:
     if self.ranking_target not in ("auto", "rating", "click"):
       raise ValueError("tasks.ranking_target must be 'auto', 'rating' or 'click', got "
                         f"{self.ranking_target!r}")
+    if self.retrieval_groups < 1:
+      raise ValueError(f"tasks.retrieval_groups must be >= 1, got {self.retrieval_groups}")
     if self.ranking_head not in ("mlp", "dcn"):
       raise ValueError(f"tasks.ranking_head must be 'mlp' or 'dcn', got {self.ranking_head!r}")
 
@@ -300,10 +307,8 @@ class GraphRecommender(tfrs.Model):
       if w.logq_strength:
         # tfrs subtracts log(p); p ** strength gives a partial correction.
         probability = tf.exp(w.logq_strength * tf.gather(self._log_probability, items))
-      per_pair = self.retrieval(query, candidate, candidate_ids=items,
-                                candidate_sampling_probability=probability,
-                                sample_weight=inputs.get("weight"),
-                                compute_metrics=False, compute_batch_metrics=False)
+      per_pair = self._retrieval_loss(query, candidate, items, probability,
+                                      inputs.get("weight"))
       loss = tf.nn.compute_average_loss(per_pair)
       self.loss_trackers["retrieval"].update_state(loss)
       total += w.retrieval_weight * loss
@@ -316,6 +321,27 @@ class GraphRecommender(tfrs.Model):
       self.loss_trackers["alignment"].update_state(loss)
       total += w.alignment_weight * loss
     return total
+
+  def _retrieval_loss(self, query, candidate, items, probability, weight) -> tf.Tensor:
+    """[B] per-pair in-batch softmax loss, within each of tasks.retrieval_groups groups (one
+    group when the batch has fewer pairs than groups)."""
+    groups = self.task_weights.retrieval_groups
+    size = tf.shape(query)[0]
+
+    def within(count):
+      bounds = [(i * size) // count for i in range(count + 1)]
+      per_group = []
+      for start, end in zip(bounds[:-1], bounds[1:]):
+        part = lambda x, start=start, end=end: None if x is None else x[start:end]
+        per_group.append(self.retrieval(
+            part(query), part(candidate), candidate_ids=part(items),
+            candidate_sampling_probability=part(probability), sample_weight=part(weight),
+            compute_metrics=False, compute_batch_metrics=False))
+      return per_group[0] if count == 1 else tf.concat(per_group, axis=0)
+
+    if groups == 1:
+      return within(1)
+    return tf.cond(size >= groups, lambda: within(groups), lambda: within(1))
 
   def score_pairs(self, user_emb: tf.Tensor, item_emb: tf.Tensor) -> tf.Tensor:
     """Ranking head output [B]: a standardized rating, or a click logit."""
