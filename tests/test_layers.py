@@ -1,5 +1,6 @@
 """Graph-tower layers on tiny hand-checked graphs."""
 import math
+import os
 
 import numpy as np
 import pytest
@@ -164,3 +165,43 @@ def test_graph_attention_config_and_reload(tmp_path):
                               sender_edge_feature="missing")(g, edge_set_name="interacted")
   with pytest.raises(ValueError, match="num_heads and per_head_channels must be >= 1"):
     layers.GraphAttentionConv(num_heads=0, per_head_channels=2)
+
+
+_NO_EDGES = r"""
+import sys
+import tensorflow as tf
+import tensorflow_gnn as tfgnn
+from tfgrec import layers
+layer = layers.GraphAttentionConv(num_heads=2, per_head_channels=3, sender_edge_feature="r",
+                                  receiver_tag=int(sys.argv[1]))
+
+@tf.function
+def call(items):
+  empty = tf.zeros([0], tf.int32)
+  graph = tfgnn.GraphTensor.from_pieces(
+      node_sets={"user": tfgnn.NodeSet.from_fields(sizes=[0], features={
+                     "hidden_state": tf.zeros([0, 4])}),
+                 "item": tfgnn.NodeSet.from_fields(sizes=tf.shape(items)[:1], features={
+                     "hidden_state": items})},
+      edge_sets={"interacted": tfgnn.EdgeSet.from_fields(
+          sizes=[0], features={"r": tf.zeros([0, 3])},
+          adjacency=tfgnn.Adjacency.from_indices(("user", empty), ("item", empty)))})
+  return layer(graph, edge_set_name="interacted")
+
+print(float(tf.reduce_sum(tf.abs(call(tf.ones([2, 4]))))), tuple(call(tf.ones([2, 4])).shape))
+"""
+
+
+@pytest.mark.parametrize("tag", [tfgnn.TARGET, tfgnn.SOURCE])
+def test_graph_attention_without_edges_under_the_graph_optimizer(tag):
+  # A new item's graph has no users and no interaction edges. With TensorFlow's graph optimizer
+  # on (as in TF Serving and in any process that did not turn it off; the test suite's own
+  # process has it off), a broadcasting multiply over the zero edges crashed it with SIGFPE.
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  proc = subprocess.run([sys.executable, "-c", _NO_EDGES, str(tag)], capture_output=True, text=True,
+                        timeout=300, env={**os.environ, "TFGREC_GRAPH_OPTIMIZER": "on"})
+  assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+  total, shape = proc.stdout.split(" ", 1)
+  assert float(total) == 0.0  # No edges: every receiver's output is zero.
+  assert shape.strip() == ("(2, 6)" if tag == tfgnn.TARGET else "(0, 6)")

@@ -145,7 +145,10 @@ class GraphAttentionConv(tf.keras.layers.Layer):
     pooled = tf.reshape(tf.sparse.sparse_dense_matmul(
         blocks, tf.reshape(value, [-1, channels])), [-1, heads, channels])   # [R, H, d]
     if edge_feature is not None:
-      summed = tf.math.unsorted_segment_sum(weights[:, :, None] * edge_feature[:, None, :],
+      # The outer product as an einsum, not a broadcasting multiply: with no edges (a new
+      # item's graph has no users), Grappler's arithmetic optimizer divides by the zero-sized
+      # dimension when it rewrites that multiply (SIGFPE in a SavedModel run with it on).
+      summed = tf.math.unsorted_segment_sum(tf.einsum("eh,ef->ehf", weights, edge_feature),
                                             receiver_index, num_receivers)  # [R, H, F]
       edge_value = tf.reshape(self._edge_value.kernel, [-1, heads, channels])
       pooled += tf.einsum("rhf,fhd->rhd", summed, edge_value)
