@@ -34,6 +34,7 @@ _keras_guard.ensure_legacy_keras()
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+
 @tf.keras.utils.register_keras_serializable(package="tfgrec")
 class GraphAttentionConv(tf.keras.layers.Layer):
   """Multi-head attention of each receiver over its edges (see the module docstring).
