@@ -189,9 +189,11 @@ def test_multi_process_direct_runner_gives_the_same_graph(small_raw, small_graph
   cfg = job.BuildGraphConfig(
       interactions=[os.path.join(small_raw, f) for f in files if f.startswith("interactions")],
       items=[os.path.join(small_raw, f) for f in files if f.startswith("items")],
+      users=[os.path.join(small_raw, f) for f in files if f.startswith("users")],
       out=str(tmp_path), num_shards=3)
   job.run(cfg, ["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
-  for name in ("graph-00000-of-00001.tfrecord", "stats.json", "catalog.parquet"):
+  for name in ("graph-00000-of-00001.tfrecord", "stats.json", "catalog.parquet",
+               "attributes.json"):
     assert filecmp.cmp(os.path.join(graph_dir, name), tmp_path / name, shallow=False), name
 
 

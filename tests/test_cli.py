@@ -99,6 +99,7 @@ print(json.dumps({{m: m in sys.modules for m in ("tensorflow", "apache_beam")}})
 def test_parser_constants_equal_their_sources():
   from tfgrec import _cli_constants as constants  # pylint: disable=g-import-not-at-top
   from tfgrec.data import prepare  # pylint: disable=g-import-not-at-top
+  from tfgrec.data.attributes import AttributeConfig  # pylint: disable=g-import-not-at-top
   from tfgrec.train import evaluate  # pylint: disable=g-import-not-at-top
   split = prepare.SplitConfig()
   assert constants.FORMATS == contract.FORMATS
@@ -107,6 +108,10 @@ def test_parser_constants_equal_their_sources():
                                     split.min_interactions, split.seed)
   assert constants.SALT_ENV == prepare.SALT_ENV
   assert constants.BASELINES == evaluate.BASELINES
+  attributes = AttributeConfig()
+  assert (constants.ATTRIBUTE_BUCKETS, constants.ATTRIBUTE_MIN_COUNT,
+          constants.ATTRIBUTE_MAX_VALUES) == (attributes.buckets, attributes.min_count,
+                                              attributes.max_values)
 
 
 def test_a_command_prints_no_tensorflow_startup_noise(small_raw, tmp_path):

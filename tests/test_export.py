@@ -135,13 +135,28 @@ def _cold_items(config, module):
   return [(row[r.item_id], r.title, list(r.categories)) for r in cold.itertuples()]
 
 
+def _attributes_of(config, cold):
+  """[len(cold), A] "column=value" strings of cold items (their catalog attributes)."""
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  from tfgrec.train import inputs as inputs_lib  # pylint: disable=g-import-not-at-top
+  catalog = pd.read_parquet(os.path.join(config.graph_dir, "catalog.parquet"))
+  by_id = dict(zip(catalog["item_id"], catalog["attributes"]))
+  item_ids = inputs_lib.read_vocab(config.graph_dir, "item")
+  rows = [[f"{k}={v}" for k, v in sorted(json.loads(by_id[item_ids[r]]).items())]
+          for r, _, _ in cold]
+  width = max([len(r) for r in rows] + [1])
+  return tf.constant([r + [""] * (width - len(r)) for r in rows])
+
+
 def test_encode_items_puts_a_new_item_where_the_model_puts_a_cold_one(exported):
   config, module, _, path = exported
   cold = _cold_items(config, module)[:4]
   width = max(len(c) for _, _, c in cold)
   titles = tf.constant([t for _, t, _ in cold])
   categories = tf.constant([c + [""] * (width - len(c)) for _, _, c in cold])
-  local = module.encode_items(titles, categories)["embedding"].numpy()
+  attributes = _attributes_of(config, cold)
+  assert b"price=" in attributes.numpy()[0].tolist()[-1]  # the synthetic catalog's
+  local = module.encode_items(titles, categories, attributes)["embedding"].numpy()
   expected = module.items.numpy()[[r for r, _, _ in cold]]
   # Same text through BERT, same tower path; the categories' degree counts one more item.
   assert local.shape == expected.shape
@@ -153,18 +168,24 @@ def test_encode_items_puts_a_new_item_where_the_model_puts_a_cold_one(exported):
             tf.train.list_variables(os.path.join(path, "variables", "variables"))]
   assert shapes.count(tuple(module.items.shape)) == 1
   assert shapes.count(tuple(module.users.shape)) == 1
-  served = loaded.signatures["encode_items"](title=titles, categories=categories)["embedding"]
+  served = loaded.signatures["encode_items"](
+      title=titles, categories=categories, attributes=attributes)["embedding"]
   np.testing.assert_allclose(served.numpy(), local, rtol=1e-4, atol=1e-5)
   # The text matters: another title moves the embedding; unknown categories are ignored.
-  other = module.encode_items(tf.constant(["something else entirely"]), categories[:1])
+  other = module.encode_items(tf.constant(["something else entirely"]), categories[:1],
+                              attributes[:1])
   assert float(np.dot(other["embedding"].numpy()[0], local[0])) < 0.999
   extra = tf.concat([categories[:1], tf.constant([["no-such-category"]])], axis=1)
-  np.testing.assert_allclose(module.encode_items(titles[:1], extra)["embedding"].numpy(),
-                             local[:1], atol=1e-5)
+  np.testing.assert_allclose(
+      module.encode_items(titles[:1], extra, attributes[:1])["embedding"].numpy(),
+      local[:1], atol=1e-5)
+  # So do the attributes: without them the item lands elsewhere.
+  bare = module.encode_items(titles[:1], categories[:1])["embedding"].numpy()
+  assert float(np.dot(bare[0], local[0])) < 0.9999
   empty = module.encode_items(tf.constant(["", "x"]), tf.zeros([2, 0], tf.string))
   assert empty["embedding"].shape == (2, expected.shape[1])
   # With each new item, its nearest catalog items: a cold item's nearest is itself.
-  nearest = module.encode_items(titles, categories)
+  nearest = module.encode_items(titles, categories, attributes)
   ids = nearest["item_ids"].numpy().astype(str)
   item_ids = module.item_ids.numpy().astype(str)
   assert [row[0] for row in ids] == [item_ids[r] for r, _, _ in cold]
@@ -179,8 +200,8 @@ class _FixedEncoder(tf.Module):
     self.graph, self.text = tf.constant(graph, tf.float32), tf.constant(text, tf.float32)
     self.dim, self.text_dim = len(graph), len(text)
 
-  def encode(self, title, categories):
-    del categories
+  def encode(self, title, categories, attributes=None):
+    del categories, attributes
     rows = tf.shape(title)[0]
     return tf.tile(self.graph[None], [rows, 1]), tf.tile(self.text[None], [rows, 1])
 
@@ -287,8 +308,8 @@ def test_encode_items_nearest_items_blend_the_catalog_text(exported):
   assert ids(local) == item_ids[top(blend)].tolist()
   np.testing.assert_allclose(local["scores"].numpy(), np.sort(blend, 1)[:, ::-1][:, :module.k],
                              rtol=1e-4, atol=1e-4)
-  served = tf.saved_model.load(path).signatures["encode_items"](title=titles,
-                                                                  categories=categories)
+  served = tf.saved_model.load(path).signatures["encode_items"](
+      title=titles, categories=categories, attributes=tf.constant([[""]] * len(titles)))
   assert ids(served) == ids(local)
   # The graph-space embedding is unchanged by the blend.
   np.testing.assert_allclose(local["embedding"].numpy(), only_graph["embedding"].numpy())
@@ -449,6 +470,16 @@ def test_grpc_answers_match_the_model(served):
       embedding, module.encode_items(tf.constant(["A brand new title"]),
                                      tf.constant([["no-such-category"]]))["embedding"],
       rtol=1e-4, atol=1e-5)
+  # With attributes (the synthetic catalog's brand and price): mapped in the served graph as
+  # in process, and they move the new item.
+  with_attributes = client.encode_items(["A brand new title"], [["no-such-category"]],
+                                        [{"price": 12.5, "brand": "no-such-brand"}])
+  np.testing.assert_allclose(
+      with_attributes, module.encode_items(
+          tf.constant(["A brand new title"]), tf.constant([["no-such-category"]]),
+          tf.constant([["brand=no-such-brand", "price=12.5"]]))["embedding"],
+      rtol=1e-4, atol=1e-5)
+  assert float(np.dot(with_attributes[0], embedding[0])) < 0.9999
   nearest = client.nearest_to_new_items(["A brand new title"], label="stable")[0]
   assert len(nearest["items"]) == 5 and nearest["scores"] == sorted(nearest["scores"],
                                                                     reverse=True)
@@ -537,9 +568,12 @@ def test_tf_serving_style_padding_changes_no_answer(exported):
     assert why["because"].numpy().tolist() == module.explain(
         tf.constant([user]), tf.constant([history]), plain["item_ids"])["because"].numpy().tolist()
   cold = _cold_items(config, module)[0]
-  once = module.encode_items(tf.constant([cold[1]]), tf.constant([cold[2]]))["embedding"]
-  twice = module.encode_items(tf.constant([cold[1]]),
-                              tf.constant([cold[2] + [cold[2][0]] * 3]))["embedding"]
+  attributes = _attributes_of(config, [cold])
+  once = module.encode_items(tf.constant([cold[1]]), tf.constant([cold[2]]),
+                             attributes)["embedding"]
+  twice = module.encode_items(
+      tf.constant([cold[1]]), tf.constant([cold[2] + [cold[2][0]] * 3]),
+      tf.concat([attributes, attributes[:, :1], attributes[:, :1]], axis=1))["embedding"]
   np.testing.assert_allclose(once, twice, rtol=1e-5, atol=1e-6)
 
 
@@ -573,7 +607,8 @@ def test_a_fine_tuned_run_exports_its_fine_tuned_text_tower(workdir):
   cold = _cold_items(config, module)[:3]
   width = max(len(c) for _, _, c in cold)
   new = module.encode_items(tf.constant([t for _, t, _ in cold]),
-                            tf.constant([c + [""] * (width - len(c)) for _, _, c in cold]))
+                            tf.constant([c + [""] * (width - len(c)) for _, _, c in cold]),
+                            _attributes_of(config, cold))
   expected = module.items.numpy()[[r for r, _, _ in cold]]
   np.testing.assert_allclose(np.sum(new["embedding"].numpy() * expected, axis=1), 1.0, atol=2e-3)
 
@@ -584,7 +619,8 @@ from tfgrec import saved_models
 before = "tensorflow_text" in sys.modules
 model = saved_models.load(sys.argv[1])
 out = model.signatures["encode_items"](title=__import__("tensorflow").constant(["A new title"]),
-                                       categories=__import__("tensorflow").constant([[""]]))
+                                       categories=__import__("tensorflow").constant([[""]]),
+                                       attributes=__import__("tensorflow").constant([["year=2019"]]))
 print(json.dumps({"before": before, "after": "tensorflow_text" in sys.modules,
                   "ops": sorted(saved_models.op_types(saved_models.version_dir(sys.argv[1]))),
                   "dim": int(out["embedding"].shape[1])}))

@@ -15,3 +15,7 @@ SPLIT_SEED = 0
 SALT_ENV = "TFGREC_PSEUDONYM_SALT"
 # tfgrec.train.evaluate.BASELINES: the classic baselines `tfgrec evaluate` knows.
 BASELINES = ("popularity", "ease", "ease_recency", "als", "mf", "graph_only", "text_only")
+# tfgrec.data.attributes.AttributeConfig(): attribute columns -> nodes.
+ATTRIBUTE_BUCKETS = 8
+ATTRIBUTE_MIN_COUNT = 2
+ATTRIBUTE_MAX_VALUES = 1000

@@ -21,6 +21,7 @@ from typing import Any, Dict, Optional, Tuple
 import yaml
 
 from tfgrec import storage
+from tfgrec.data.attributes import AttributeConfig
 from tfgrec.data.prepare import SplitConfig
 from tfgrec.data.synthetic import SyntheticConfig
 from tfgrec.models.graph_tower import GraphTowerConfig
@@ -248,11 +249,14 @@ class DataConfig:
     raw_dir: the raw-log directory (interactions.*, optional items.* and users.*).
     synthetic: the synthetic log's size and shape (source 'synthetic').
     split: the graph job's per-user temporal split.
+    attributes: how the graph job turns the further columns of items and users into attribute
+      nodes (tfgrec.data.attributes.AttributeConfig).
   """
   source: str = "movielens"
   raw_dir: str = "out/data"
   synthetic: SyntheticConfig = SyntheticConfig()
   split: SplitConfig = SplitConfig()
+  attributes: AttributeConfig = AttributeConfig()
 
   def __post_init__(self):
     if self.source not in DATA_SOURCES:

@@ -178,7 +178,7 @@ def _build_graph(config: config_lib.RunConfig) -> Dict:
   found = build_graph.find_tables(config.data.raw_dir)
   cfg = job.BuildGraphConfig(interactions=found["interactions"], items=found.get("items", []),
                              users=found.get("users", []), out=config.graph_dir,
-                             split=config.data.split)
+                             split=config.data.split, attributes=config.data.attributes)
   print(f"   reading {len(cfg.interactions)} interactions file(s) from {config.data.raw_dir}; "
         "runner: DirectRunner", flush=True)
   stats = job.run(cfg)

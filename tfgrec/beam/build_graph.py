@@ -4,7 +4,10 @@ Graph directory layout (all paths relative to ``out``):
 
   schema.pbtxt                      GraphSchema (tfgrec.graph.schema)
   graph-00000-of-00001.tfrecord     the training graph, one GraphTensor tf.Example
-  vocab/{user,item,category}.txt    node i of a node set = line i
+  vocab/{user,item,category,item_attribute,user_attribute}.txt
+                                    node i of a node set = line i
+  attributes.json                   attribute columns -> nodes: kinds, quantile bucket
+                                    boundaries, vocabularies (tfgrec.data.attributes)
   catalog.parquet                   every item node: item_id, title, description, categories,
                                     text, in_catalog, attributes (JSON)
   users.parquet                     the users table, when given
@@ -33,6 +36,7 @@ import pandas as pd
 from tfgrec.beam import transforms as T
 from tfgrec.data import contract
 from tfgrec.data import prepare
+from tfgrec.data import attributes as attributes_lib
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +45,7 @@ STATS_FILENAME = "stats.json"
 CATALOG_FILENAME = "catalog.parquet"
 USERS_FILENAME = "users.parquet"
 OUTPUTS = ("schema.pbtxt", GRAPH_FILENAME, STATS_FILENAME, CATALOG_FILENAME, USERS_FILENAME,
-           "vocab", "splits", "dead_letter")
+           attributes_lib.SPEC_FILENAME, "vocab", "splits", "dead_letter")
 # What a run that found no training data leaves for the user to read.
 _KEPT_ON_ERROR = (STATS_FILENAME, "dead_letter")
 _TOP_REASONS = 5
@@ -73,6 +77,7 @@ class BuildGraphConfig:
       a time).
     num_shards: shards of users (and of the split files); more for bigger data.
     pseudonymize_salt: when set, user ids are replaced by a salted hash (never written out).
+    attributes: how the attribute columns of items and users become nodes.
   """
   interactions: List[str]
   out: str
@@ -82,6 +87,7 @@ class BuildGraphConfig:
   split: prepare.SplitConfig = prepare.SplitConfig()
   num_shards: int = 8
   pseudonymize_salt: Optional[str] = None
+  attributes: attributes_lib.AttributeConfig = attributes_lib.AttributeConfig()
 
   def __post_init__(self):
     if not self.interactions:
@@ -99,7 +105,7 @@ class _AssembleGraphFn(beam.DoFn):
     self._config = config
 
   def process(self, unused, train_edges, seen, split_stats, catalog_parts, user_parts,
-              dead_counts, dead_field_counts, file_counts):
+              dead_counts, dead_field_counts, file_counts, attribute_spec):
     # Imported here: TensorFlow loads only in the worker that builds the graph.
     from tfgrec.graph import build  # pylint: disable=g-import-not-at-top
     from tfgrec.graph import schema as schema_lib  # pylint: disable=g-import-not-at-top
@@ -132,7 +138,9 @@ class _AssembleGraphFn(beam.DoFn):
         catalog["title"], catalog["categories"], catalog["description"])]
     logger.info("assembling the graph: %s training edges, %s catalog items", f"{len(edges):,}",
                  f"{len(catalog):,}")
-    tables = build.make_tables(edges, catalog, extra_items=list(events_per_item.index))
+    users_table = (pd.concat(user_parts, ignore_index=True) if user_parts else None)
+    tables = build.make_tables(edges, catalog, extra_items=list(events_per_item.index),
+                               users_table=users_table, attribute_spec=attribute_spec)
     graph = build.to_graph_tensor(tables)
     schema = schema_lib.graph_schema()
     T.ensure_dir(out)
@@ -140,9 +148,13 @@ class _AssembleGraphFn(beam.DoFn):
     with tf.io.TFRecordWriter(FileSystems.join(out, GRAPH_FILENAME)) as writer:
       writer.write(build.serialize(graph))
     for name, vocab in (("user", tables.users), ("item", tables.items),
-                        ("category", tables.categories)):
+                        ("category", tables.categories),
+                        (schema_lib.ITEM_ATTRIBUTE, tables.item_attributes),
+                        (schema_lib.USER_ATTRIBUTE, tables.user_attributes)):
       T.write_bytes(FileSystems.join(out, "vocab", f"{name}.txt"),
                     "".join(f"{v}\n" for v in vocab).encode("utf-8"))
+    T.write_bytes(FileSystems.join(out, attributes_lib.SPEC_FILENAME),
+                  attributes_lib.write_spec(attribute_spec))
 
     # Catalog of every item node (items known only from interactions have no text).
     in_catalog = pd.Index(catalog["item_id"])
@@ -175,10 +187,18 @@ class _AssembleGraphFn(beam.DoFn):
         "items": int(len(unknown)), "interactions": unknown_events}
     stats["graph"] = {
         "node_sets": {"user": len(tables.users), "item": len(tables.items),
-                      "category": len(tables.categories)},
+                      "category": len(tables.categories),
+                      "item_attribute": len(tables.item_attributes),
+                      "user_attribute": len(tables.user_attributes)},
         "edge_sets": {"interacted": len(tables.edges), "interacted_by": len(tables.edges),
                       "in_category": len(tables.item_category),
-                      "has_item": len(tables.item_category)},
+                      "has_item": len(tables.item_category),
+                      "has_attribute": len(tables.item_attribute),
+                      "attribute_of": len(tables.item_attribute),
+                      "user_has_attribute": len(tables.user_attribute),
+                      "attribute_of_user": len(tables.user_attribute)},
+        "attributes": {table: {column: entry["kind"] for column, entry in sorted(
+            attribute_spec[table].items())} for table in attributes_lib.TABLES},
         "cold_items": int(cold.sum()),
         "cold_items_with_text": int((cold & (tables.item_text != "")).sum()),
         "items_without_text": int((tables.item_text == "").sum()),
@@ -256,6 +276,7 @@ def build_pipeline(p: beam.Pipeline, cfg: BuildGraphConfig):
     dead_parts += [bad, dup]
     count_parts.append(cnt)
 
+  spec = side | "Attributes" >> T.AttributeSpec(cfg.attributes)
   all_dead = tuple(dead_parts) | "AllDead" >> beam.Flatten()
   _ = all_dead | "WriteDeadLetters" >> T.WriteDeadLetters(cfg.out)
   all_counts = tuple(count_parts) | "AllCounts" >> beam.Flatten()
@@ -266,7 +287,8 @@ def build_pipeline(p: beam.Pipeline, cfg: BuildGraphConfig):
               _AssembleGraphFn(cfg), as_list(train_edges), as_list(seen), as_list(split_stats),
               as_list(side["items"]), as_list(side["users"]),
               as_list(T.dead_letter_counts(all_dead)),
-              as_list(T.dead_letter_counts(all_dead, by_field=True)), as_list(all_counts)))
+              as_list(T.dead_letter_counts(all_dead, by_field=True)), as_list(all_counts),
+              beam.pvalue.AsSingleton(spec)))
 
 
 def clear_outputs(out: str, keep: Tuple[str, ...] = ()) -> None:
@@ -352,6 +374,12 @@ def summary_lines(stats: Dict[str, Any], out: str) -> List[str]:
   lines.append(f"  nodes: user {ns['user']:,}  item {ns['item']:,} (cold {g['cold_items']:,})  "
                f"category {ns['category']:,}")
   lines.append(f"  edges: interacted {es['interacted']:,}  in_category {es['in_category']:,}")
+  for table, node_set, edge_set in (("items", "item_attribute", "has_attribute"),
+                                    ("users", "user_attribute", "user_has_attribute")):
+    kinds = g.get("attributes", {}).get(table)
+    if kinds:
+      lines.append(f"  {table} attributes: " + ", ".join(f"{c} ({k})" for c, k in kinds.items())
+                   + f"; {ns[node_set]:,} {node_set} nodes, {es[edge_set]:,} edges")
   if any(t["dead_lettered"] for t in stats["tables"].values()):
     lines.append(f"  dead letters: {os.path.join(out, 'dead_letter')}/")
   return lines

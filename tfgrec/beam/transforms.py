@@ -19,6 +19,7 @@ import pandas as pd
 from tfgrec.data import contract
 from tfgrec.data import prepare
 from tfgrec.data import readers
+from tfgrec.data import attributes as attributes_lib
 
 logger = logging.getLogger(__name__)
 
@@ -222,6 +223,107 @@ class DedupeById(beam.PTransform):
            | "Dedupe" >> beam.ParDo(_DedupeIdsFn(self._table, self._key)).with_outputs(
                DEAD, main="rows"))
     return out.rows, out[DEAD]
+
+
+def _attribute_values(frame: pd.DataFrame, ignore: Tuple[str, ...]):
+  """A chunk of items or users -> (column, value text) per present attribute of each row."""
+  for text in frame["attributes"]:
+    for column, value in attributes_lib.present(attributes_lib.parse_attributes(text), ignore):
+      yield column, attributes_lib.text_of(value)
+
+
+class _ColumnSummaryFn(beam.CombineFn):
+  """(value text, rows) of one column -> {'distinct', 'numeric', 'top': [(value, rows)]}."""
+
+  def __init__(self, max_values: int):
+    super().__init__()
+    self._max = max_values
+
+  def _trim(self, top):
+    return sorted(top, key=lambda vn: (-vn[1], vn[0]))[:self._max]
+
+  def create_accumulator(self):
+    return 0, True, []
+
+  def add_input(self, accumulator, element):
+    distinct, numeric, top = accumulator
+    top = top + [tuple(element)]
+    if len(top) > 2 * self._max:
+      top = self._trim(top)
+    return (distinct + 1, numeric and attributes_lib.as_number(element[0]) is not None, top)
+
+  def merge_accumulators(self, accumulators):
+    distinct, numeric, top = 0, True, []
+    for d, n, t in accumulators:
+      distinct, numeric, top = distinct + d, numeric and n, self._trim(top + list(t))
+    return distinct, numeric, top
+
+  def extract_output(self, accumulator):
+    distinct, numeric, top = accumulator
+    return {"distinct": distinct, "numeric": numeric, "top": self._trim(top)}
+
+
+def _attribute_spec(unused, config, summaries, quantiles):
+  """One attributes.json dict from the per-table column summaries and quantiles."""
+  spec = attributes_lib.empty_spec(config)
+  for table in attributes_lib.TABLES:
+    for column, summary in sorted(summaries[table].items()):
+      spec[table][column] = attributes_lib.column_spec(
+          config, column, summary["top"], summary["distinct"], summary["numeric"],
+          quantiles[table].get(column))
+  yield spec
+
+
+class AttributeSpec(beam.PTransform):
+  """{'items': chunks, 'users': chunks} -> one attribute spec (tfgrec.data.attributes).
+
+  Per column, distributed: the rows of each value (Count), the column's distinct values and most
+  frequent ones (a CombineFn), and approximate quantiles of its numbers
+  (beam.ApproximateQuantiles); one last step writes the spec from these summaries.
+  """
+
+  def __init__(self, config: attributes_lib.AttributeConfig):
+    super().__init__()
+    self._config = config
+
+  def expand(self, tables):
+    cfg = self._config
+    summaries, quantiles = {}, {}
+    for table in attributes_lib.TABLES:
+      values = tables[table] | f"{table}AttributeValues" >> beam.FlatMap(
+          _attribute_values, cfg.ignore)
+      summaries[table] = (
+          values
+          | f"{table}CountValues" >> beam.combiners.Count.PerElement()
+          | f"{table}ByColumn" >> beam.Map(lambda kv: (kv[0][0], (kv[0][1], kv[1])))
+          | f"{table}SummarizeColumns" >> beam.CombinePerKey(_ColumnSummaryFn(cfg.max_values)))
+      if cfg.buckets:
+        quantiles[table] = (
+            values
+            | f"{table}Numbers" >> beam.FlatMap(
+                lambda cv: [] if attributes_lib.as_number(cv[1]) is None else [
+                    (cv[0], attributes_lib.as_number(cv[1]))])
+            | f"{table}Quantiles" >> beam.ApproximateQuantiles.PerKey(cfg.buckets + 1))
+      else:
+        quantiles[table] = tables[table].pipeline | f"{table}NoQuantiles" >> beam.Create([])
+    return (tables["items"].pipeline
+            | "StartAttributeSpec" >> beam.Create([None])
+            | "AttributeSpec" >> beam.FlatMap(
+                lambda unused, summaries, quantiles: _attribute_spec(
+                    unused, cfg, summaries, quantiles),
+                summaries=_as_table_dicts(summaries, "Summaries"),
+                quantiles=_as_table_dicts(quantiles, "Quantiles")))
+
+
+def _as_table_dicts(per_table, name: str):
+  """{table: PCollection of (column, x)} -> a singleton side input {table: {column: x}}."""
+  tagged = [per_table[t] | f"Tag{name}_{t}" >> beam.Map(lambda kv, t=t: (t, kv))
+            for t in attributes_lib.TABLES]
+  return beam.pvalue.AsSingleton(
+      tuple(tagged) | f"Flatten{name}" >> beam.Flatten()
+      | f"Gather{name}" >> beam.combiners.ToList()
+      | f"ByTable{name}" >> beam.Map(lambda rows: {
+          t: {c: x for table, (c, x) in rows if table == t} for t in attributes_lib.TABLES}))
 
 
 def write_bytes(path: str, data: bytes) -> None:

@@ -12,6 +12,10 @@ from tfgrec.data.contract import validate_row
 from tfgrec.data.readers import ContractError
 from tfgrec.data.readers import read_table
 from tfgrec.data.readers import read_table_file
+# Attribute columns -> attribute nodes: the config, the spec (attributes.json) and its mapping.
+from tfgrec.data.attributes import AttributeConfig
+from tfgrec.data.attributes import node_ids as attribute_node_ids
+from tfgrec.data.attributes import vocabulary as attribute_vocabulary
 # Writing contract tables.
 from tfgrec.data.writers import write_tables
 # Example data: embedded / GroupLens MovieLens, synthetic logs with planted structure.

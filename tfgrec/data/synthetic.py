@@ -10,6 +10,11 @@
 * User activity is heavy-tailed; every user has at least ``min(5, interactions // users)``
   events. A share of the catalog (``cold_fraction``) never gets an interaction: cold items, with
   text and categories.
+* Attributes that carry the cluster too (drawn from their own random stream, so the events are
+  those of the same seed without them): each item has a ``brand`` (one of its cluster's three
+  brands, or any brand for one item in five) and a ``price`` (log-normal around a price level
+  of its cluster); each user has an ``age_group`` (the group of their first favourite cluster,
+  or any group for three users in ten). The users table holds it.
 
 Everything is a function of the seed.
 """
@@ -107,7 +112,7 @@ def _themes(num_clusters: int):
 
 
 def generate(config: SyntheticConfig) -> Dict[str, pd.DataFrame]:
-  """Returns contract tables {'interactions', 'items'} (see the module docstring)."""
+  """Returns contract tables {'interactions', 'items', 'users'} (see the module docstring)."""
   rng = np.random.default_rng(config.seed)
   n_users, n_items, n_events = config.users, config.items, config.interactions
   k = config.num_clusters
@@ -189,12 +194,39 @@ def generate(config: SyntheticConfig) -> Dict[str, pd.DataFrame]:
       "event": "rating",
       "value": rating,
   })
+  brand, price, age_group = _attributes(config, item_cluster, favourites[:, 0])
   items = pd.DataFrame({
       "item_id": np.char.add("i", np.char.zfill(np.arange(n_items).astype(str), width)),
       "title": titles,
       "categories": categories,
+      "brand": brand,
+      "price": price,
   })
-  return {"interactions": interactions, "items": items}
+  users = pd.DataFrame({
+      "user_id": np.char.add("u", np.char.zfill(np.arange(n_users).astype(str), width)),
+      "age_group": age_group,
+  })
+  return {"interactions": interactions, "items": items, "users": users}
+
+
+_AGE_GROUPS = ("18-24", "25-34", "35-49", "50+")
+
+
+def _attributes(config: SyntheticConfig, item_cluster: np.ndarray, first_favourite: np.ndarray):
+  """Item brands and prices and user age groups, tied to clusters (module docstring)."""
+  rng = np.random.default_rng([config.seed, 1])
+  k = config.num_clusters
+  names = [name.replace(" ", "") for name, _ in _themes(k)]
+  brand_index = item_cluster * 3 + rng.integers(0, 3, size=len(item_cluster))
+  anywhere = rng.random(len(item_cluster)) < 0.2
+  brand_index[anywhere] = rng.integers(0, 3 * k, size=int(anywhere.sum()))
+  brand = np.array([f"{names[b // 3]}Co{b % 3 + 1}" for b in brand_index], dtype=object)
+  level = rng.uniform(np.log(5.0), np.log(80.0), size=k)
+  price = np.round(np.exp(level[item_cluster] + rng.normal(0.0, 0.25, len(item_cluster))), 2)
+  group = first_favourite % len(_AGE_GROUPS)
+  anyone = rng.random(len(first_favourite)) < 0.3
+  group[anyone] = rng.integers(0, len(_AGE_GROUPS), size=int(anyone.sum()))
+  return brand, price, np.array([_AGE_GROUPS[g] for g in group], dtype=object)
 
 
 def item_clusters(config: SyntheticConfig) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 from tfgrec import config as config_lib
 from tfgrec import saved_models
 from tfgrec import storage
+from tfgrec.data import attributes as attributes_lib
 from tfgrec.export import item_encoder as item_encoder_lib
 from tfgrec.export import serving_module
 from tfgrec.export import two_stage_module
@@ -100,15 +101,25 @@ def new_item_encoder(config: config_lib.RunConfig, model, graph
     tower_inputs["item_text"] = model.item_text_table()
     # The fine-tuned text tower when the run trained one; else the run's frozen checkpoint.
     text_encoder = model.text_encoder or inputs_lib.text_encoder(config)[1]
-  degree = tf.math.unsorted_segment_sum(
-      tf.ones_like(graph.edge_sets[gs.HAS_ITEM].adjacency.source),
-      graph.edge_sets[gs.HAS_ITEM].adjacency.source,
-      graph.node_sets[gs.CATEGORY].total_size)
+  def degree(edge_set, node_set):
+    source = graph.edge_sets[edge_set].adjacency.source
+    return tf.math.unsorted_segment_sum(tf.ones_like(source), source,
+                                        graph.node_sets[node_set].total_size).numpy()
+
+  states = tower.side_round_states(tower_inputs)
+  attributes = {}
+  if gs.ITEM_ATTRIBUTE in states:
+    attributes = dict(
+        attribute_spec=attributes_lib.read_spec(config.graph_dir)["items"],
+        attribute_states=[s.numpy() for s in states[gs.ITEM_ATTRIBUTE]],
+        attribute_degree=degree(gs.ATTRIBUTE_OF, gs.ITEM_ATTRIBUTE))
+  category_states = (states[gs.CATEGORY] if gs.CATEGORY in states
+                     else tower.category_round_states(tower_inputs))
   return item_encoder_lib.NewItemEncoder(
       tower=tower, text_encoder=text_encoder,
       category_ids=inputs_lib.read_vocab(config.graph_dir, gs.CATEGORY),
-      category_states=[s.numpy() for s in tower.category_round_states(tower_inputs)],
-      category_degree=degree.numpy())
+      category_states=[s.numpy() for s in category_states],
+      category_degree=degree(gs.HAS_ITEM, gs.CATEGORY), **attributes)
 
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -129,7 +140,8 @@ def warmup_requests(module: serving_module.ServingModule, model_name: str):
       "explain": {"user_id": np.array([user], object), "history": np.array([[""]], object),
                   "item_ids": np.array([[item]], object)},
       "encode_items": {"title": np.array(["A new item"], object),
-                       "categories": np.array([[""]], object)},
+                       "categories": np.array([[""]], object),
+                       "attributes": np.array([[""]], object)},
   }
   if isinstance(module, two_stage_module.TwoStageModule):
     inputs.update(two_stage_module.warmup_inputs(module))
@@ -161,7 +173,7 @@ def save_module(module: serving_module.ServingModule, base: str, model_name: str
   final = storage.join(model_dir, str(version))
   if storage.exists(final):
     raise FileExistsError(f"{final} exists: versions are never overwritten")
-  signatures = {name: getattr(module, name) for name in module.signature_names}
+  signatures = {name: module.signature(name) for name in module.signature_names}
   signatures["serving_default"] = module.recommend
   tmp = storage.temp_dir_beside(final)
   try:

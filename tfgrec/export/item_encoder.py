@@ -1,18 +1,25 @@
-"""Embeds items that are not in the catalog from their title and categories, inside TF graph.
+"""Embeds items that are not in the catalog from their title, categories and attributes, inside
+the TF graph.
 
   encoder = NewItemEncoder(tower=model.tower, text_encoder=text_encoder,
-                           category_ids=vocab, category_states=states, category_degree=degree)
-  encoder(tf.constant(["Heat (1995)"]), tf.constant([["Action", "Crime"]]))  # [1, dim], unit norm
+                           category_ids=vocab, category_states=states, category_degree=degree,
+                           attribute_spec=spec["items"], attribute_states=..., attribute_degree=...)
+  encoder(tf.constant(["Heat (1995)"]), tf.constant([["Action", "Crime"]]),
+          tf.constant([["year=1995"]]))  # [1, dim], unit norm
 
 The steps are those a cold item of the training graph goes through, so a new item lands where
 the model would have put it had it been in the graph without interactions:
   1. its text, built as the catalog builds it ('title | cat1, cat2'; tfgrec.data.prepare),
   2. BERT with the tokenization in the graph (tensorflow-text ops, which stock TF Serving
      links) -> the text embedding,
-  3. the graph tower's item side: text projection, then each round's messages from the item's
-     categories (tfgrec.models.GraphTower.encode_new_items), with the categories' states taken
-     from the exported graph,
-  4. L2 normalization (the space of the serving module's item embeddings).
+  3. its attributes ("column=value" strings) mapped to attribute nodes by the graph's
+     attributes.json, as the graph job maps a catalog row (AttributeLookup, the in-graph twin of
+     tfgrec.data.attributes.node_ids: numbers bucketized, unseen values to the column's <other>
+     node, missing values and unknown columns dropped),
+  4. the graph tower's item side: text projection, then each round's messages from the item's
+     categories and attribute values (tfgrec.models.GraphTower.encode_new_items), with their
+     states taken from the exported graph,
+  5. L2 normalization (the space of the serving module's item embeddings).
 Unknown category names are ignored; an item with neither title nor categories gets the
 embedding of an item with no text.
 
@@ -29,7 +36,11 @@ _keras_guard.ensure_legacy_keras()
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from tfgrec.data import attributes as attributes_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfgrec.models import graph_tower  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+# A finite decimal number as Python's float() reads one (surrounding white space allowed).
+_NUMBER = r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*"
 
 
 def first_occurrences(values: tf.Tensor) -> tf.Tensor:
@@ -61,6 +72,80 @@ def item_text(title: tf.Tensor, categories: tf.Tensor) -> tf.Tensor:
                   tf.where(has_title, title, joined))
 
 
+class AttributeLookup(tf.Module):
+  """"column=value" strings [B, A] -> [B, None] ragged attribute node indices, in the graph.
+
+  The in-graph twin of tfgrec.data.attributes.node_ids for one table's spec (a test checks
+  them equal): a numeric column's value is bucketized by its boundaries (a value that is not
+  a number goes to the column's <other> node), a categorical value is looked up (unseen values
+  go to <other>); '' padding, strings without '=', blank values and columns the spec does not
+  hold give no node; a node named twice in a row counts once.
+  """
+
+  def __init__(self, table_spec, name: str = "attribute_lookup"):
+    super().__init__(name=name)
+    columns = sorted(table_spec)
+    vocab = attributes_lib.vocabulary(table_spec)
+    position = {node: i for i, node in enumerate(vocab)}
+    self.size = len(vocab)
+    keys, values, first, other, numeric, bounds = [], [], [], [], [], []
+    for column in columns:
+      entry = table_spec[column]
+      other.append(position[attributes_lib.other_id(column)])
+      is_numeric = entry["kind"] == attributes_lib.NUMERIC
+      numeric.append(is_numeric)
+      if is_numeric:
+        first.append(position[attributes_lib.bucket_labels(column, entry["boundaries"])[0]])
+        bounds.append([float(b) for b in entry["boundaries"]])
+      else:
+        first.append(-1)
+        bounds.append([])
+        for value in entry["values"]:
+          keys.append(f"{column}={value}")
+          values.append(position[keys[-1]])
+    width = max([len(b) for b in bounds] + [1])
+    padded = np.full([max(len(columns), 1), width], np.inf)
+    for i, b in enumerate(bounds):
+      padded[i, :len(b)] = b
+
+    def table(k, v, name):
+      if not k:  # StaticHashTable needs a key: one no string of this form can equal.
+        k, v = ["\x00"], [-1]
+      return tf.lookup.StaticHashTable(
+          tf.lookup.KeyValueTensorInitializer(tf.constant(k, tf.string),
+                                              tf.constant(v, tf.int64)),
+          default_value=-1, name=name)
+
+    self.column_table = table(columns, list(range(len(columns))), "attribute_columns")
+    self.value_table = table(keys, values, "attribute_values")
+    self.first = tf.constant(first + [-1], tf.int64)
+    self.other = tf.constant(other + [-1], tf.int64)
+    self.numeric = tf.constant(numeric + [False], tf.bool)
+    self.boundaries = tf.constant(padded, tf.float64)
+
+  def __call__(self, attributes: tf.Tensor) -> tf.RaggedTensor:
+    attributes = tf.convert_to_tensor(attributes, tf.string)
+    has_value = tf.strings.regex_full_match(attributes, "(?s)[^=]*=.*")
+    column = tf.strings.regex_replace(attributes, "(?s)=.*", "", replace_global=False)
+    value = tf.strings.regex_replace(attributes, "(?s)^[^=]*=", "", replace_global=False)
+    stripped = tf.strings.strip(value)
+    col = self.column_table.lookup(column)
+    present = tf.logical_and(tf.logical_and(has_value, col >= 0), tf.not_equal(stripped, ""))
+    safe = tf.maximum(col, 0)
+    parses = tf.strings.regex_full_match(value, _NUMBER)
+    number = tf.strings.to_number(tf.where(parses, stripped, "0"), tf.float64)
+    bucket = tf.reduce_sum(tf.cast(tf.gather(self.boundaries, safe) <= number[..., None],
+                                   tf.int64), axis=-1)
+    other = tf.gather(self.other, safe)
+    numeric_index = tf.where(parses, tf.gather(self.first, safe) + bucket, other)
+    looked_up = self.value_table.lookup(tf.strings.join([column, "=", stripped]))
+    index = tf.where(tf.gather(self.numeric, safe), numeric_index,
+                     tf.where(looked_up >= 0, looked_up, other))
+    index = tf.where(present, index, -1)
+    keep = tf.logical_and(present, first_occurrences(index))
+    return tf.ragged.boolean_mask(index, keep)
+
+
 class _ItemPath(tf.Module):
   """The parts of a GraphTower that embed a new item, without its ID embedding tables.
 
@@ -71,10 +156,12 @@ class _ItemPath(tf.Module):
 
   encode_new_items = graph_tower.GraphTower.encode_new_items
   _propagate = graph_tower.GraphTower._propagate  # pylint: disable=protected-access
+  _receivers = graph_tower.GraphTower._receivers  # pylint: disable=protected-access
 
   def __init__(self, tower: graph_tower.GraphTower):
     super().__init__(name="item_path")
     self.config = tower.config
+    self.side_sets = tower.side_sets
     self.text_projection = tower.text_projection
     self.rounds = tower.rounds
     self.norms = tower.norms
@@ -83,7 +170,8 @@ class _ItemPath(tf.Module):
 
 
 class NewItemEncoder(tf.Module):
-  """title [B], categories [B, C] -> [B, dim] L2-normalized item embeddings (module docstring).
+  """title [B], categories [B, C], attributes [B, A] -> [B, dim] L2-normalized item embeddings
+  (module docstring).
 
   Args:
     tower: the trained tfgrec.models.GraphTower.
@@ -93,10 +181,17 @@ class NewItemEncoder(tf.Module):
     category_states: the category states entering each round (GraphTower.category_round_states
       on the graph the exported item embeddings come from).
     category_degree: [C] items per category in that graph.
+    attribute_spec: the items table of the graph's attributes.json (None or empty: attributes
+      are not read).
+    attribute_states: the item_attribute states entering each round
+      (GraphTower.side_round_states), when the tower reads attribute values.
+    attribute_degree: [A] items per attribute value in that graph.
   """
 
   def __init__(self, *, tower, text_encoder, category_ids, category_states: List[np.ndarray],
-               category_degree: np.ndarray):
+               category_degree: np.ndarray, attribute_spec=None,
+               attribute_states: Optional[List[np.ndarray]] = None,
+               attribute_degree: Optional[np.ndarray] = None):
     super().__init__(name="new_item_encoder")
     self.tower = _ItemPath(tower)
     self.text_encoder = text_encoder if tower.text_projection is not None else None
@@ -108,6 +203,14 @@ class NewItemEncoder(tf.Module):
     self.category_states = [tf.constant(np.asarray(s, np.float32)) for s in category_states]
     # A new item joins each of its categories: one more item than the graph has.
     self.category_degree = tf.constant(np.asarray(category_degree, np.float32) + 1.0)
+    self.attribute_lookup = self.attribute_states = self.attribute_degree = None
+    if attribute_spec and attribute_states is not None and attribute_degree is not None:
+      self.attribute_lookup = AttributeLookup(attribute_spec)
+      if self.attribute_lookup.size != len(attribute_degree):
+        raise ValueError(f"the attribute spec has {self.attribute_lookup.size} values, the "
+                         f"graph {len(attribute_degree)}: export from the run's own graph")
+      self.attribute_states = [tf.constant(np.asarray(s, np.float32)) for s in attribute_states]
+      self.attribute_degree = tf.constant(np.asarray(attribute_degree, np.float32) + 1.0)
     self.dim = int(tower.config.dim)
     # The width of `encode`'s text embeddings (0: the tower reads no text).
     self.text_dim = 0 if self.text_encoder is None else int(self.text_encoder.dim)
@@ -120,12 +223,14 @@ class NewItemEncoder(tf.Module):
     vectors = self.text_encoder(text, training=False)
     return vectors * tf.cast(tf.not_equal(text, ""), vectors.dtype)[:, None]
 
-  def __call__(self, title: tf.Tensor, categories: tf.Tensor) -> tf.Tensor:
-    """title [B], categories [B, C] ('' padding) -> [B, dim] unit-norm item embeddings."""
-    return self.encode(title, categories)[0]
+  def __call__(self, title: tf.Tensor, categories: tf.Tensor,
+               attributes: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """title [B], categories [B, C], attributes [B, A] ("column=value"; '' padding) -> [B, dim]
+    unit-norm item embeddings."""
+    return self.encode(title, categories, attributes)[0]
 
-  def encode(self, title: tf.Tensor, categories: tf.Tensor
-             ) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
+  def encode(self, title: tf.Tensor, categories: tf.Tensor,
+             attributes: Optional[tf.Tensor] = None) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
     """Like __call__, with the text embedding the tower read.
 
     Returns:
@@ -141,6 +246,16 @@ class NewItemEncoder(tf.Module):
     known = tf.ragged.boolean_mask(index, tf.logical_and(index >= 0,
                                                          first_occurrences(categories)))
     text = self.text_embeddings(item_text(title, categories))
+    values = None
+    if self.attribute_lookup is not None and attributes is not None:
+      attributes = tf.convert_to_tensor(attributes, tf.string)
+      tf.debugging.assert_equal(tf.shape(attributes)[0], tf.shape(title)[0],
+                                message="title and attributes must have the same batch size")
+      values = self.attribute_lookup(attributes)
+    elif self.attribute_lookup is not None:
+      values = tf.RaggedTensor.from_row_lengths(
+          tf.zeros([0], tf.int64), tf.zeros(tf.shape(title)[:1], tf.int64))
     embedding = self.tower.encode_new_items(text, known, self.category_states,
-                                            self.category_degree)
+                                            self.category_degree, values,
+                                            self.attribute_states, self.attribute_degree)
     return tf.math.l2_normalize(embedding, axis=-1), text

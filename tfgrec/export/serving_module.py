@@ -18,10 +18,11 @@ items, popularity), so the SavedModel loads with TensorFlow alone (no tfgrec, no
      history h of weight(h) * <item h, item>, the terms of the history readout. The history is
      `history` where a row has one, else the known user's own items (most recent first).
      '' (and contribution 0) where there is no history or the item is unknown.
-  encode_items(title [B] string, categories [B, C] string, '' padding)
+  encode_items(title [B] string, categories [B, C] string, attributes [B, A] string
+               ("column=value", e.g. "year=2019"), '' padding)
       -> embedding [B, D], item_ids [B, K], scores [B, K]
-     Items that are not in the catalog, embedded from their text as the model embeds a cold
-     item (tfgrec.export.item_encoder), in the space of the item embeddings (a new item's score
+     Items that are not in the catalog, embedded from their text, categories and attributes
+     as the model embeds a cold item (tfgrec.export.item_encoder), in the space of the item embeddings (a new item's score
      for a user is the dot product of this embedding with the user's query); with the K
      catalog items nearest to each. With the catalog's text embeddings, "nearest" blends text
      and graph similarity (blend_scores; `scores` are then blended standard scores, not
@@ -108,9 +109,9 @@ class ServingModule(tf.Module):
     history_half_life: recency half-life (in history positions) of the unknown-user readout.
     k: how many items `recommend` and `similar_items` return.
     item_encoder: the encoder of new items: tfgrec.export.item_encoder.NewItemEncoder (`dim`,
-      `text_dim`, encode(title [B], categories [B, C]) -> ([B, D] normalized embeddings, [B, T]
-      text embeddings or None)), or any callable (title, categories) -> [B, D] with `dim`;
-      None: no `encode_items`.
+      `text_dim`, encode(title [B], categories [B, C], attributes [B, A]) -> ([B, D] normalized
+      embeddings, [B, T] text embeddings or None)), or any callable (title, categories) ->
+      [B, D] with `dim`; None: no `encode_items`.
     item_text_embeddings: [I, T] the catalog's text embeddings, as the item encoder's text
       tower embeds them (zero rows: items without text); None: encode_items's nearest items
       come from the graph space alone.
@@ -141,9 +142,10 @@ class ServingModule(tf.Module):
     self.half_life = float(history_half_life or 1e9)
     self.item_encoder = item_encoder
     if item_encoder is not None:  # The signature exists only with an encoder.
-      self.encode_items = tf.function(self._encode_items, input_signature=[
+      self.encode_items_signature = tf.function(self._encode_items, input_signature=[
           tf.TensorSpec([None], tf.string, name="title"),
-          tf.TensorSpec([None, None], tf.string, name="categories")], autograph=False)
+          tf.TensorSpec([None, None], tf.string, name="categories"),
+          tf.TensorSpec([None, None], tf.string, name="attributes")], autograph=False)
     if item_encoder is not None and item_encoder.dim != self.items.shape[1]:
       raise ValueError(f"item_encoder makes {item_encoder.dim}-dim embeddings, the items are "
                        f"{self.items.shape[1]}-dim")
@@ -277,10 +279,23 @@ class ServingModule(tf.Module):
     scores = tf.where(tf.logical_or(own, (index < 0)[:, None]), UNKNOWN_SCORE, scores)
     return self._top_k(scores)
 
-  def _encode_items(self, title, categories):
+  def signature(self, name: str):
+    """The tf.function exported as signature `name`."""
+    return self.encode_items_signature if name == "encode_items" else getattr(self, name)
+
+  def encode_items(self, title, categories, attributes=None):
+    """The encode_items signature, in process; attributes [B, A] may be left out (none)."""
+    if self.item_encoder is None:
+      raise ValueError("this module has no item encoder: no encode_items")
+    title = tf.convert_to_tensor(title, tf.string)
+    if attributes is None:
+      attributes = tf.zeros(tf.stack([tf.shape(title)[0], 0]), tf.string)
+    return self.encode_items_signature(title, categories, attributes)
+
+  def _encode_items(self, title, categories, attributes):
     """The encode_items signature (module docstring); built in __init__ with an encoder."""
     if hasattr(self.item_encoder, "encode"):
-      embedding, text = self.item_encoder.encode(title, categories)
+      embedding, text = self.item_encoder.encode(title, categories, attributes)
     else:  # A plain callable (title, categories) -> [B, D]: graph neighbours only.
       embedding, text = self.item_encoder(title, categories), None
     scores = tf.matmul(embedding, self.items, transpose_b=True)

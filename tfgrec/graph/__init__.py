@@ -1,12 +1,18 @@
 """The interaction graph: its GraphSchema and its assembly as a TF-GNN GraphTensor."""
 # Node set and edge set names.
+from tfgrec.graph.schema import ATTRIBUTE_OF
+from tfgrec.graph.schema import ATTRIBUTE_OF_USER
 from tfgrec.graph.schema import CATEGORY
+from tfgrec.graph.schema import HAS_ATTRIBUTE
 from tfgrec.graph.schema import HAS_ITEM
 from tfgrec.graph.schema import IN_CATEGORY
 from tfgrec.graph.schema import INTERACTED
 from tfgrec.graph.schema import INTERACTED_BY
 from tfgrec.graph.schema import ITEM
+from tfgrec.graph.schema import ITEM_ATTRIBUTE
 from tfgrec.graph.schema import USER
+from tfgrec.graph.schema import USER_ATTRIBUTE
+from tfgrec.graph.schema import USER_HAS_ATTRIBUTE
 # The GraphSchema and the GraphTensorSpec that parses the graph's tf.Examples.
 from tfgrec.graph.schema import graph_schema
 from tfgrec.graph.schema import graph_spec

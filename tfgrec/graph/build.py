@@ -10,6 +10,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from tfgrec.data import attributes as attributes_lib
 from tfgrec.graph import schema as schema_lib
 
 tf = schema_lib.tf
@@ -28,6 +29,10 @@ class GraphTables:
     edges: DataFrame[user, item (int indices), value, timestamp, count], one row per edge;
       timestamp -1 (tfgrec.data.contract.NO_TIME) where the edge's events have no time.
     item_category: [E, 2] int64 (item index, category index) pairs.
+    item_attributes: [A] node ids of the item_attribute node set (tfgrec.data.attributes).
+    item_attribute: [E, 2] int64 (item index, item attribute index) pairs.
+    user_attributes: [B] node ids of the user_attribute node set.
+    user_attribute: [E, 2] int64 (user index, user attribute index) pairs.
   """
   users: np.ndarray
   items: np.ndarray
@@ -35,6 +40,14 @@ class GraphTables:
   item_text: np.ndarray
   edges: pd.DataFrame
   item_category: np.ndarray
+  item_attributes: np.ndarray = dataclasses.field(
+      default_factory=lambda: np.zeros([0], dtype=object))
+  item_attribute: np.ndarray = dataclasses.field(
+      default_factory=lambda: np.zeros([0, 2], np.int64))
+  user_attributes: np.ndarray = dataclasses.field(
+      default_factory=lambda: np.zeros([0], dtype=object))
+  user_attribute: np.ndarray = dataclasses.field(
+      default_factory=lambda: np.zeros([0, 2], np.int64))
 
 
 def index_of(vocab: np.ndarray, ids: Sequence[str], what: str) -> np.ndarray:
@@ -47,16 +60,32 @@ def index_of(vocab: np.ndarray, ids: Sequence[str], what: str) -> np.ndarray:
   return positions.astype(np.int64)
 
 
+def attribute_pairs(spec_table: Dict, ids: Sequence[str], attributes: Sequence,
+                    vocab: np.ndarray, owners: np.ndarray) -> np.ndarray:
+  """[E, 2] (owner index, attribute index) pairs, sorted, of rows `ids` with `attributes`
+  (JSON text or mappings) mapped by `spec_table`; rows whose id is not in `owners` are skipped."""
+  position = pd.Index(owners).get_indexer(pd.Index(ids))
+  attribute_index = {a: i for i, a in enumerate(vocab)}
+  pairs = [(p, attribute_index[a]) for p, attrs in zip(position, attributes) if p >= 0
+           for a in attributes_lib.node_ids(spec_table, attributes_lib.parse_attributes(attrs))]
+  out = np.array(sorted(pairs), np.int64).reshape([-1, 2])
+  return out
+
+
 def make_tables(edges: pd.DataFrame, catalog: pd.DataFrame, extra_users: Sequence[str] = (),
-                extra_items: Sequence[str] = ()) -> GraphTables:
+                extra_items: Sequence[str] = (), users_table: Optional[pd.DataFrame] = None,
+                attribute_spec: Optional[Dict] = None) -> GraphTables:
   """Builds the vocabularies and index arrays.
 
   Args:
     edges: collapsed training edges, DataFrame[user_id, item_id, value, timestamp, count].
-    catalog: DataFrame[item_id, text, categories (tuples)], one row per catalog item.
+    catalog: DataFrame[item_id, text, categories (tuples)], one row per catalog item, and
+      attributes (JSON text) when `attribute_spec` is given.
     extra_users: users with interactions outside train (none today: every user keeps one train
       event); kept for completeness.
     extra_items: items seen only in validation/test interactions; they are nodes too.
+    users_table: DataFrame[user_id, attributes (JSON text)], the users table (optional).
+    attribute_spec: the attribute spec (tfgrec.data.attributes; None: no attribute nodes).
   """
   users = np.array(sorted(set(edges["user_id"]).union(extra_users)), dtype=object)
   items = np.array(sorted(set(edges["item_id"]).union(catalog["item_id"]).union(extra_items)),
@@ -83,7 +112,21 @@ def make_tables(edges: pd.DataFrame, catalog: pd.DataFrame, extra_users: Sequenc
       "timestamp": edges["timestamp"].to_numpy(np.int64),
       "count": edges["count"].to_numpy(np.int64),
   }).sort_values(["user", "item"], kind="stable").reset_index(drop=True)
-  return GraphTables(users, items, categories, text, edge_frame, item_category)
+  tables = GraphTables(users, items, categories, text, edge_frame, item_category)
+  if attribute_spec:
+    tables.item_attributes = np.array(attributes_lib.vocabulary(attribute_spec["items"]),
+                                      dtype=object)
+    tables.user_attributes = np.array(attributes_lib.vocabulary(attribute_spec["users"]),
+                                      dtype=object)
+    if len(catalog) and "attributes" in catalog:
+      tables.item_attribute = attribute_pairs(
+          attribute_spec["items"], catalog["item_id"], catalog["attributes"],
+          tables.item_attributes, items)
+    if users_table is not None and len(users_table):
+      tables.user_attribute = attribute_pairs(
+          attribute_spec["users"], users_table["user_id"], users_table["attributes"],
+          tables.user_attributes, users)
+  return tables
 
 
 def to_graph_tensor(tables: GraphTables) -> "tfgnn.GraphTensor":
@@ -104,6 +147,12 @@ def to_graph_tensor(tables: GraphTables) -> "tfgnn.GraphTensor":
   # Reverse edges: grouped by their new source, as the forward ones are.
   rev = np.lexsort((src, tgt))
   rev_ic = np.lexsort((ic[:, 0], ic[:, 1])) if len(ic) else np.zeros([0], np.int64)
+  ia, ua = tables.item_attribute, tables.user_attribute
+  rev_ia = np.lexsort((ia[:, 0], ia[:, 1])) if len(ia) else np.zeros([0], np.int64)
+  rev_ua = np.lexsort((ua[:, 0], ua[:, 1])) if len(ua) else np.zeros([0], np.int64)
+
+  def ids(vocab):
+    return tf.constant(vocab.astype(str) if len(vocab) else [], tf.string)
 
   def edge_set(source, s_idx, target, t_idx, feats=None):
     return tfgnn.EdgeSet.from_fields(
@@ -122,6 +171,10 @@ def to_graph_tensor(tables: GraphTables) -> "tfgnn.GraphTensor":
           schema_lib.ITEM: node_set(len(tables.items), {"id": items, "text": item_text,
                                                         "has_text": has_text}),
           schema_lib.CATEGORY: node_set(len(tables.categories), {"id": cats}),
+          schema_lib.ITEM_ATTRIBUTE: node_set(len(tables.item_attributes),
+                                              {"id": ids(tables.item_attributes)}),
+          schema_lib.USER_ATTRIBUTE: node_set(len(tables.user_attributes),
+                                              {"id": ids(tables.user_attributes)}),
       },
       edge_sets={
           schema_lib.INTERACTED: edge_set(schema_lib.USER, src, schema_lib.ITEM, tgt, inter_feats),
@@ -132,6 +185,14 @@ def to_graph_tensor(tables: GraphTables) -> "tfgnn.GraphTensor":
                                            ic[:, 1]),
           schema_lib.HAS_ITEM: edge_set(schema_lib.CATEGORY, ic[rev_ic, 1], schema_lib.ITEM,
                                         ic[rev_ic, 0]),
+          schema_lib.HAS_ATTRIBUTE: edge_set(schema_lib.ITEM, ia[:, 0],
+                                             schema_lib.ITEM_ATTRIBUTE, ia[:, 1]),
+          schema_lib.ATTRIBUTE_OF: edge_set(schema_lib.ITEM_ATTRIBUTE, ia[rev_ia, 1],
+                                            schema_lib.ITEM, ia[rev_ia, 0]),
+          schema_lib.USER_HAS_ATTRIBUTE: edge_set(schema_lib.USER, ua[:, 0],
+                                                  schema_lib.USER_ATTRIBUTE, ua[:, 1]),
+          schema_lib.ATTRIBUTE_OF_USER: edge_set(schema_lib.USER_ATTRIBUTE, ua[rev_ua, 1],
+                                                 schema_lib.USER, ua[rev_ua, 0]),
       })
 
 
@@ -157,13 +218,21 @@ def degree_quantiles(tables: GraphTables) -> Dict[str, Dict[str, float]]:
             "p90": float(q[1]), "p99": float(q[2]), "max": int(degrees.max()),
             "mean": round(float(degrees.mean()), 4), "zero": int((degrees == 0).sum())}
 
-  e, ic = tables.edges, tables.item_category
-  return {
+  e, ic, ia = tables.edges, tables.item_category, tables.item_attribute
+  out = {
       "user.interacted": describe(np.bincount(e["user"], minlength=len(tables.users))),
       "item.interacted_by": describe(np.bincount(e["item"], minlength=len(tables.items))),
       "item.in_category": describe(np.bincount(ic[:, 0], minlength=len(tables.items))),
       "category.has_item": describe(np.bincount(ic[:, 1], minlength=len(tables.categories))),
   }
+  if len(tables.item_attributes):
+    out["item.has_attribute"] = describe(np.bincount(ia[:, 0], minlength=len(tables.items)))
+    out["item_attribute.attribute_of"] = describe(
+        np.bincount(ia[:, 1], minlength=len(tables.item_attributes)))
+  if len(tables.user_attributes):
+    out["user_attribute.attribute_of_user"] = describe(np.bincount(
+        tables.user_attribute[:, 1], minlength=len(tables.user_attributes)))
+  return out
 
 
 def add_interactions(graph: "tfgnn.GraphTensor", users: np.ndarray, items: np.ndarray,

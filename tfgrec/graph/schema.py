@@ -4,12 +4,18 @@ Node sets (all node features are scalars per node):
   user      id [string]
   item      id [string], text [string] (title | categories | description), has_text [int64]
   category  id [string]
+  item_attribute  id [string]   a value (or bucket) of an items column (tfgrec.data.attributes)
+  user_attribute  id [string]   a value (or bucket) of a users column
 
 Edge sets:
   interacted     user -> item      value [float32], timestamp [int64], count [int64]
   interacted_by  item -> user      the same features, edge for edge (the reverse of interacted)
   in_category    item -> category
   has_item       category -> item  (the reverse of in_category)
+  has_attribute       item -> item_attribute
+  attribute_of        item_attribute -> item  (the reverse)
+  user_has_attribute  user -> user_attribute  (users with a training event only)
+  attribute_of_user   user_attribute -> user  (the reverse)
 
 Node ``i`` of a node set is entry ``i`` of that node set's vocabulary file (``vocab/<set>.txt``).
 An interaction edge stands for all training events of one (user, item) pair: ``count`` events,
@@ -31,11 +37,16 @@ from google.protobuf import text_format  # pylint: disable=g-import-not-at-top,w
 USER, ITEM, CATEGORY = "user", "item", "category"
 INTERACTED, INTERACTED_BY, IN_CATEGORY, HAS_ITEM = (
     "interacted", "interacted_by", "in_category", "has_item")
+ITEM_ATTRIBUTE, USER_ATTRIBUTE = "item_attribute", "user_attribute"
+HAS_ATTRIBUTE, ATTRIBUTE_OF, USER_HAS_ATTRIBUTE, ATTRIBUTE_OF_USER = (
+    "has_attribute", "attribute_of", "user_has_attribute", "attribute_of_user")
 
 NODE_FEATURES: Dict[str, Dict[str, tf.DType]] = {
     USER: {"id": tf.string},
     ITEM: {"id": tf.string, "text": tf.string, "has_text": tf.int64},
     CATEGORY: {"id": tf.string},
+    ITEM_ATTRIBUTE: {"id": tf.string},
+    USER_ATTRIBUTE: {"id": tf.string},
 }
 _INTERACTION_FEATURES = {"value": tf.float32, "timestamp": tf.int64, "count": tf.int64}
 EDGE_SETS: Dict[str, Tuple[str, str, Dict[str, tf.DType]]] = {
@@ -43,6 +54,10 @@ EDGE_SETS: Dict[str, Tuple[str, str, Dict[str, tf.DType]]] = {
     INTERACTED_BY: (ITEM, USER, _INTERACTION_FEATURES),
     IN_CATEGORY: (ITEM, CATEGORY, {}),
     HAS_ITEM: (CATEGORY, ITEM, {}),
+    HAS_ATTRIBUTE: (ITEM, ITEM_ATTRIBUTE, {}),
+    ATTRIBUTE_OF: (ITEM_ATTRIBUTE, ITEM, {}),
+    USER_HAS_ATTRIBUTE: (USER, USER_ATTRIBUTE, {}),
+    ATTRIBUTE_OF_USER: (USER_ATTRIBUTE, USER, {}),
 }
 
 SCHEMA_FILENAME = "schema.pbtxt"
@@ -67,10 +82,20 @@ def graph_schema() -> tfgnn.GraphSchema:
   schema.node_sets[ITEM].description = (
       "Catalog items and items seen in interactions; cold items included.")
   schema.node_sets[CATEGORY].description = "Item categories from the catalog."
+  schema.node_sets[ITEM_ATTRIBUTE].description = (
+      "Values (numbers: quantile buckets) of the catalog's attribute columns, one "
+      "out-of-vocabulary value per column; vocab and buckets in attributes.json.")
+  schema.node_sets[USER_ATTRIBUTE].description = (
+      "Values (numbers: quantile buckets) of the users table's attribute columns.")
   schema.edge_sets[INTERACTED].description = "Training interactions, one edge per (user, item)."
   schema.edge_sets[INTERACTED_BY].description = "Reverse of interacted."
   schema.edge_sets[IN_CATEGORY].description = "Item to each of its categories."
   schema.edge_sets[HAS_ITEM].description = "Reverse of in_category."
+  schema.edge_sets[HAS_ATTRIBUTE].description = "Item to each of its attribute values."
+  schema.edge_sets[ATTRIBUTE_OF].description = "Reverse of has_attribute."
+  schema.edge_sets[USER_HAS_ATTRIBUTE].description = (
+      "User (with a training event) to each of their attribute values.")
+  schema.edge_sets[ATTRIBUTE_OF_USER].description = "Reverse of user_has_attribute."
   tfgnn.validate_schema(schema)
   return schema
 

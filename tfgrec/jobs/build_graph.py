@@ -46,6 +46,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="seed of the random split of users whose events have no time")
   split.add_argument("--min-interactions", type=int, default=constants.MIN_INTERACTIONS,
                      help="users with fewer events stay entirely in train")
+  attributes = parser.add_argument_group(
+      "attributes", "further columns of items and users become attribute nodes: numbers in "
+      "quantile buckets, other values in a vocabulary with one <other> node per column")
+  attributes.add_argument("--ignore-attribute", action="append", default=[], metavar="COLUMN",
+                          help="leave this column out of the graph (repeatable)")
+  attributes.add_argument("--categorical-attribute", action="append", default=[],
+                          metavar="COLUMN",
+                          help="read this numeric-looking column as categories (repeatable)")
+  attributes.add_argument("--attribute-buckets", type=int, default=constants.ATTRIBUTE_BUCKETS,
+                          help="quantile buckets per numeric column (0: all categorical)")
+  attributes.add_argument("--attribute-min-count", type=int,
+                          default=constants.ATTRIBUTE_MIN_COUNT,
+                          help="values present fewer times share the column's <other> node")
+  attributes.add_argument("--attribute-max-values", type=int,
+                          default=constants.ATTRIBUTE_MAX_VALUES,
+                          help="most frequent values kept per categorical column")
   parser.add_argument("--num-shards", type=int, default=8,
                       help="user shards (parallelism of the split step and split files)")
   parser.add_argument("--pseudonymize", action="store_true",
@@ -89,6 +105,7 @@ def config_from_args(args: argparse.Namespace):
     FileNotFoundError: --raw holds no interactions file.
   """
   from tfgrec.beam import build_graph as job  # pylint: disable=g-import-not-at-top
+  from tfgrec.data import attributes as attributes_lib  # pylint: disable=g-import-not-at-top
   from tfgrec.data import prepare  # pylint: disable=g-import-not-at-top
   interactions, items, users = list(args.interactions), list(args.items), list(args.users)
   if args.raw:
@@ -108,7 +125,11 @@ def config_from_args(args: argparse.Namespace):
       interactions=interactions, items=items, users=users, out=args.out, fmt=args.format,
       split=prepare.SplitConfig(args.validation_fraction, args.test_fraction,
                                 args.min_interactions, args.split_seed),
-      num_shards=args.num_shards, pseudonymize_salt=salt)
+      num_shards=args.num_shards, pseudonymize_salt=salt,
+      attributes=attributes_lib.AttributeConfig(
+          ignore=tuple(args.ignore_attribute), categorical=tuple(args.categorical_attribute),
+          buckets=args.attribute_buckets, min_count=args.attribute_min_count,
+          max_values=args.attribute_max_values))
 
 
 def run_from_args(args: argparse.Namespace, beam_args: List[str]) -> int:

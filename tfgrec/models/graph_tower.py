@@ -39,11 +39,20 @@ from tfgrec.layers import graph_attention  # pylint: disable=g-import-not-at-top
 
 BRANCHES = ("both", "conv", "attention")
 COMBINES = ("mean", "concat")
-# Receiver node set -> incoming edge sets (each read at its TARGET).
+# Receiver node set -> incoming edge sets (each read at its TARGET), when the tower uses them.
 INCOMING = {
-    gs.USER: (gs.INTERACTED_BY,),
-    gs.ITEM: (gs.INTERACTED, gs.HAS_ITEM),
+    gs.USER: (gs.INTERACTED_BY, gs.ATTRIBUTE_OF_USER),
+    gs.ITEM: (gs.INTERACTED, gs.HAS_ITEM, gs.ATTRIBUTE_OF),
     gs.CATEGORY: (gs.IN_CATEGORY,),
+    gs.ITEM_ATTRIBUTE: (gs.HAS_ATTRIBUTE,),
+    gs.USER_ATTRIBUTE: (gs.USER_HAS_ATTRIBUTE,),
+}
+# Node sets that only speak through message passing (learned embeddings, nothing reads them
+# after the last round), and the edge sets that touch each.
+SIDE_SETS = {
+    gs.CATEGORY: (gs.HAS_ITEM, gs.IN_CATEGORY),
+    gs.ITEM_ATTRIBUTE: (gs.ATTRIBUTE_OF, gs.HAS_ATTRIBUTE),
+    gs.USER_ATTRIBUTE: (gs.ATTRIBUTE_OF_USER, gs.USER_HAS_ATTRIBUTE),
 }
 
 
@@ -59,6 +68,8 @@ class GraphTowerConfig:
     branches: 'both' (convolution and attention), 'conv' or 'attention'.
     combine: 'mean' over the states of all rounds (LightGCN) or 'concat' + projection.
     use_categories: include the category node set and its edge sets.
+    use_attributes: include the attribute node sets (item_attribute, user_attribute) and their
+      edge sets, when the graph has attribute nodes (tfgrec.data.attributes).
     use_text: items start from their text embedding (off: the graph-only ablation).
     layer_norm: normalize every node state after each round (keeps state scales steady as
       rounds add up).
@@ -76,6 +87,7 @@ class GraphTowerConfig:
   branches: str = "both"
   combine: str = "mean"
   use_categories: bool = True
+  use_attributes: bool = True
   use_text: bool = True
   layer_norm: bool = True
   l2: float = 0.0
@@ -130,31 +142,43 @@ class GraphTower(tf.keras.layers.Layer):
     config: GraphTowerConfig.
     num_users, num_items, num_categories: node counts of the training graph.
     item_text_dim: width of the item text embeddings (0: no text, the graph-only ablation).
+    num_item_attributes, num_user_attributes: attribute node counts (0: the graph has none, or
+      an older graph without attribute node sets).
   """
 
   def __init__(self, config: GraphTowerConfig, *, num_users: int, num_items: int,
-               num_categories: int, item_text_dim: int = 0, **kwargs):
+               num_categories: int, item_text_dim: int = 0, num_item_attributes: int = 0,
+               num_user_attributes: int = 0, **kwargs):
     super().__init__(**kwargs)
     self.config = config
+    sizes = {gs.CATEGORY: num_categories if config.use_categories else 0,
+             gs.ITEM_ATTRIBUTE: num_item_attributes if config.use_attributes else 0,
+             gs.USER_ATTRIBUTE: num_user_attributes if config.use_attributes else 0}
+    # The side node sets this tower reads (categories: even when the catalog has none, as
+    # before; attributes: only when the graph has some).
+    self.side_sets = tuple(name for name in SIDE_SETS if config.rounds and (
+        (name == gs.CATEGORY and config.use_categories) or sizes[name] > 0))
     reg = tf.keras.regularizers.l2(config.l2) if config.l2 else None
     self.user_embedding = tf.keras.layers.Embedding(
         num_users, config.dim, embeddings_regularizer=reg, name="user_id")
     self.item_embedding = tf.keras.layers.Embedding(
         num_items, config.dim, embeddings_regularizer=reg, name="item_id")
-    # Categories only speak through message passing.
+    # Categories and attribute values only speak through message passing.
     self.category_embedding = (tf.keras.layers.Embedding(
         max(num_categories, 1), config.dim, name="category_id")
-                               if config.use_categories and config.rounds else None)
+                               if gs.CATEGORY in self.side_sets else None)
+    self.attribute_embedding = {
+        name: tf.keras.layers.Embedding(sizes[name], config.dim, name=f"{name}_id")
+        for name in (gs.ITEM_ATTRIBUTE, gs.USER_ATTRIBUTE) if name in self.side_sets}
     item_text_dim = item_text_dim if config.use_text else 0
     self.text_projection = (tf.keras.layers.Dense(config.dim, use_bias=False, name="item_text")
                             if item_text_dim else None)
     self.item_text_dim = item_text_dim
     self.rounds = [self._round(i, last=i == config.rounds - 1) for i in range(config.rounds)]
     self.dropout = tf.keras.layers.Dropout(config.dropout)
-    # After the last round nothing reads the categories: no norm for them there.
+    # After the last round nothing reads the side sets: no norm for them there.
     self.norms = [{name: tf.keras.layers.LayerNormalization(name=f"norm_{i}_{name}")
-                   for name in (gs.USER, gs.ITEM, gs.CATEGORY)
-                   if name != gs.CATEGORY or i < config.rounds - 1}
+                   for name in self._receivers(last=i == config.rounds - 1)}
                   for i in range(config.rounds)] if config.layer_norm else []
     self.projection = {
         name: tf.keras.layers.Dense(config.dim, name=f"{name}_combine")
@@ -179,14 +203,20 @@ class GraphTower(tf.keras.layers.Layer):
           name=f"attention_{round_index}_{edge_set}"))
     return ParallelConvolutions(convs, name=f"round_{round_index}_{edge_set}")
 
+  def _receivers(self, last: bool) -> List[str]:
+    """The node sets a round updates: users, items and (but in the last round, after which
+    nothing reads them) the side sets in use."""
+    return [gs.USER, gs.ITEM] + ([] if last else list(self.side_sets))
+
+  def _incoming(self, receiver: str) -> List[str]:
+    unused = {e for name, edge_sets in SIDE_SETS.items() if name not in self.side_sets
+              for e in edge_sets}
+    return [e for e in INCOMING[receiver] if e not in unused]
+
   def _round(self, index: int, last: bool) -> tfgnn.keras.layers.GraphUpdate:
     node_sets = {}
-    for receiver, edge_sets in INCOMING.items():
-      # Categories feed items; after the last round nothing reads them.
-      if receiver == gs.CATEGORY and (last or not self.config.use_categories):
-        continue
-      inputs = {e: self._convolution(index, e) for e in edge_sets
-                if self.config.use_categories or e not in (gs.HAS_ITEM, gs.IN_CATEGORY)}
+    for receiver in self._receivers(last):
+      inputs = {e: self._convolution(index, e) for e in self._incoming(receiver)}
       node_sets[receiver] = tfgnn.keras.layers.NodeSetUpdate(
           inputs, tfgnn.keras.layers.ResidualNextState(
               tf.keras.layers.Dense(self.config.dim, name=f"next_{index}_{receiver}")))
@@ -212,9 +242,11 @@ class GraphTower(tf.keras.layers.Layer):
     if self.category_embedding is not None:
       features[gs.CATEGORY] = {
           tfgnn.HIDDEN_STATE: self.category_embedding(ids(gs.CATEGORY))}
-    else:
-      features[gs.CATEGORY] = {tfgnn.HIDDEN_STATE: tf.zeros(
-          [graph.node_sets[gs.CATEGORY].total_size, self.config.dim])}
+    for name, embedding in self.attribute_embedding.items():
+      features[name] = {tfgnn.HIDDEN_STATE: embedding(ids(name))}
+    for name in graph.node_sets:  # Node sets this tower does not read: zero states.
+      features.setdefault(name, {tfgnn.HIDDEN_STATE: tf.zeros(
+          [graph.node_sets[name].total_size, self.config.dim])})
     return graph.replace_features(node_sets=features)
 
   def call(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> Dict[str, tf.Tensor]:
@@ -222,33 +254,47 @@ class GraphTower(tf.keras.layers.Layer):
     graph = self.initial_states(inputs["graph"], inputs.get("item_text"))
     return self._propagate(graph, training)
 
-  def category_round_states(self, inputs: Dict[str, tf.Tensor]) -> List[tf.Tensor]:
-    """The category states entering each round ([C, dim] each; inference mode).
+  def side_round_states(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, List[tf.Tensor]]:
+    """The states of the side node sets in use (categories, attribute values) entering each
+    round: {name: one [N, dim] tensor per round} (inference mode).
 
-    With the category degrees, they are what :meth:`encode_new_items` needs to embed an item
-    that is not in the graph.
+    With their degrees, they are what :meth:`encode_new_items` needs to embed an item that is
+    not in the graph.
     """
     graph = self.initial_states(inputs["graph"], inputs.get("item_text"))
-    trace = []
+    trace = {name: [] for name in self.side_sets}
     self._propagate(graph, training=False, trace=trace)
     return trace
 
+  def category_round_states(self, inputs: Dict[str, tf.Tensor]) -> List[tf.Tensor]:
+    """The category states entering each round ([C, dim] each; see side_round_states)."""
+    graph = self.initial_states(inputs["graph"], inputs.get("item_text"))
+    trace = {gs.CATEGORY: []}
+    self._propagate(graph, training=False, trace=trace)
+    return trace[gs.CATEGORY]
+
   def encode_new_items(self, item_text: Optional[tf.Tensor], categories: tf.RaggedTensor,
-                       category_states: List[tf.Tensor],
-                       category_degree: tf.Tensor) -> tf.Tensor:
+                       category_states: List[tf.Tensor], category_degree: tf.Tensor,
+                       attributes: Optional[tf.RaggedTensor] = None,
+                       attribute_states: Optional[List[tf.Tensor]] = None,
+                       attribute_degree: Optional[tf.Tensor] = None) -> tf.Tensor:
     """Final embeddings [B, dim] of items that have no interactions (new to the catalog).
 
-    Runs this tower's layers on a graph of the new items alone, the categories and no users:
-    each round, an item hears its categories (and no user), exactly as a cold item of the
-    training graph does, with the categories' states taken from the full graph
-    (:meth:`category_round_states`). One new item per category changes those states by a
-    negligible amount, so they are held fixed.
+    Runs this tower's layers on a graph of the new items alone, their categories and
+    attribute values, and no users: each round, an item hears its categories and attribute
+    values (and no user), exactly as a cold item of the training graph does, with their states
+    taken from the full graph (:meth:`side_round_states`). One new item per category or value
+    changes those states by a negligible amount, so they are held fixed.
 
     Args:
       item_text: [B, T] text embeddings (zeros: no text), or None for a tower without text.
       categories: [B, None] ragged category indices of each item (unknown ones removed).
       category_states: one [C, dim] tensor per round.
       category_degree: [C] how many items each category has, counting the new item.
+      attributes: [B, None] ragged item_attribute indices of each item (None: none), read when
+        the tower uses attribute values.
+      attribute_states: one [A, dim] tensor per round (with `attributes`).
+      attribute_degree: [A] how many items have each value, counting the new item.
     """
     batch = tf.cast(categories.nrows(), tf.int32)
     dim = self.config.dim
@@ -259,13 +305,6 @@ class GraphTower(tf.keras.layers.Layer):
       item = self.text_projection(item_text)
     if not self.rounds:
       return item
-    num_categories = tf.shape(category_states[0], out_type=tf.int32)[0]
-    category = tf.cast(categories.flat_values, tf.int32)
-    item_index = tf.cast(categories.value_rowids(), tf.int32)
-    per_item = tf.cast(categories.row_lengths(), tf.float32)
-    norm = tf.math.rsqrt(tf.maximum(
-        tf.gather(tf.cast(category_degree, tf.float32), category)
-        * tf.gather(per_item, item_index), 1.0))[:, None]
     size = lambda n: tf.reshape(n, [1])
 
     def interactions(source, target):
@@ -279,50 +318,86 @@ class GraphTower(tf.keras.layers.Layer):
           sizes=size(0), features=features,
           adjacency=tfgnn.Adjacency.from_indices((source, empty), (target, empty)))
 
-    def memberships(source, target, source_index, target_index):
-      return tfgnn.EdgeSet.from_fields(
-          sizes=size(tf.shape(category)[0]), features={gcn_conv.GCN_NORM: norm},
-          adjacency=tfgnn.Adjacency.from_indices((source, source_index),
-                                                 (target, target_index)))
+    def memberships(side, members, degree, to_item):
+      """Both edge sets between the new items and a side set (GCN norm as in the graph)."""
+      member = tf.cast(members.flat_values, tf.int32)
+      item_index = tf.cast(members.value_rowids(), tf.int32)
+      per_item = tf.cast(members.row_lengths(), tf.float32)
+      norm = tf.math.rsqrt(tf.maximum(
+          tf.gather(tf.cast(degree, tf.float32), member)
+          * tf.gather(per_item, item_index), 1.0))[:, None]
 
-    graph = tfgnn.GraphTensor.from_pieces(
-        node_sets={
-            gs.USER: tfgnn.NodeSet.from_fields(
-                sizes=size(0), features={tfgnn.HIDDEN_STATE: tf.zeros([0, dim])}),
-            gs.ITEM: tfgnn.NodeSet.from_fields(
-                sizes=size(batch), features={tfgnn.HIDDEN_STATE: item}),
-            gs.CATEGORY: tfgnn.NodeSet.from_fields(
-                sizes=size(num_categories),
-                features={tfgnn.HIDDEN_STATE: category_states[0]}),
-        },
-        edge_sets={
-            gs.INTERACTED: interactions(gs.USER, gs.ITEM),
-            gs.INTERACTED_BY: interactions(gs.ITEM, gs.USER),
-            gs.HAS_ITEM: memberships(gs.CATEGORY, gs.ITEM, category, item_index),
-            gs.IN_CATEGORY: memberships(gs.ITEM, gs.CATEGORY, item_index, category),
-        })
-    return self._propagate(graph, training=False, fixed_categories=category_states)[gs.ITEM]
+      def edge_set(source, target, source_index, target_index):
+        return tfgnn.EdgeSet.from_fields(
+            sizes=size(tf.shape(member)[0]), features={gcn_conv.GCN_NORM: norm},
+            adjacency=tfgnn.Adjacency.from_indices((source, source_index),
+                                                   (target, target_index)))
+
+      to_side = [e for e in SIDE_SETS[side] if e != to_item][0]
+      return {to_item: edge_set(side, gs.ITEM, member, item_index),
+              to_side: edge_set(gs.ITEM, side, item_index, member)}
+
+    def nothing():
+      return tfgnn.NodeSet.from_fields(sizes=size(0),
+                                       features={tfgnn.HIDDEN_STATE: tf.zeros([0, dim])})
+
+    def no_edges(source, target):
+      empty = tf.zeros([0], tf.int32)
+      return tfgnn.EdgeSet.from_fields(
+          sizes=size(0), features={gcn_conv.GCN_NORM: tf.zeros([0, 1])},
+          adjacency=tfgnn.Adjacency.from_indices((source, empty), (target, empty)))
+
+    fixed = {gs.CATEGORY: category_states}
+    node_sets = {
+        gs.USER: nothing(),
+        gs.ITEM: tfgnn.NodeSet.from_fields(sizes=size(batch),
+                                           features={tfgnn.HIDDEN_STATE: item}),
+        gs.CATEGORY: tfgnn.NodeSet.from_fields(
+            sizes=size(tf.shape(category_states[0], out_type=tf.int32)[0]),
+            features={tfgnn.HIDDEN_STATE: category_states[0]}),
+    }
+    edge_sets = {gs.INTERACTED: interactions(gs.USER, gs.ITEM),
+                 gs.INTERACTED_BY: interactions(gs.ITEM, gs.USER),
+                 **memberships(gs.CATEGORY, categories, category_degree, gs.HAS_ITEM)}
+    if gs.ITEM_ATTRIBUTE in self.side_sets:
+      if attributes is None or attribute_states is None or attribute_degree is None:
+        attributes = tf.RaggedTensor.from_row_lengths(tf.zeros([0], tf.int64),
+                                                      tf.zeros(tf.reshape(batch, [1]), tf.int64))
+        attribute_states = [tf.zeros([0, dim]) for _ in self.rounds]
+        attribute_degree = tf.zeros([0])
+      fixed[gs.ITEM_ATTRIBUTE] = attribute_states
+      node_sets[gs.ITEM_ATTRIBUTE] = tfgnn.NodeSet.from_fields(
+          sizes=size(tf.shape(attribute_states[0], out_type=tf.int32)[0]),
+          features={tfgnn.HIDDEN_STATE: attribute_states[0]})
+      edge_sets.update(memberships(gs.ITEM_ATTRIBUTE, attributes, attribute_degree,
+                                   gs.ATTRIBUTE_OF))
+    if gs.USER_ATTRIBUTE in self.side_sets:  # No user here: present, empty.
+      node_sets[gs.USER_ATTRIBUTE] = nothing()
+      edge_sets[gs.USER_HAS_ATTRIBUTE] = no_edges(gs.USER, gs.USER_ATTRIBUTE)
+      edge_sets[gs.ATTRIBUTE_OF_USER] = no_edges(gs.USER_ATTRIBUTE, gs.USER)
+    graph = tfgnn.GraphTensor.from_pieces(node_sets=node_sets, edge_sets=edge_sets)
+    return self._propagate(graph, training=False, fixed=fixed)[gs.ITEM]
 
   def _propagate(self, graph: tfgnn.GraphTensor, training: bool,
-                 fixed_categories: Optional[List[tf.Tensor]] = None,
-                 trace: Optional[List[tf.Tensor]] = None) -> Dict[str, tf.Tensor]:
+                 fixed: Optional[Dict[str, List[tf.Tensor]]] = None,
+                 trace: Optional[Dict[str, List[tf.Tensor]]] = None) -> Dict[str, tf.Tensor]:
     """Runs the rounds from the graph's initial states and combines the rounds' states.
 
-    fixed_categories: category states to use at each round instead of the graph's own;
-    trace: a list that receives the category states entering each round.
+    fixed: {side node set: its states to use at each round instead of the graph's own};
+    trace: {side node set: a list that receives its states entering each round}.
     """
     states = {name: [graph.node_sets[name][tfgnn.HIDDEN_STATE]] for name in (gs.USER, gs.ITEM)}
     for index, update in enumerate(self.rounds):
-      if fixed_categories is not None:
+      if fixed:
         graph = graph.replace_features(node_sets={
-            gs.CATEGORY: {tfgnn.HIDDEN_STATE: fixed_categories[index]}})
-      if trace is not None:
-        trace.append(graph.node_sets[gs.CATEGORY][tfgnn.HIDDEN_STATE])
+            name: {tfgnn.HIDDEN_STATE: per_round[index]} for name, per_round in fixed.items()})
+      for name, received in (trace or {}).items():
+        received.append(graph.node_sets[name][tfgnn.HIDDEN_STATE])
       graph = update(graph, training=training)
       node_sets = {}
-      for name in graph.node_sets:
+      for name in self._receivers(last=index == len(self.rounds) - 1):
         state = graph.node_sets[name][tfgnn.HIDDEN_STATE]
-        if self.norms and (name != gs.CATEGORY or index < len(self.rounds) - 1):
+        if self.norms:
           state = self.norms[index][name](state)
         node_sets[name] = {tfgnn.HIDDEN_STATE: self.dropout(state, training=training)}
       graph = graph.replace_features(node_sets=node_sets)

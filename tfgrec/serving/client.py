@@ -20,7 +20,8 @@ The exported model's signatures (tfgrec/export/serving_module.py):
   recommend(user_id [B] string, history [B, H] string) -> item_ids [B, K], scores [B, K]
   rank(user_id [B], item_ids [B, N]) -> scores [B, N]
   similar_items(item_id [B]) -> item_ids [B, K], scores [B, K]
-  encode_items(title [B] string, categories [B, C] string) -> embedding [B, D]
+  encode_items(title [B] string, categories [B, C] string, attributes [B, A] string)
+      -> embedding [B, D]
 """
 import json
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
@@ -289,40 +290,48 @@ class Client:
     return [{"item_id": i, "items": n, "scores": s}
             for i, n, s in zip(items, _strings(out["item_ids"]), out["scores"].tolist())]
 
-  def encode_items(self, titles: Sequence[str], categories: Optional[Rows] = None, *,
+  def _new_items(self, titles, categories, attributes) -> Dict[str, np.ndarray]:
+    """encode_items's inputs; attributes per item: {column: value} or ["column=value"]."""
+    titles = _as_list(titles)
+    categories = [[] for _ in titles] if categories is None else categories
+    attributes = [[] for _ in titles] if attributes is None else attributes
+    for what, rows in (("category lists", categories), ("attribute rows", attributes)):
+      if len(rows) != len(titles):
+        raise ValueError(f"got {len(titles)} titles but {len(rows)} {what}")
+    attributes = [[f"{k}={v}" for k, v in sorted(row.items()) if v is not None]
+                  if isinstance(row, dict) else list(row) for row in attributes]
+    return {"title": np.array(titles, dtype=object),
+            "categories": _pad(categories, self.categories_width),
+            "attributes": _pad(attributes, 1)}
+
+  def encode_items(self, titles: Sequence[str], categories: Optional[Rows] = None,
+                   attributes: Optional[Sequence[Any]] = None, *,
                    label: Optional[str] = None, version: Optional[int] = None) -> np.ndarray:
-    """Embeddings of (possibly new) items from their text: [B, D] float.
+    """Embeddings of (possibly new) items from their text and attributes: [B, D] float.
 
     Args:
       titles: [B] item titles.
       categories: per item, its category names (any lengths; padded with '').
+      attributes: per item, its attributes as {column: value} (e.g. {"year": 2019}) or
+        "column=value" strings; columns the model does not know are ignored.
     """
-    titles = _as_list(titles)
-    if categories is None:
-      categories = [[] for _ in titles]
-    if len(categories) != len(titles):
-      raise ValueError(f"got {len(titles)} titles but {len(categories)} category lists")
-    out = self.predict({"title": np.array(titles, dtype=object),
-                        "categories": _pad(categories, self.categories_width)},
-                       "encode_items", version, label)
+    out = self.predict(self._new_items(titles, categories, attributes), "encode_items",
+                       version, label)
     return out["embedding"]
 
-  def nearest_to_new_items(self, titles: Sequence[str], categories: Optional[Rows] = None, *,
+  def nearest_to_new_items(self, titles: Sequence[str], categories: Optional[Rows] = None,
+                           attributes: Optional[Sequence[Any]] = None, *,
                            label: Optional[str] = None, version: Optional[int] = None
                            ) -> List[Dict[str, Any]]:
-    """The catalog items nearest to new items described by their text (encode_items).
+    """The catalog items nearest to new items described by their text and attributes
+    (encode_items; arguments as in encode_items).
 
     Returns:
       Per title, {'title', 'items': [K] item ids, 'scores': [K] floats}, best first.
     """
     titles = _as_list(titles)
-    categories = [[] for _ in titles] if categories is None else categories
-    if len(categories) != len(titles):
-      raise ValueError(f"got {len(titles)} titles but {len(categories)} category lists")
-    out = self.predict({"title": np.array(titles, dtype=object),
-                        "categories": _pad(categories, self.categories_width)},
-                       "encode_items", version, label,
-                       output_filter=["item_ids", "scores"])
+    out = self.predict(self._new_items(titles, categories, attributes), "encode_items",
+                       version, label, output_filter=["item_ids", "scores"])
     return [{"title": t, "items": i, "scores": s}
             for t, i, s in zip(titles, _strings(out["item_ids"]), out["scores"].tolist())]
 

@@ -136,6 +136,11 @@ def load_inputs(config: config_lib.RunConfig, progress: bool = True) -> RunInput
                    fine_tune, raw)
 
 
+def node_count(graph: tfgnn.GraphTensor, name: str) -> int:
+  """Nodes of set `name` (0 when the graph has no such set, e.g. built by an older version)."""
+  return int(graph.node_sets[name].total_size) if name in graph.node_sets else 0
+
+
 def build_model(config: config_lib.RunConfig, inputs: RunInputs, text_encoder_layer=None
                 ) -> recommender.GraphRecommender:
   """The GraphRecommender of `config` over `inputs` (call inside the strategy's scope)."""
@@ -144,7 +149,9 @@ def build_model(config: config_lib.RunConfig, inputs: RunInputs, text_encoder_la
   tower = graph_tower.GraphTower(
       config.model, num_users=int(graph.node_sets[gs.USER].total_size),
       num_items=int(graph.node_sets[gs.ITEM].total_size),
-      num_categories=int(graph.node_sets[gs.CATEGORY].total_size), item_text_dim=text_dim)
+      num_categories=int(graph.node_sets[gs.CATEGORY].total_size), item_text_dim=text_dim,
+      num_item_attributes=node_count(graph, gs.ITEM_ATTRIBUTE),
+      num_user_attributes=node_count(graph, gs.USER_ATTRIBUTE))
   pairs = inputs.pairs
   counts = np.bincount(pairs["item"], minlength=inputs.data.num_items).astype(np.float64)
   probability = counts / max(counts.sum(), 1.0)

@@ -1,0 +1,95 @@
+"""The graph tower alone, trained and evaluated once per variant: its drop-one ablations.
+
+  python benchmarks/bench_tower_variants.py --config my.yaml --out /tmp/variants \
+      --variant default --variant model.use_attributes=false --variant model.branches=conv
+
+Each variant (`default`, or comma-separated `section.key=value` overrides in YAML, as in
+bench_tower_step.py) runs `tfgrec train` then `tfgrec evaluate --baselines ''` in fresh
+processes, with the two-stage ranker off (`ranking.enabled: false`) so the figures are the
+tower's own retrieval. The graph and the text cache are the config's (build them once, e.g. with
+`tfgrec demo` or `tfgrec build-graph` + `tfgrec train`). Prints, per variant: epochs (best),
+training seconds, validation NDCG@20 at the best epoch, test NDCG@20 of all users and of the
+cold-item slice; writes <out>/variants.json.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import yaml
+
+from bench_tower_step import overrides_of  # benchmarks/, beside this script
+
+VARIANT_NAMES = {
+    "default": "tower (defaults)",
+    "model.branches=conv": "− attention",
+    "model.branches=attention": "− convolution",
+    "model.use_text=false": "− text",
+    "tasks.alignment_weight=0": "− alignment",
+    "model.use_attributes=false": "− attributes",
+    "model.branches=conv,model.use_text=false,model.use_categories=false,"
+    "model.use_attributes=false,tasks.alignment_weight=0,tasks.ranking_weight=0":
+        "LightGCN-style (convolution only, IDs only, same retrieval loss)",
+}
+
+
+def merged(base: dict, overrides: dict) -> dict:
+  out = dict(base)
+  for section, values in overrides.items():
+    out[section] = {**(out.get(section) or {}), **values}
+  return out
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--config", required=True, help="run config with graph_dir (and text)")
+  parser.add_argument("--out", required=True, help="directory for the variants' run dirs")
+  parser.add_argument("--variant", action="append", default=None,
+                      help="'default' or section.key=value[,...] (repeatable; default: the "
+                      "drop-one set and the LightGCN-style tower)")
+  args = parser.parse_args()
+  with open(args.config) as f:
+    base = yaml.safe_load(f) or {}
+  base = merged(base, {"ranking": {"enabled": False}})
+  os.makedirs(args.out, exist_ok=True)
+  tfgrec = [sys.executable, "-m", "tfgrec.cli"]
+  rows = []
+  print(f"{'variant':62s} {'epochs':>8s} {'train s':>8s} {'val':>7s} {'test':>7s} {'cold':>7s}",
+        flush=True)
+  for index, variant in enumerate(args.variant or list(VARIANT_NAMES)):
+    run_dir = os.path.join(args.out, f"variant_{index}")
+    config = merged(base, overrides_of(variant))
+    config["run_dir"] = run_dir
+    path = os.path.join(args.out, f"variant_{index}.yaml")
+    with open(path, "w") as f:
+      yaml.safe_dump(config, f)
+    start = time.time()
+    for command in (["train", "--config", path],
+                    ["evaluate", "--config", path, "--baselines", ""]):
+      with open(os.path.join(args.out, f"variant_{index}.{command[0]}.log"), "w") as log:
+        subprocess.run(tfgrec + command, stdout=log, stderr=subprocess.STDOUT, check=True)
+      if command[0] == "train":
+        seconds = time.time() - start
+    with open(os.path.join(run_dir, "best.json")) as f:
+      best = json.load(f)
+    with open(os.path.join(run_dir, "history.json")) as f:
+      epochs = len(json.load(f))
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+      metrics = json.load(f)["full model"]
+    row = {"variant": variant, "name": VARIANT_NAMES.get(variant, variant), "epochs": epochs,
+           "best_epoch": best["epoch"], "train_seconds": round(seconds, 1),
+           "validation_ndcg@20": best["val_ndcg@20"],
+           "test_ndcg@20": metrics["all"]["ndcg@20"],
+           "cold_ndcg@20": metrics["cold_items"]["ndcg@20"]}
+    rows.append(row)
+    print(f"{row['name'][:62]:62s} {epochs:>4d} ({best['epoch']:>2d}) {seconds:8.0f} "
+          f"{row['validation_ndcg@20']:7.4f} {row['test_ndcg@20']:7.4f} "
+          f"{row['cold_ndcg@20']:7.4f}", flush=True)
+    with open(os.path.join(args.out, "variants.json"), "w") as f:
+      json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+  main()
