@@ -198,12 +198,15 @@ def test_build_graph_command_takes_the_attribute_options(attribute_graph_dir, tm
   assert sorted(spec["items"]) == ["year"] and spec["config"]["buckets"] == 2
 
 
-def test_new_item_with_attributes_matches_a_cold_item_of_the_graph(attribute_graph_dir):
+@pytest.mark.parametrize("update_attributes", [True, False])
+def test_new_item_with_attributes_matches_a_cold_item_of_the_graph(attribute_graph_dir,
+                                                                   update_attributes):
   from tfgrec.train import inputs  # pylint: disable=g-import-not-at-top
   out, _, _ = attribute_graph_dir
   graph = gt.prepare_graph(inputs.read_graph(out))
   sizes = {n: int(graph.node_sets[n].total_size) for n in graph.node_sets}
-  cfg = gt.GraphTowerConfig(dim=8, rounds=2, heads=2, dropout=0.0)
+  cfg = gt.GraphTowerConfig(dim=8, rounds=2, heads=2, dropout=0.0,
+                            update_attributes=update_attributes)
   tower = gt.GraphTower(cfg, num_users=sizes["user"], num_items=sizes["item"],
                         num_categories=sizes["category"], item_text_dim=5,
                         num_item_attributes=sizes["item_attribute"],
@@ -213,6 +216,9 @@ def test_new_item_with_attributes_matches_a_cold_item_of_the_graph(attribute_gra
   full = tower(tower_inputs)["item"].numpy()
   states = tower.side_round_states(tower_inputs)
   assert sorted(states) == ["category", "item_attribute", "user_attribute"]
+  # Not updated, a value keeps its embedding in every round.
+  assert update_attributes != all(np.allclose(s, states["item_attribute"][0])
+                                  for s in states["item_attribute"])
   items = list(inputs.read_vocab(out, "item"))
   e = items.index("e")  # a cold item: category x, year and brand=zeta
 
@@ -307,3 +313,37 @@ def test_saved_new_item_encoder_reads_attributes_like_the_graph(attribute_graph_
   tf.saved_model.save(module, str(tmp_path / "encoder"))
   loaded = tf.saved_model.load(str(tmp_path / "encoder"))
   np.testing.assert_allclose(loaded.encode(*args).numpy(), local, rtol=1e-6, atol=1e-6)
+
+
+def test_release_time_reads_years_dates_and_epoch_seconds():
+  assert attrs.release_time("1995") == attrs.release_time(1995) == 788918400  # 1995-01-01
+  assert attrs.release_time("2019-05-01") == 1556668800
+  assert attrs.release_time("1700000000") == 1700000000
+  for missing in ("", None, "soon", float("nan")):
+    assert attrs.release_time(missing) == -1
+  assert attrs.release_times(['{"year": "1995"}', "{}", None], "year").tolist() == [
+      788918400, -1, -1]
+
+
+def test_release_year_makes_items_available_from_their_release(attribute_graph_dir):
+  import types  # pylint: disable=g-import-not-at-top
+  from tfgrec import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tfgrec.ranking import run as ranking_run  # pylint: disable=g-import-not-at-top
+  from tfgrec.sources import time_context  # pylint: disable=g-import-not-at-top
+  from tfgrec.train import inputs  # pylint: disable=g-import-not-at-top
+  out, _, _ = attribute_graph_dir
+  item_ids = inputs.read_vocab(out, "item")
+  fake = types.SimpleNamespace(item_ids=item_ids)
+  config = config_lib.config_from_dict({"graph_dir": out})
+  times = ranking_run.release_times(config, fake)
+  year = {i: attrs.release_time(y) for i, y in zip("abcde", ["1990", "1995", "2000", "", "2010"])}
+  assert times.tolist() == [year[i] for i in item_ids]
+  off = config_lib.config_from_dict({"graph_dir": out, "ranking": {"release_attribute": None}})
+  assert ranking_run.release_times(off, fake) is None
+  # An item exists from the earlier of its release and its first event, never before: no
+  # item is fresh (or has an age) at a time before it was released.
+  index = time_context.EventIndex([0, 1], [500, 500], num_items=2, available_time=[100, -1])
+  age, available = index.age(tf.constant([[0, 1]], tf.int64), tf.constant([300], tf.int64))
+  assert age.numpy().tolist() == [[200, -200]] and available.numpy().tolist() == [[True, False]]
+  _, early = index.age(tf.constant([[0]], tf.int64), tf.constant([50], tf.int64))
+  assert early.numpy().tolist() == [[False]]

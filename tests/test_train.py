@@ -193,3 +193,26 @@ def test_test_split_history_adds_the_validation_events(trained):
   assert train.known_graph(config, inputs, "validation") is inputs.graph
   both = model.embeddings(history=train.known_history(config, inputs, "test"), graph=graph)
   assert not np.allclose(both["item"], default["item"])
+
+
+def test_learning_rate_halves_on_each_plateau_and_training_stops_after_patience(tmp_path):
+  # Validation NDCG per epoch, scripted: better at 1 and 2, then flat.
+  scores = iter([0.1, 0.2, 0.15, 0.15, 0.19, 0.18, 0.17, 0.16])
+
+  class Scripted(cb.ValidationCallback):
+
+    def evaluate(self):
+      value = next(scores)
+      return {f"val_{m}@{self.k}": value for m in ("ndcg", "recall", "hr", "mrr")}
+
+  model = tf.keras.Sequential([tf.keras.layers.Dense(1)])
+  model.compile(tf.keras.optimizers.Adam(0.01), loss="mse")
+  callback = Scripted(str(tmp_path), None, None, patience=5, verbose=False,
+                      lr_decay_patience=2, lr_decay_factor=0.5)
+  history = model.fit(np.zeros([4, 2]), np.zeros([4, 1]), epochs=8, verbose=0,
+                      callbacks=[callback])
+  rates = history.history["learning_rate"]
+  # Epochs 3..7 wait 1..5 epochs after the best (2): halved after waits 2 and 4, stop at 5.
+  assert len(rates) == 7
+  np.testing.assert_allclose(rates, [0.01, 0.01, 0.01, 0.005, 0.005, 0.0025, 0.0025])
+  assert callback.best["epoch"] == 2

@@ -74,6 +74,9 @@ class TrainConfig:
       batches make epochs cheap.
     learning_rate: Adam learning rate.
     patience: epochs without a better validation NDCG@k before stopping (0: never stop early).
+    lr_decay_patience: multiply the learning rate by lr_decay_factor after every this many
+      epochs without a better validation NDCG@k (0: a constant learning rate).
+    lr_decay_factor: that factor, in (0, 1).
     validation_k: the K of the validation NDCG@K / Recall@K that picks the best epoch.
     clip_norm: clip each gradient to this global norm (0: no clipping).
     jit_compile: XLA-compile the train step.
@@ -83,6 +86,8 @@ class TrainConfig:
   batch_size: int = 4096
   learning_rate: float = 0.01
   patience: int = 5
+  lr_decay_patience: int = 2
+  lr_decay_factor: float = 0.5
   validation_k: int = 20
   clip_norm: float = 1.0
   jit_compile: bool = False
@@ -92,6 +97,9 @@ class TrainConfig:
     if self.epochs < 1 or self.batch_size < 2 or self.learning_rate <= 0:
       raise ConfigError(f"train: epochs >= 1, batch_size >= 2, learning_rate > 0 required, got "
                         f"{self.epochs}, {self.batch_size}, {self.learning_rate}")
+    if self.lr_decay_patience < 0 or not 0.0 < self.lr_decay_factor < 1.0:
+      raise ConfigError(f"train: lr_decay_patience >= 0 and lr_decay_factor in (0, 1) required, "
+                        f"got {self.lr_decay_patience}, {self.lr_decay_factor}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,6 +225,10 @@ class RankingConfig:
     refit_trained_sources: `tfgrec export` retrains the trained sources (sequence) on every
       event too (minutes); by default they keep their training fit and read every event
       through the users' histories, as the graph tower does.
+    release_attribute: the items column holding each item's release year or date (an
+      attribute of the catalog); the fresh source and the ranker's item age count from the
+      earlier of it and the item's first event. Unset, or a column the catalog lacks: from the
+      first event alone.
   """
   enabled: bool = True
   candidates: CandidatesConfig = CandidatesConfig()
@@ -227,6 +239,7 @@ class RankingConfig:
   ablation_ensemble: int = 2
   item_neighbours: int = 0
   refit_trained_sources: bool = False
+  release_attribute: Optional[str] = "year"
 
   def __post_init__(self):
     if self.ablation_ensemble < 1:

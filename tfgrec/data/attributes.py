@@ -189,6 +189,30 @@ def column_spec(config: AttributeConfig, column: str, value_counts: Sequence[Tup
   return {"kind": CATEGORICAL, "values": sorted(v for v, _ in kept)}
 
 
+def release_time(value: Any) -> int:
+  """Epoch seconds of a release-time attribute: a year (1000..9999: 1 January, UTC), epoch
+  seconds or an ISO-8601 date; NO_TIME (-1) when missing or unreadable."""
+  import datetime  # pylint: disable=g-import-not-at-top
+  from tfgrec.data import contract  # pylint: disable=g-import-not-at-top
+  if is_missing(value):
+    return contract.NO_TIME
+  number = as_number(value)
+  if number is not None and number.is_integer() and 1000 <= number <= 9999:
+    return int(datetime.datetime(int(number), 1, 1, tzinfo=datetime.timezone.utc).timestamp())
+  rejection = contract.validate_row(
+      "interactions", {"user_id": "u", "item_id": "i", "timestamp": value})
+  return contract.NO_TIME if isinstance(rejection, contract.Rejection) else int(
+      rejection["timestamp"])
+
+
+def release_times(attributes: Sequence[Any], column: str) -> "np.ndarray":
+  """[N] int64 release times (NO_TIME where unknown) of rows with `attributes` (JSON text or
+  mappings), read from `column` (see release_time)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  return np.array([release_time(parse_attributes(a).get(column)) for a in attributes],
+                  np.int64)
+
+
 def write_spec(spec: Mapping[str, Any]) -> bytes:
   return (json.dumps(spec, indent=2, sort_keys=True) + "\n").encode("utf-8")
 

@@ -70,6 +70,9 @@ class GraphTowerConfig:
     use_categories: include the category node set and its edge sets.
     use_attributes: include the attribute node sets (item_attribute, user_attribute) and their
       edge sets, when the graph has attribute nodes (tfgrec.data.attributes).
+    update_attributes: attribute values are updated from their items (users) each round, as
+      categories are; off: they keep their learned embedding and only send it (a value shared
+      by a thousand items then does not pass on the mean of those items).
     use_text: items start from their text embedding (off: the graph-only ablation).
     layer_norm: normalize every node state after each round (keeps state scales steady as
       rounds add up).
@@ -88,6 +91,7 @@ class GraphTowerConfig:
   combine: str = "mean"
   use_categories: bool = True
   use_attributes: bool = True
+  update_attributes: bool = False
   use_text: bool = True
   layer_norm: bool = True
   l2: float = 0.0
@@ -206,7 +210,9 @@ class GraphTower(tf.keras.layers.Layer):
   def _receivers(self, last: bool) -> List[str]:
     """The node sets a round updates: users, items and (but in the last round, after which
     nothing reads them) the side sets in use."""
-    return [gs.USER, gs.ITEM] + ([] if last else list(self.side_sets))
+    updated = [name for name in self.side_sets
+               if name == gs.CATEGORY or self.config.update_attributes]
+    return [gs.USER, gs.ITEM] + ([] if last else updated)
 
   def _incoming(self, receiver: str) -> List[str]:
     unused = {e for name, edge_sets in SIDE_SETS.items() if name not in self.side_sets

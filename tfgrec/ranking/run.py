@@ -17,6 +17,7 @@ import numpy as np
 
 from tfgrec import config as config_lib
 from tfgrec import storage
+from tfgrec.data import attributes as attributes_lib
 from tfgrec.eval import metrics
 from tfgrec.graph import schema as gs
 from tfgrec.ranking import features as features_lib
@@ -52,6 +53,23 @@ def item_categories(inputs) -> np.ndarray:
   out = np.zeros([len(inputs.item_ids), max(num_categories, 1)], np.float32)
   out[edges.source.numpy(), edges.target.numpy()] = 1.0
   return out
+
+
+def release_times(config: config_lib.RunConfig, inputs) -> Optional[np.ndarray]:
+  """[I] each item's release time from the catalog attribute ranking.release_attribute (a
+  year or a date; NO_TIME where unknown), or None when it is unset or no item has one. Fresh
+  items and the items' age count from the earlier of it and the item's first event."""
+  column = config.ranking.release_attribute
+  path = storage.join(config.graph_dir, "catalog.parquet")
+  if not column or not storage.exists(path):
+    return None
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  catalog = storage.read_parquet(path, columns=["item_id", "attributes"])
+  times = pd.Series(attributes_lib.release_times(catalog["attributes"], column),
+                    index=catalog["item_id"].astype(str))
+  out = times.reindex(pd.Index(np.asarray(inputs.item_ids).astype(str))).fillna(
+      base.NO_TIME).to_numpy(np.int64)
+  return out if (out != base.NO_TIME).any() else None
 
 
 def source_factories(config: config_lib.RunConfig, *, has_text: bool, has_tower: bool,
@@ -110,6 +128,9 @@ class Stage:
       item_data[embedding.TEXT_EMBEDDING] = inputs.item_text
     if item_embedding is not None:
       item_data[embedding.ITEM_EMBEDDING] = item_embedding
+    available = release_times(config, inputs)
+    if available is not None:
+      item_data[time_context.AVAILABLE_TIME] = available
     make = source_factories(config, has_text=inputs.item_text is not None,
                             has_tower=item_embedding is not None, verbose=progress)
     reuse = {k: v for k, v in (reuse or {}).items() if k in make}
@@ -124,7 +145,7 @@ class Stage:
     self.histories = base.UserHistories(events["user"], events["item"], events["timestamp"],
                                         num_users=data.num_users)
     self.index = time_context.EventIndex(events["item"], events["timestamp"],
-                                         num_items=data.num_items)
+                                         num_items=data.num_items, available_time=available)
     self.text = inputs.item_text
     self.categories = item_categories(inputs)
 

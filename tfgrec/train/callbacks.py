@@ -39,8 +39,10 @@ class ValidationCallback(tf.keras.callbacks.Callback):
   """After each epoch: full-ranking NDCG@k / Recall@k on the validation split.
 
   Adds `val_ndcg@k`, `val_recall@k` (and hr, mrr) to the epoch logs (so TensorBoard and the history
-  see them), saves the weights of the best epoch to `<run_dir>/checkpoints/best-<epoch>/`, and stops
-  training after `patience` epochs without improvement.
+  see them), saves the weights of the best epoch to `<run_dir>/checkpoints/best-<epoch>/`, lowers
+  the learning rate by `lr_decay_factor` after every `lr_decay_patience` epochs without
+  improvement, and stops training after `patience` epochs without improvement. The learning rate
+  is the optimizer's own variable, so a resumed run (BackupAndRestore) continues with it.
 
   Args:
     run_dir: the run directory.
@@ -48,11 +50,17 @@ class ValidationCallback(tf.keras.callbacks.Callback):
     data: tfgrec.eval.EvalData (validation items relevant, training items excluded).
     k: the cut-off.
     patience: epochs without improvement before stopping (0: never).
+    lr_decay_patience: epochs without improvement before each lowering of the learning rate
+      (0: never).
+    lr_decay_factor: what the learning rate is multiplied by then.
   """
 
   def __init__(self, run_dir: str, embeddings_fn: Callable[[], Dict[str, np.ndarray]], data,
-               *, k: int = 20, patience: int = 5, verbose: bool = True):
+               *, k: int = 20, patience: int = 5, verbose: bool = True,
+               lr_decay_patience: int = 0, lr_decay_factor: float = 0.5):
     super().__init__()
+    self.lr_decay_patience = lr_decay_patience
+    self.lr_decay_factor = lr_decay_factor
     self.run_dir = run_dir
     self.embeddings_fn = embeddings_fn
     self.data = data
@@ -96,7 +104,14 @@ class ValidationCallback(tf.keras.callbacks.Callback):
     if self.verbose:
       print(f"  validation: ndcg@{self.k} {value:.4f}  recall@{self.k} "
             f"{values[f'val_recall@{self.k}']:.4f}  ({note})", flush=True)
-    if self.patience and epoch + 1 - self.best["epoch"] >= self.patience:
+    waited = epoch + 1 - self.best["epoch"]
+    rate = self.model.optimizer.learning_rate
+    if self.lr_decay_patience and waited and waited % self.lr_decay_patience == 0:
+      rate.assign(rate * self.lr_decay_factor)
+      if self.verbose:
+        print(f"  learning rate lowered to {float(rate.numpy()):.3g}", flush=True)
+    logs["learning_rate"] = float(tf.keras.backend.get_value(rate))  # For the next epoch.
+    if self.patience and waited >= self.patience:
       if self.verbose:
         print(f"  early stopping: no better {self.monitor} for {self.patience} epochs", flush=True)
       self.model.stop_training = True

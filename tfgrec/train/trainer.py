@@ -178,7 +178,9 @@ def train(config: config_lib.RunConfig, *, progress: bool = True,
     build(model, dataset)
   callbacks = [
       cb.ValidationCallback(run_dir, model.embeddings, inputs.data, k=config.train.validation_k,
-                            patience=config.train.patience, verbose=progress),
+                            patience=config.train.patience, verbose=progress,
+                            lr_decay_patience=config.train.lr_decay_patience,
+                            lr_decay_factor=config.train.lr_decay_factor),
       cb.HistoryCallback(run_dir),
       tf.keras.callbacks.BackupAndRestore(backup_dir),
       tf.keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False,
