@@ -347,3 +347,41 @@ def test_release_year_makes_items_available_from_their_release(attribute_graph_d
   assert age.numpy().tolist() == [[200, -200]] and available.numpy().tolist() == [[True, False]]
   _, early = index.age(tf.constant([[0]], tf.int64), tf.constant([50], tf.int64))
   assert early.numpy().tolist() == [[False]]
+
+
+def test_new_user_from_attributes_matches_a_user_without_events_in_the_graph():
+  # A user node with attribute edges and no interaction (u9) is what a new user is: no ID
+  # state, only their attribute values.
+  edges = pd.DataFrame({"user_id": ["u1", "u1", "u2"], "item_id": ["a", "b", "a"],
+                        "value": np.float32([1, 1, 1]), "timestamp": [1, 2, 3],
+                        "count": [1, 1, 1]})
+  catalog = pd.DataFrame({"item_id": ["a", "b"], "text": ["A", "B"],
+                          "categories": [("x",), ("y",)], "attributes": ["{}", "{}"]})
+  users = pd.DataFrame({"user_id": ["u1", "u2", "u9"],
+                        "attributes": ['{"age": "young"}', '{"age": "old"}',
+                                       '{"age": "young", "plan": "pro"}']})
+  spec = {"items": {}, "users": {"age": {"kind": "categorical", "values": ["old", "young"]},
+                                 "plan": {"kind": "categorical", "values": ["pro"]}}}
+  tables = build.make_tables(edges, catalog, extra_users=["u9"], users_table=users,
+                             attribute_spec=spec)
+  graph = gt.prepare_graph(build.to_graph_tensor(tables))
+  tower = gt.GraphTower(gt.GraphTowerConfig(dim=8, rounds=2, heads=2, dropout=0.0),
+                        num_users=3, num_items=2, num_categories=2,
+                        num_user_attributes=len(tables.user_attributes))
+  full = tower({"graph": graph})["user"].numpy()
+  states = tower.side_round_states({"graph": graph})
+  vocab = list(tables.user_attributes)
+  values = [vocab.index("age=young"), vocab.index("plan=pro")]
+  source = graph.edge_sets["user_has_attribute"].adjacency.target
+  degree = tf.math.unsorted_segment_sum(tf.ones_like(source, tf.float32), source, len(vocab))
+  new = tower.encode_new_users(tf.ragged.constant([values, values[:1]], tf.int64),
+                               states["user_attribute"], degree)
+  u9 = list(tables.users).index("u9")
+  np.testing.assert_allclose(new[0].numpy(), full[u9], rtol=1e-5, atol=1e-5)
+  assert not np.allclose(new[1].numpy(), full[u9], atol=1e-3)  # one value fewer
+  # A tower that does not read attributes has nothing to say about a new user.
+  plain = gt.GraphTower(gt.GraphTowerConfig(dim=8, rounds=2, heads=2, use_attributes=False),
+                        num_users=3, num_items=2, num_categories=2,
+                        num_user_attributes=len(tables.user_attributes))
+  assert not plain.encode_new_users(tf.ragged.constant([values], tf.int64), [], degree).numpy(
+      ).any()

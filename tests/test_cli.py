@@ -16,7 +16,7 @@ def test_synthetic_then_build_graph(tmp_path, capsys):
   raw, graph = tmp_path / "raw", tmp_path / "graph"
   assert cli.main(["data", "synthetic", "--users", "30", "--items", "50", "--interactions",
                    "600", "--seed", "1", "--out", str(raw), "--format", "jsonl"]) == 0
-  assert sorted(os.listdir(raw)) == ["interactions.jsonl", "items.jsonl"]
+  assert sorted(os.listdir(raw)) == ["interactions.jsonl", "items.jsonl", "users.jsonl"]
   assert cli.main(["build-graph", "--raw", str(raw), "--out", str(graph), "--num-shards", "2",
                    "--test-fraction", "0.2", "--direct_num_workers=1"]) == 0
   printed = capsys.readouterr().out
@@ -24,6 +24,10 @@ def test_synthetic_then_build_graph(tmp_path, capsys):
   stats = json.loads((graph / "stats.json").read_text())
   assert stats["split"]["config"]["test_fraction"] == 0.2
   assert stats["tables"]["interactions"]["rows_in"] == 600
+  # The synthetic users' age group and the items' brand and price are attribute node sets.
+  assert stats["tables"]["users"]["accepted"] == 30
+  assert stats["graph"]["attributes"]["users"] == {"age_group": "categorical"}
+  assert stats["graph"]["attributes"]["items"]["price"] == "numeric"
 
 
 def test_data_contract_prints_the_contract(capsys):

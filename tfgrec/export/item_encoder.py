@@ -155,6 +155,7 @@ class _ItemPath(tf.Module):
   """
 
   encode_new_items = graph_tower.GraphTower.encode_new_items
+  _encode_cold = graph_tower.GraphTower._encode_cold  # pylint: disable=protected-access
   _propagate = graph_tower.GraphTower._propagate  # pylint: disable=protected-access
   _receivers = graph_tower.GraphTower._receivers  # pylint: disable=protected-access
 

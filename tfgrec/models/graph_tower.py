@@ -54,6 +54,7 @@ SIDE_SETS = {
     gs.ITEM_ATTRIBUTE: (gs.ATTRIBUTE_OF, gs.HAS_ATTRIBUTE),
     gs.USER_ATTRIBUTE: (gs.ATTRIBUTE_OF_USER, gs.USER_HAS_ATTRIBUTE),
 }
+SIDE_OWNER = {gs.CATEGORY: gs.ITEM, gs.ITEM_ATTRIBUTE: gs.ITEM, gs.USER_ATTRIBUTE: gs.USER}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,7 +244,11 @@ class GraphTower(tf.keras.layers.Layer):
         raise ValueError("this GraphTower reads item text: pass item_text [num_items, "
                          f"{self.item_text_dim}]")
       item = item + self.text_projection(item_text)
-    features = {gs.USER: {tfgnn.HIDDEN_STATE: self.user_embedding(ids(gs.USER))},
+    # Likewise a user node without an interaction (none in a training graph) has no ID state:
+    # it hears only its attribute values (encode_new_users).
+    active = tfgnn.node_degree(graph, gs.INTERACTED, tfgnn.SOURCE) > 0
+    user = self.user_embedding(ids(gs.USER)) * tf.cast(active, tf.float32)[:, None]
+    features = {gs.USER: {tfgnn.HIDDEN_STATE: user},
                 gs.ITEM: {tfgnn.HIDDEN_STATE: item}}
     if self.category_embedding is not None:
       features[gs.CATEGORY] = {
@@ -303,86 +308,102 @@ class GraphTower(tf.keras.layers.Layer):
       attribute_degree: [A] how many items have each value, counting the new item.
     """
     batch = tf.cast(categories.nrows(), tf.int32)
-    dim = self.config.dim
-    item = tf.zeros(tf.stack([batch, dim]))
+    item = tf.zeros(tf.stack([batch, self.config.dim]))
     if self.text_projection is not None:
       if item_text is None:
         raise ValueError("this GraphTower reads item text: pass item_text")
       item = self.text_projection(item_text)
     if not self.rounds:
       return item
+    members = {gs.CATEGORY: (categories, category_states, category_degree)}
+    if attributes is not None and attribute_states is not None and attribute_degree is not None:
+      members[gs.ITEM_ATTRIBUTE] = (attributes, attribute_states, attribute_degree)
+    return self._encode_cold(gs.ITEM, item, members)
+
+  def encode_new_users(self, attributes: tf.RaggedTensor, attribute_states: List[tf.Tensor],
+                       attribute_degree: tf.Tensor) -> tf.Tensor:
+    """Final embeddings [B, dim] of users the graph does not have, from their attributes.
+
+    The user-side twin of :meth:`encode_new_items`: a user without interactions has no ID
+    state (as the tower treats a user node without interaction edges) and hears only their
+    attribute values, with the values' states taken from the full graph
+    (:meth:`side_round_states`).
+
+    Args:
+      attributes: [B, None] ragged user_attribute indices of each user.
+      attribute_states: one [A, dim] tensor per round.
+      attribute_degree: [A] how many users have each value, counting the new user.
+    """
+    user = tf.zeros(tf.stack([tf.cast(attributes.nrows(), tf.int32), self.config.dim]))
+    if not self.rounds or gs.USER_ATTRIBUTE not in self.side_sets:
+      return user
+    return self._encode_cold(gs.USER, user, {
+        gs.USER_ATTRIBUTE: (attributes, attribute_states, attribute_degree)})
+
+  def _encode_cold(self, receiver: str, state: tf.Tensor,
+                   members: Dict[str, Tuple[tf.RaggedTensor, List[tf.Tensor], tf.Tensor]]
+                   ) -> tf.Tensor:
+    """Runs the rounds on a graph of B new `receiver` nodes (users or items) with `state`, no
+    interaction, and edges to the side node sets in `members` ({side set: (ragged [B, None]
+    indices, its states per round, its degrees counting the new node)}); the other side sets
+    are present and empty. Returns the receivers' final states [B, dim]."""
+    dim = self.config.dim
     size = lambda n: tf.reshape(n, [1])
-
-    def interactions(source, target):
-      empty = tf.zeros([0], tf.int32)
-      features = {gcn_conv.GCN_NORM: tf.zeros([0, 1])}
-      if self.config.recency_half_lives:
-        features[recency.RECENCY] = tf.zeros([0, len(self.config.recency_half_lives)])
-      if self.config.conv_recency_half_life:
-        features[recency.RECENCY_WEIGHT] = tf.zeros([0, 1])
-      return tfgnn.EdgeSet.from_fields(
-          sizes=size(0), features=features,
-          adjacency=tfgnn.Adjacency.from_indices((source, empty), (target, empty)))
-
-    def memberships(side, members, degree, to_item):
-      """Both edge sets between the new items and a side set (GCN norm as in the graph)."""
-      member = tf.cast(members.flat_values, tf.int32)
-      item_index = tf.cast(members.value_rowids(), tf.int32)
-      per_item = tf.cast(members.row_lengths(), tf.float32)
-      norm = tf.math.rsqrt(tf.maximum(
-          tf.gather(tf.cast(degree, tf.float32), member)
-          * tf.gather(per_item, item_index), 1.0))[:, None]
-
-      def edge_set(source, target, source_index, target_index):
-        return tfgnn.EdgeSet.from_fields(
-            sizes=size(tf.shape(member)[0]), features={gcn_conv.GCN_NORM: norm},
-            adjacency=tfgnn.Adjacency.from_indices((source, source_index),
-                                                   (target, target_index)))
-
-      to_side = [e for e in SIDE_SETS[side] if e != to_item][0]
-      return {to_item: edge_set(side, gs.ITEM, member, item_index),
-              to_side: edge_set(gs.ITEM, side, item_index, member)}
+    empty = tf.zeros([0], tf.int32)
 
     def nothing():
       return tfgnn.NodeSet.from_fields(sizes=size(0),
                                        features={tfgnn.HIDDEN_STATE: tf.zeros([0, dim])})
 
-    def no_edges(source, target):
-      empty = tf.zeros([0], tf.int32)
+    def edge_set(source, target, source_index, target_index, norm, count):
       return tfgnn.EdgeSet.from_fields(
-          sizes=size(0), features={gcn_conv.GCN_NORM: tf.zeros([0, 1])},
+          sizes=size(count), features={gcn_conv.GCN_NORM: norm},
+          adjacency=tfgnn.Adjacency.from_indices((source, source_index),
+                                                 (target, target_index)))
+
+    interaction = {gcn_conv.GCN_NORM: tf.zeros([0, 1])}
+    if self.config.recency_half_lives:
+      interaction[recency.RECENCY] = tf.zeros([0, len(self.config.recency_half_lives)])
+    if self.config.conv_recency_half_life:
+      interaction[recency.RECENCY_WEIGHT] = tf.zeros([0, 1])
+
+    def no_interactions(source, target):
+      return tfgnn.EdgeSet.from_fields(
+          sizes=size(0), features=dict(interaction),
           adjacency=tfgnn.Adjacency.from_indices((source, empty), (target, empty)))
 
-    fixed = {gs.CATEGORY: category_states}
-    node_sets = {
-        gs.USER: nothing(),
-        gs.ITEM: tfgnn.NodeSet.from_fields(sizes=size(batch),
-                                           features={tfgnn.HIDDEN_STATE: item}),
-        gs.CATEGORY: tfgnn.NodeSet.from_fields(
-            sizes=size(tf.shape(category_states[0], out_type=tf.int32)[0]),
-            features={tfgnn.HIDDEN_STATE: category_states[0]}),
-    }
-    edge_sets = {gs.INTERACTED: interactions(gs.USER, gs.ITEM),
-                 gs.INTERACTED_BY: interactions(gs.ITEM, gs.USER),
-                 **memberships(gs.CATEGORY, categories, category_degree, gs.HAS_ITEM)}
-    if gs.ITEM_ATTRIBUTE in self.side_sets:
-      if attributes is None or attribute_states is None or attribute_degree is None:
-        attributes = tf.RaggedTensor.from_row_lengths(tf.zeros([0], tf.int64),
-                                                      tf.zeros(tf.reshape(batch, [1]), tf.int64))
-        attribute_states = [tf.zeros([0, dim]) for _ in self.rounds]
-        attribute_degree = tf.zeros([0])
-      fixed[gs.ITEM_ATTRIBUTE] = attribute_states
-      node_sets[gs.ITEM_ATTRIBUTE] = tfgnn.NodeSet.from_fields(
-          sizes=size(tf.shape(attribute_states[0], out_type=tf.int32)[0]),
-          features={tfgnn.HIDDEN_STATE: attribute_states[0]})
-      edge_sets.update(memberships(gs.ITEM_ATTRIBUTE, attributes, attribute_degree,
-                                   gs.ATTRIBUTE_OF))
-    if gs.USER_ATTRIBUTE in self.side_sets:  # No user here: present, empty.
-      node_sets[gs.USER_ATTRIBUTE] = nothing()
-      edge_sets[gs.USER_HAS_ATTRIBUTE] = no_edges(gs.USER, gs.USER_ATTRIBUTE)
-      edge_sets[gs.ATTRIBUTE_OF_USER] = no_edges(gs.USER_ATTRIBUTE, gs.USER)
+    node_sets = {gs.USER: nothing(), gs.ITEM: nothing()}
+    node_sets[receiver] = tfgnn.NodeSet.from_fields(
+        sizes=size(tf.shape(state, out_type=tf.int32)[0]),
+        features={tfgnn.HIDDEN_STATE: state})
+    edge_sets = {gs.INTERACTED: no_interactions(gs.USER, gs.ITEM),
+                 gs.INTERACTED_BY: no_interactions(gs.ITEM, gs.USER)}
+    fixed = {}
+    for side in [name for name in SIDE_SETS if name in self.side_sets or name == gs.CATEGORY]:
+      to_owner, to_side = SIDE_SETS[side]
+      owner = SIDE_OWNER[side]
+      if side in members and owner == receiver:
+        rows, states, degree = members[side]
+        member = tf.cast(rows.flat_values, tf.int32)
+        index = tf.cast(rows.value_rowids(), tf.int32)
+        per_node = tf.cast(rows.row_lengths(), tf.float32)
+        # The GCN normalization of the graph: 1 / sqrt(side degree * the node's own degree).
+        norm = tf.math.rsqrt(tf.maximum(tf.gather(tf.cast(degree, tf.float32), member)
+                                        * tf.gather(per_node, index), 1.0))[:, None]
+        count = tf.shape(member)[0]
+        node_sets[side] = tfgnn.NodeSet.from_fields(
+            sizes=size(tf.shape(states[0], out_type=tf.int32)[0]),
+            features={tfgnn.HIDDEN_STATE: states[0]})
+        edge_sets[to_owner] = edge_set(side, owner, member, index, norm, count)
+        edge_sets[to_side] = edge_set(owner, side, index, member, norm, count)
+        fixed[side] = states
+      else:
+        node_sets[side] = nothing()
+        no_norm = tf.zeros([0, 1])
+        edge_sets[to_owner] = edge_set(side, owner, empty, empty, no_norm, 0)
+        edge_sets[to_side] = edge_set(owner, side, empty, empty, no_norm, 0)
     graph = tfgnn.GraphTensor.from_pieces(node_sets=node_sets, edge_sets=edge_sets)
-    return self._propagate(graph, training=False, fixed=fixed)[gs.ITEM]
+    return self._propagate(graph, training=False, fixed=fixed)[receiver]
 
   def _propagate(self, graph: tfgnn.GraphTensor, training: bool,
                  fixed: Optional[Dict[str, List[tf.Tensor]]] = None,
