@@ -65,7 +65,7 @@ def test_fresh_tensorflow_process_gives_the_same_answers(exported, workdir):
                         capture_output=True, text=True, timeout=300, check=True)
   served = json.loads(proc.stdout.strip().splitlines()[-1])
   assert served["foreign"] == []  # Only TensorFlow was imported.
-  assert served["signatures"] == ["encode_items", "explain", "rank", "recommend",
+  assert served["signatures"] == ["encode_items", "encode_users", "explain", "rank", "recommend",
                                   "serving_default", "similar_items"]
   local = module.recommend(tf.constant(request["users"]), tf.constant(request["history"]))
   assert served["item_ids"] == local["item_ids"].numpy().astype(str).tolist()
@@ -111,7 +111,7 @@ def test_warmup_file_parses_and_replays(exported):
   records = list(tf.data.TFRecordDataset(os.path.join(path, export.export.WARMUP_FILE)))
   logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in records]
   assert sorted(log.predict_log.request.model_spec.signature_name for log in logs) == [
-      "encode_items", "explain", "rank", "recommend", "similar_items"]
+      "encode_items", "encode_users", "explain", "rank", "recommend", "similar_items"]
   loaded = tf.saved_model.load(path)
   for log in logs:
     request = log.predict_log.request
@@ -495,7 +495,8 @@ def test_grpc_canary_label_reaches_version_two(served):
   assert (stable.model_spec.version.value, canary.model_spec.version.value) == (1, 2)
   assert len(client.recommend(user, label="canary")[0]["items"]) == 3
   assert sorted(client.metadata(label="canary")) == [
-      "encode_items", "explain", "rank", "recommend", "serving_default", "similar_items"]
+      "encode_items", "encode_users", "explain", "rank", "recommend", "serving_default",
+      "similar_items"]
 
 
 def test_grpc_bad_requests_leave_the_server_serving(served):

@@ -79,6 +79,25 @@ class _Toy(tf.Module):
     del user_id
     return {"scores": self.table.lookup(item_ids)}
 
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
+                                tf.TensorSpec([None, None], tf.string, name="history"),
+                                tf.TensorSpec([None, None], tf.int64, name="history_time"),
+                                tf.TensorSpec([None], tf.int64, name="now"),
+                                tf.TensorSpec([None, None], tf.string, name="user_attributes")])
+  def recommend_at(self, user_id, history, history_time, now, user_attributes):
+    """Echoes the request: the attribute strings as items, `now` (+ the history times' sum, -1
+    each by default) as every score."""
+    del user_id, history
+    width = tf.shape(user_attributes)[1]
+    score = tf.cast(now + tf.reduce_sum(history_time, axis=1), tf.float32)
+    return {"item_ids": user_attributes, "scores": tf.tile(score[:, None], [1, width])}
+
+  @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name="attributes")])
+  def encode_users(self, attributes):
+    """The attribute strings' lengths as the embedding."""
+    return {"embedding": tf.cast(tf.strings.length(attributes), tf.float32),
+            "item_ids": attributes}
+
 
 @contextlib.contextmanager
 def _stopped_at_exit(proc: subprocess.Popen):
@@ -115,6 +134,8 @@ def models_config(tmp_path_factory):
     module = _Toy(version)
     tf.saved_model.save(module, str(root / "models" / "toy" / str(version)),
                         signatures={"recommend": module.recommend, "rank": module.rank,
+                                    "recommend_at": module.recommend_at,
+                                    "encode_users": module.encode_users,
                                     "serving_default": module.recommend})
   (root / "models.config").write_text(MODELS_CONFIG)
   return str(root / "models.config")
@@ -194,6 +215,24 @@ def test_recommend_answers_from_the_latest_version(client):
   np.testing.assert_allclose(got[0]["scores"], [2.9, 2.5, 2.1], rtol=1e-6)
 
 
+def test_a_reference_time_or_user_attributes_ask_recommend_at(client):
+  got = client.recommend(["new", "x"], [[], ["a"]], now=[5, -1],
+                         user_attributes=[{"plan": None, "age_group": "25-34"},
+                                          ["plan=pro", "x=1"]])
+  # Dicts become "column=value" strings (None left out), rows padded with ''.
+  assert got[0]["items"] == ["age_group=25-34", ""] and got[1]["items"] == ["plan=pro", "x=1"]
+  # now as given; history_time -1 for every (padded) history slot the client sends.
+  width = client.history_width
+  assert got[0]["scores"] == [5.0 - width] * 2 and got[1]["scores"] == [-1.0 - width] * 2
+  single = client.recommend("new", ["a"], user_attributes={"age_group": "65+"})
+  assert single[0]["items"] == ["age_group=65+"]
+  assert client.encode_users([{"age_group": "18-24"}, []]).tolist() == [[15.0], [0.0]]
+  with pytest.raises(ValueError, match="2 user ids but 1 attribute rows"):
+    client.recommend(["a", "b"], user_attributes=[{}])
+  with pytest.raises(ValueError, match="2 user ids but 3 now values"):
+    client.recommend(["a", "b"], now=[1, 2, 3])
+
+
 def test_labels_and_versions_route_to_the_right_version(client):
   for kwargs, version in (({"label": "stable"}, 1), ({"label": "canary"}, 2),
                           ({"version": 1}, 1), ({}, 2)):
@@ -227,7 +266,8 @@ def test_empty_batch_returns_zero_rows(client):
 
 def test_metadata_lists_signatures_and_their_tensors(client, server):
   meta = client.metadata()
-  assert sorted(meta) == ["rank", "recommend", "serving_default"]
+  assert sorted(meta) == ["encode_users", "rank", "recommend", "recommend_at",
+                          "serving_default"]
   assert meta["recommend"]["inputs"] == {"history": {"dtype": "string", "shape": [-1, -1]},
                                          "user_id": {"dtype": "string", "shape": [-1]}}
   assert meta["rank"]["outputs"] == {"scores": {"dtype": "float32", "shape": [-1, -1]}}
@@ -428,6 +468,13 @@ def test_cli_query_prints_the_items(server, capsys):
                    "--json"]) == 0
   answer = json.loads(capsys.readouterr().out)
   assert answer["version"] == 2 and answer["items"] == TOP[2]
+  # A new user's attributes and a reference time go to recommend_at (the toy echoes them).
+  assert cli.main(["query", "--target", server.address, "--model", "toy", "--user", "new",
+                   "--attribute", "age_group=25-34", "--attribute", "plan=pro", "--now", "7",
+                   "--json"]) == 0
+  answer = json.loads(capsys.readouterr().out)
+  assert answer["signature"] == "recommend_at"
+  assert answer["items"] == ["age_group=25-34", "plan=pro"] and answer["scores"] == [7.0, 7.0]
 
 
 def test_cli_query_error_exits_1(server, capsys):

@@ -24,8 +24,10 @@ def workdir(tmp_path_factory):
   raw = str(root / "raw")
   tables = synthetic.generate(SYNTHETIC)
   writers.write_tables(tables, raw, "csv")
+  # Items carry a brand and a price, users an age group: attribute node sets on both sides.
   job.run(job.BuildGraphConfig(interactions=[os.path.join(raw, "interactions.csv")],
-                               items=[os.path.join(raw, "items.csv")], out=str(root / "graph")))
+                               items=[os.path.join(raw, "items.csv")],
+                               users=[os.path.join(raw, "users.csv")], out=str(root / "graph")))
   words = {w for title in tables["items"]["title"] for w in str(title).lower().split()}
   text.write_tiny_checkpoint(str(root / "bert"), words=sorted(words))
   return root

@@ -125,12 +125,13 @@ def test_recommend_at_defaults_equal_recommend_and_now_moves_the_time_features(t
   ids = tf.constant([users[2], "someone-new"])
   history = tf.constant([["", ""], [items[5], items[9]]])
   plain = module.recommend(ids, history)
+  none = tf.constant([[""], [""]])  # No user attributes.
   at = module.recommend_at(ids, history, tf.fill([2, 2], tf.constant(-1, tf.int64)),
-                           tf.constant([-1, -1], tf.int64))
+                           tf.constant([-1, -1], tf.int64), none)
   assert at["item_ids"].numpy().tolist() == plain["item_ids"].numpy().tolist()
   # Far in the past, before any event: nothing is trending or fresh yet.
   early = module.recommend_at(ids, history, tf.fill([2, 2], tf.constant(-1, tf.int64)),
-                              tf.constant([1, 1], tf.int64))
+                              tf.constant([1, 1], tf.int64), none)
   assert early["scores"].numpy().tolist() != plain["scores"].numpy().tolist()
 
 
@@ -143,3 +144,78 @@ def test_explain_names_a_source_and_a_reason(two_stage):
   assert sources and sources <= set(ranking_run.load(config)[1]["sources"])
   reasons = [r.decode() for r in out["reason"].numpy()[0]]
   assert all(r.startswith(("similar to ", "trending", "new, like ")) for r in reasons), reasons
+
+
+_NEW_USERS = r"""
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # The tokenizer ops of encode_items (stock TF Serving links them).
+model = tf.saved_model.load(sys.argv[1])
+r = json.loads(sys.argv[2])
+n = len(r["users"])
+encoded = model.signatures["encode_users"](attributes=tf.constant(r["attributes"]))
+out = model.signatures["recommend_at"](
+    user_id=tf.constant(r["users"]), history=tf.constant([[""]] * n),
+    history_time=tf.fill([n, 1], tf.constant(-1, tf.int64)),
+    now=tf.fill([n], tf.constant(-1, tf.int64)), user_attributes=tf.constant(r["attributes"]))
+print(json.dumps({"embedding": encoded["embedding"].numpy().tolist(),
+                  "item_ids": out["item_ids"].numpy().astype(str).tolist()}))
+"""
+
+
+def test_a_new_user_with_attributes_and_no_history_is_served_from_them(two_stage):
+  from tfgrec.data import attributes as attrs  # pylint: disable=g-import-not-at-top
+  from tfgrec.graph import schema as gs  # pylint: disable=g-import-not-at-top
+  from tfgrec.train import inputs as inputs_lib  # pylint: disable=g-import-not-at-top
+  config, module, path = two_stage
+  assert "encode_users" in module.signature_names
+  spec = attrs.read_spec(config.graph_dir)["users"]
+  groups = spec["age_group"]["values"]
+  rows = [{"age_group": groups[0]}, {"age_group": groups[1]}, {"age_group": "unheard-of"},
+          {}]
+  request = {"users": ["new-a", "new-b", "new-c", "new-d"],
+             "attributes": [[f"{k}={v}" for k, v in r.items()] or [""] for r in rows]}
+  proc = subprocess.run([sys.executable, "-c", _NEW_USERS, path, json.dumps(request)],
+                        capture_output=True, text=True, timeout=300, check=True)
+  served = json.loads(proc.stdout.strip().splitlines()[-1])
+
+  # In process, from the trained tower itself: the state of a user node with these attribute
+  # values and no interaction (GraphTower.encode_new_users), the values mapped as the graph
+  # job maps a users row.
+  model, inputs = trainer.load_trained(config)
+  graph = inputs_lib.known_graph(config, inputs, "test")
+  tower_inputs = {"graph": graph}
+  if model.tower.text_projection is not None:
+    tower_inputs["item_text"] = model.item_text_table()
+  states = model.tower.side_round_states(tower_inputs)[gs.USER_ATTRIBUTE]
+  vocab = attrs.vocabulary(spec)
+  source = graph.edge_sets[gs.ATTRIBUTE_OF_USER].adjacency.source
+  degree = tf.math.unsorted_segment_sum(tf.ones_like(source, tf.float32), source, len(vocab))
+  values = tf.ragged.constant([[vocab.index(n) for n in attrs.node_ids(spec, r)] for r in rows],
+                              tf.int64, ragged_rank=1)
+  local = tf.math.l2_normalize(model.tower.encode_new_users(values, states, degree + 1.0),
+                               axis=-1).numpy()
+  embedding = np.asarray(served["embedding"])
+  np.testing.assert_allclose(embedding[:3], local[:3], rtol=1e-4, atol=1e-5)
+  assert not embedding[3].any()  # No known value: no state.
+  assert not np.allclose(embedding[0], embedding[1], atol=1e-3)
+
+  # recommend_at: the same answer in process; attributes change a new user's list, and a user
+  # without any gets the list of a new user without history.
+  n = len(rows)
+  at = module.recommend_at(tf.constant(request["users"]), tf.constant([[""]] * n),
+                           tf.fill([n, 1], tf.constant(-1, tf.int64)),
+                           tf.fill([n], tf.constant(-1, tf.int64)),
+                           tf.constant(request["attributes"]))
+  assert served["item_ids"] == at["item_ids"].numpy().astype(str).tolist()
+  plain = module.recommend(tf.constant(["new-d"]), tf.constant([[""]]))
+  assert served["item_ids"][3] == plain["item_ids"].numpy().astype(str).tolist()[0]
+  assert served["item_ids"][0] != served["item_ids"][3]
+  assert served["item_ids"][0] != served["item_ids"][1]
+  # A known user's attributes are already in their graph state: ignored.
+  user = _vocab(config, "user")[0]
+  known = module.recommend_at(tf.constant([user]), tf.constant([[""]]),
+                              tf.constant([[-1]], tf.int64), tf.constant([-1], tf.int64),
+                              tf.constant([request["attributes"][0]]))
+  assert known["item_ids"].numpy().tolist() == module.recommend(
+      tf.constant([user]), tf.constant([[""]]))["item_ids"].numpy().tolist()

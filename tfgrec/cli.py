@@ -129,7 +129,7 @@ def _export(args) -> int:
   path = export.export_run(config, args.base or config.export.base,
                            args.name or config.export.name, args.version, k)
   print(f"[export] {config.run_dir} -> {path} (signatures: "
-        f"{', '.join(export.SIGNATURES)}; serving_default = recommend; K = {k})")
+        f"{export.signatures_line(path)}; serving_default = recommend; K = {k})")
   return 0
 
 
@@ -192,10 +192,16 @@ def _query(args) -> int:
   try:
     with client_lib.Client(target, args.model or config.export.name,
                            timeout=args.timeout or config.serve.timeout) as client:
-      response = client.predict_response(
-          {"user_id": np.array([args.user], dtype=object),
-           "history": np.array([args.history], dtype=object).reshape([1, -1])},
-          signature=args.signature, version=args.version, label=args.label)
+      inputs = {"user_id": np.array([args.user], dtype=object),
+                "history": np.array([args.history], dtype=object).reshape([1, -1])}
+      signature = args.signature
+      if args.attribute or args.now is not None:  # The two-stage model's full request.
+        signature = "recommend_at" if signature == "recommend" else signature
+        inputs.update(history_time=np.full(inputs["history"].shape, -1, np.int64),
+                      now=np.array([-1 if args.now is None else args.now], np.int64),
+                      user_attributes=np.array([args.attribute or [""]], dtype=object))
+      response = client.predict_response(inputs, signature=signature, version=args.version,
+                                         label=args.label)
   except client_lib.ServingError as e:
     print(f"error: {e.code.name}: {e.details}", file=sys.stderr)
     return 1
@@ -349,11 +355,18 @@ def build_parser() -> argparse.ArgumentParser:
   qu.add_argument("--user", required=True, metavar="ID", help="the user id")
   qu.add_argument("--history", nargs="*", default=[], metavar="ITEM",
                   help="recent item ids, most recent first (for users the model does not know)")
+  qu.add_argument("--attribute", action="append", default=[], metavar="COLUMN=VALUE",
+                  help="an attribute of a user the model does not know, e.g. age_group=25-34 "
+                  "(repeatable; asks recommend_at; read when the graph has user attributes)")
+  qu.add_argument("--now", type=int, default=None, metavar="SECONDS",
+                  help="reference time in epoch seconds (asks recommend_at; default: the "
+                  "user's latest known event)")
   qu.add_argument("--label", default=None, help="version label, e.g. stable or canary")
   qu.add_argument("--version", type=int, default=None, help="model version (default: latest)")
   qu.add_argument("--model", default=None, help="model name (default: export.name, tfgrec)")
   qu.add_argument("--signature", default="recommend",
-                  help="signature taking user_id and history (default: recommend)")
+                  help="signature taking user_id and history (default: recommend; recommend_at "
+                  "with --attribute or --now)")
   qu.add_argument("--timeout", type=float, default=None,
                   help="deadline in seconds (default: serve.timeout, 10)")
   qu.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -208,7 +208,7 @@ def _evaluate(config: config_lib.RunConfig) -> Dict:
 def _export(config: config_lib.RunConfig) -> Dict:
   from tfgrec.export import export  # pylint: disable=g-import-not-at-top
   path = export.export_run(config, config.export.base, config.export.name, k=config.export.k)
-  print(f"   signatures: {', '.join(export.SIGNATURES)}; serving_default = recommend; "
+  print(f"   signatures: {export.signatures_line(path)}; serving_default = recommend; "
         f"K = {config.export.k}")
   return {"outputs": path, "version": int(os.path.basename(path))}
 

@@ -64,6 +64,15 @@ def version_dir(path: str) -> str:
   return storage.join(path, str(present[-1]))
 
 
+def signature_names(path: str) -> List[str]:
+  """The signature names of the SavedModel in folder `path`, sorted (read from its proto; no
+  graph is loaded)."""
+  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
+  saved = saved_model_pb2.SavedModel.FromString(
+      storage.read_bytes(storage.join(path, SAVED_MODEL_FILE)))
+  return sorted({name for graph in saved.meta_graphs for name in graph.signature_def})
+
+
 def op_types(path: str) -> Set[str]:
   """The op types the SavedModel in folder `path` runs (its graphs and function library;
   calls of the library's own functions are not ops)."""

@@ -26,8 +26,16 @@ from tfgrec.train import trainer
 
 tf = serving_module.tf
 
-# The signatures of an export (serving_default = recommend); encode_items needs an item encoder.
-SIGNATURES = ("recommend", "rank", "similar_items", "explain", "encode_items", "recommend_at")
+# The signatures an export may have (serving_default = recommend): encode_items needs an item
+# encoder, encode_users a graph with user attributes, recommend_at the two stages.
+SIGNATURES = ("recommend", "rank", "similar_items", "explain", "encode_items", "encode_users",
+              "recommend_at")
+
+
+def signatures_line(path: str) -> str:
+  """The signatures of the export at `path`, in SIGNATURES order, comma-separated."""
+  present = set(saved_models.signature_names(path))
+  return ", ".join(name for name in SIGNATURES if name in present)
 
 
 def build_module(config: config_lib.RunConfig, k: int = 20,
@@ -45,7 +53,7 @@ def build_module(config: config_lib.RunConfig, k: int = 20,
   counts = np.bincount(events["user"].to_numpy(), minlength=data.num_users)
   indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
   indices = events["item"].to_numpy().astype(np.int64)
-  encoder = new_item_encoder(config, model, graph)
+  encoder, user_encoder = cold_encoders(config, model, graph)
   # encode_items blends text similarity into its nearest items: the catalog as the encoder's
   # text tower reads it (the fine-tuned one re-embedded it in load_trained).
   item_text = model.item_text_table() if encoder.text_dim else None
@@ -53,7 +61,7 @@ def build_module(config: config_lib.RunConfig, k: int = 20,
       user_ids=inputs.user_ids, item_ids=inputs.item_ids, user_embeddings=emb["user"],
       item_embeddings=emb["item"], seen_indptr=indptr, seen_indices=indices,
       popularity=data.popularity, history_half_life=config.tasks.user_history_half_life, k=k,
-      item_encoder=encoder,
+      item_encoder=encoder, user_encoder=user_encoder,
       item_text_embeddings=None if item_text is None else np.asarray(item_text))
   if not config.ranking.enabled:
     return serving_module.ServingModule(**kwargs)
@@ -93,7 +101,13 @@ def two_stage(config: config_lib.RunConfig, inputs: inputs_lib.RunInputs,
 
 def new_item_encoder(config: config_lib.RunConfig, model, graph
                      ) -> item_encoder_lib.NewItemEncoder:
-  """The trained model's encoder of new items, with the category states of `graph`."""
+  """The trained model's encoder of new items, with the side node states of `graph`."""
+  return cold_encoders(config, model, graph)[0]
+
+
+def cold_encoders(config: config_lib.RunConfig, model, graph):
+  """(NewItemEncoder, NewUserEncoder or None) of the trained model, with the side node states
+  of `graph`; the user encoder exists when the tower reads user attribute values."""
   tower = model.tower
   text_encoder = None
   tower_inputs = {"graph": graph}
@@ -107,19 +121,28 @@ def new_item_encoder(config: config_lib.RunConfig, model, graph
                                         graph.node_sets[node_set].total_size).numpy()
 
   states = tower.side_round_states(tower_inputs)
+  spec = (attributes_lib.read_spec(config.graph_dir)
+          if {gs.ITEM_ATTRIBUTE, gs.USER_ATTRIBUTE} & set(states) else {})
   attributes = {}
   if gs.ITEM_ATTRIBUTE in states:
     attributes = dict(
-        attribute_spec=attributes_lib.read_spec(config.graph_dir)["items"],
+        attribute_spec=spec["items"],
         attribute_states=[s.numpy() for s in states[gs.ITEM_ATTRIBUTE]],
         attribute_degree=degree(gs.ATTRIBUTE_OF, gs.ITEM_ATTRIBUTE))
   category_states = (states[gs.CATEGORY] if gs.CATEGORY in states
                      else tower.category_round_states(tower_inputs))
-  return item_encoder_lib.NewItemEncoder(
+  items = item_encoder_lib.NewItemEncoder(
       tower=tower, text_encoder=text_encoder,
       category_ids=inputs_lib.read_vocab(config.graph_dir, gs.CATEGORY),
       category_states=[s.numpy() for s in category_states],
       category_degree=degree(gs.HAS_ITEM, gs.CATEGORY), **attributes)
+  users = None
+  if gs.USER_ATTRIBUTE in states and spec.get("users"):
+    users = item_encoder_lib.NewUserEncoder(
+        tower=tower, attribute_spec=spec["users"],
+        attribute_states=[s.numpy() for s in states[gs.USER_ATTRIBUTE]],
+        attribute_degree=degree(gs.ATTRIBUTE_OF_USER, gs.USER_ATTRIBUTE))
+  return items, users
 
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -142,6 +165,7 @@ def warmup_requests(module: serving_module.ServingModule, model_name: str):
       "encode_items": {"title": np.array(["A new item"], object),
                        "categories": np.array([[""]], object),
                        "attributes": np.array([[""]], object)},
+      "encode_users": {"attributes": np.array([[""]], object)},
   }
   if isinstance(module, two_stage_module.TwoStageModule):
     inputs.update(two_stage_module.warmup_inputs(module))

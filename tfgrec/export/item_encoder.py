@@ -25,6 +25,9 @@ embedding of an item with no text.
 
 `encode` also returns the step-2 text embedding, so the serving module can rank catalog items
 by text similarity (encode_items's nearest items) without running BERT twice.
+
+NewUserEncoder does the same for users the graph does not have, from their attributes
+(steps 3 to 5 on the user side: GraphTower.encode_new_users).
 """
 from typing import List, Optional, Tuple
 
@@ -146,21 +149,34 @@ class AttributeLookup(tf.Module):
     return tf.ragged.boolean_mask(index, keep)
 
 
-class _ItemPath(tf.Module):
-  """The parts of a GraphTower that embed a new item, without its ID embedding tables.
+def _attribute_parts(spec, states: List[np.ndarray], degree: np.ndarray):
+  """(AttributeLookup, per-round state constants, degrees counting the new node) of one table's
+  attribute values, checked against the graph's count of values."""
+  lookup = AttributeLookup(spec)
+  if lookup.size != len(degree):
+    raise ValueError(f"the attribute spec has {lookup.size} values, the graph {len(degree)}: "
+                     "export from the run's own graph")
+  # A new node joins each of its values: one more member than the graph has.
+  return (lookup, [tf.constant(np.asarray(s, np.float32)) for s in states],
+          tf.constant(np.asarray(degree, np.float32) + 1.0))
 
-  It runs GraphTower's own code (encode_new_items and the rounds it calls) on these parts, so
-  the SavedModel holds the rounds, norms and projections but not the [U, D] and [I, D] ID
-  tables, which the serving module already stores as final embeddings.
+
+class _ColdPath(tf.Module):
+  """The parts of a GraphTower that embed a new item or user, without its ID embedding tables.
+
+  It runs GraphTower's own code (encode_new_items / encode_new_users and the rounds they call)
+  on these parts, so the SavedModel holds the rounds, norms and projections but not the [U, D]
+  and [I, D] ID tables, which the serving module already stores as final embeddings.
   """
 
   encode_new_items = graph_tower.GraphTower.encode_new_items
+  encode_new_users = graph_tower.GraphTower.encode_new_users
   _encode_cold = graph_tower.GraphTower._encode_cold  # pylint: disable=protected-access
   _propagate = graph_tower.GraphTower._propagate  # pylint: disable=protected-access
   _receivers = graph_tower.GraphTower._receivers  # pylint: disable=protected-access
 
-  def __init__(self, tower: graph_tower.GraphTower):
-    super().__init__(name="item_path")
+  def __init__(self, tower: graph_tower.GraphTower, name: str):
+    super().__init__(name=name)
     self.config = tower.config
     self.side_sets = tower.side_sets
     self.text_projection = tower.text_projection
@@ -194,7 +210,7 @@ class NewItemEncoder(tf.Module):
                attribute_states: Optional[List[np.ndarray]] = None,
                attribute_degree: Optional[np.ndarray] = None):
     super().__init__(name="new_item_encoder")
-    self.tower = _ItemPath(tower)
+    self.tower = _ColdPath(tower, "item_path")
     self.text_encoder = text_encoder if tower.text_projection is not None else None
     keys = np.asarray(category_ids).astype(str)
     self.category_table = tf.lookup.StaticHashTable(
@@ -206,12 +222,9 @@ class NewItemEncoder(tf.Module):
     self.category_degree = tf.constant(np.asarray(category_degree, np.float32) + 1.0)
     self.attribute_lookup = self.attribute_states = self.attribute_degree = None
     if attribute_spec and attribute_states is not None and attribute_degree is not None:
-      self.attribute_lookup = AttributeLookup(attribute_spec)
-      if self.attribute_lookup.size != len(attribute_degree):
-        raise ValueError(f"the attribute spec has {self.attribute_lookup.size} values, the "
-                         f"graph {len(attribute_degree)}: export from the run's own graph")
-      self.attribute_states = [tf.constant(np.asarray(s, np.float32)) for s in attribute_states]
-      self.attribute_degree = tf.constant(np.asarray(attribute_degree, np.float32) + 1.0)
+      (self.attribute_lookup, self.attribute_states,
+       self.attribute_degree) = _attribute_parts(attribute_spec, attribute_states,
+                                                 attribute_degree)
     self.dim = int(tower.config.dim)
     # The width of `encode`'s text embeddings (0: the tower reads no text).
     self.text_dim = 0 if self.text_encoder is None else int(self.text_encoder.dim)
@@ -260,3 +273,41 @@ class NewItemEncoder(tf.Module):
                                             self.category_degree, values,
                                             self.attribute_states, self.attribute_degree)
     return tf.math.l2_normalize(embedding, axis=-1), text
+
+
+class NewUserEncoder(tf.Module):
+  """attributes [B, A] ("column=value"; '' padding) -> the graph-tower state of users the graph
+  does not have, from their attributes.
+
+  The user-side twin of NewItemEncoder: the values are mapped to user_attribute nodes as the
+  graph job maps a users row (AttributeLookup), then the tower's user side runs on them
+  (GraphTower.encode_new_users: no ID state, one message per round from each value, with the
+  values' states taken from the exported graph), so a new user lands where a user node of the
+  graph with those attributes and no interaction does.
+
+  Args:
+    tower: the trained tfgrec.models.GraphTower (it must read attribute values).
+    attribute_spec: the users table of the graph's attributes.json.
+    attribute_states: the user_attribute states entering each round
+      (GraphTower.side_round_states).
+    attribute_degree: [A] users per attribute value in that graph.
+  """
+
+  def __init__(self, *, tower, attribute_spec, attribute_states: List[np.ndarray],
+               attribute_degree: np.ndarray):
+    super().__init__(name="new_user_encoder")
+    if not attribute_spec:
+      raise ValueError("attribute_spec has no user attribute column: no new-user encoder")
+    self.tower = _ColdPath(tower, "user_path")
+    (self.attribute_lookup, self.attribute_states,
+     self.attribute_degree) = _attribute_parts(attribute_spec, attribute_states,
+                                               attribute_degree)
+    self.dim = int(tower.config.dim)
+
+  def __call__(self, attributes: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """attributes [B, A] -> (embedding [B, dim] unit norm, zeros where no value is known;
+    has_attributes [B] bool: at least one value maps to a node)."""
+    values = self.attribute_lookup(tf.convert_to_tensor(attributes, tf.string))
+    state = self.tower.encode_new_users(values, self.attribute_states, self.attribute_degree)
+    has = values.row_lengths() > 0
+    return tf.where(has[:, None], tf.math.l2_normalize(state, axis=-1), 0.0), has

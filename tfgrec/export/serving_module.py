@@ -28,6 +28,14 @@ items, popularity), so the SavedModel loads with TensorFlow alone (no tfgrec, no
      and graph similarity (blend_scores; `scores` are then blended standard scores, not
      cosines); without them it is the graph cosine alone.
 
+  encode_users(attributes [B, A] string ("column=value", e.g. "age_group=25-34"), '' padding)
+      -> embedding [B, D], item_ids [B, K], scores [B, K]
+     Users the model does not know, embedded from their attributes as the graph tower embeds a
+     user node with those attributes and no interaction (tfgrec.export.item_encoder.
+     NewUserEncoder), with the K items nearest to that query; rows with no known attribute
+     value get a zero embedding and the most popular items. Only in exports whose graph has
+     user attributes and whose tower reads them.
+
 Scores are cosine similarities (encode_items's blended scores aside); the retrieval index is a
 brute-force matmul + top-k in the graph (runs on TF Serving's GPU image; no ScaNN ops needed).
 """
@@ -117,12 +125,15 @@ class ServingModule(tf.Module):
       come from the graph space alone.
     text_weight: the share w of text similarity in encode_items's nearest items
       (blend_scores); used only with item_text_embeddings.
+    user_encoder: the encoder of new users from their attributes
+      (tfgrec.export.item_encoder.NewUserEncoder: `dim`, attributes [B, A] -> ([B, D] unit
+      embeddings, [B] has_attributes)); None: no `encode_users`.
   """
 
   def __init__(self, *, user_ids, item_ids, user_embeddings, item_embeddings, seen_indptr,
                seen_indices, popularity, history_half_life: float = 10.0, k: int = 20,
                item_encoder=None, item_text_embeddings=None,
-               text_weight: float = DEFAULT_TEXT_WEIGHT):
+               text_weight: float = DEFAULT_TEXT_WEIGHT, user_encoder=None):
     super().__init__(name="tfgrec_serving")
     num_items = len(item_ids)
     if not 0 < k <= num_items:
@@ -146,9 +157,14 @@ class ServingModule(tf.Module):
           tf.TensorSpec([None], tf.string, name="title"),
           tf.TensorSpec([None, None], tf.string, name="categories"),
           tf.TensorSpec([None, None], tf.string, name="attributes")], autograph=False)
-    if item_encoder is not None and item_encoder.dim != self.items.shape[1]:
-      raise ValueError(f"item_encoder makes {item_encoder.dim}-dim embeddings, the items are "
-                       f"{self.items.shape[1]}-dim")
+    for name, encoder in (("item_encoder", item_encoder), ("user_encoder", user_encoder)):
+      if encoder is not None and encoder.dim != self.items.shape[1]:
+        raise ValueError(f"{name} makes {encoder.dim}-dim embeddings, the items are "
+                         f"{self.items.shape[1]}-dim")
+    self.user_encoder = user_encoder
+    if user_encoder is not None:
+      self.encode_users_signature = tf.function(self._encode_users, input_signature=[
+          tf.TensorSpec([None, None], tf.string, name="attributes")], autograph=False)
     if not 0.0 <= text_weight <= 1.0:
       raise ValueError(f"text_weight must be in [0, 1], got {text_weight}")
     self.text_weight = float(text_weight)
@@ -175,7 +191,8 @@ class ServingModule(tf.Module):
   def signature_names(self):
     """The signatures this module serves (serving_default = recommend)."""
     names = ["recommend", "rank", "similar_items", "explain"]
-    return names + (["encode_items"] if self.item_encoder is not None else [])
+    names += ["encode_items"] if self.item_encoder is not None else []
+    return names + (["encode_users"] if self.user_encoder is not None else [])
 
   def _history_rows(self, history: tf.Tensor):
     """[B, H] strings -> ([B, H] item indices or -1, [B, H] recency weights).
@@ -281,7 +298,8 @@ class ServingModule(tf.Module):
 
   def signature(self, name: str):
     """The tf.function exported as signature `name`."""
-    return self.encode_items_signature if name == "encode_items" else getattr(self, name)
+    built = {"encode_items": "encode_items_signature", "encode_users": "encode_users_signature"}
+    return getattr(self, built.get(name, name))
 
   def encode_items(self, title, categories, attributes=None):
     """The encode_items signature, in process; attributes [B, A] may be left out (none)."""
@@ -303,6 +321,28 @@ class ServingModule(tf.Module):
       scores = blend_scores(scores, tf.matmul(text, self.item_text), self.has_text,
                             self.text_weight)
     return {"embedding": embedding, **self._top_k(scores)}
+
+  def encode_users(self, attributes):
+    """The encode_users signature, in process."""
+    if self.user_encoder is None:
+      raise ValueError("this module has no user encoder (its graph has no user attributes, or "
+                       "its tower does not read them): no encode_users")
+    return self.encode_users_signature(tf.convert_to_tensor(attributes, tf.string))
+
+  def new_user_queries(self, attributes):
+    """[B, A] attribute strings -> ([B, D] new users' queries, zeros where no value is known;
+    [B] has_attributes); all zeros and False without a user encoder."""
+    if self.user_encoder is None:
+      batch = tf.shape(attributes)[0]
+      return tf.zeros(tf.stack([batch, tf.shape(self.items)[1]])), tf.zeros([batch], tf.bool)
+    return self.user_encoder(attributes)
+
+  def _encode_users(self, attributes):
+    """The encode_users signature (module docstring); built in __init__ with an encoder."""
+    embedding, has = self.user_encoder(attributes)
+    scores = tf.matmul(embedding, self.items, transpose_b=True)
+    popular = tf.broadcast_to(self.popularity[None, :], tf.shape(scores))
+    return {"embedding": embedding, **self._top_k(tf.where(has[:, None], scores, popular))}
 
   @tf.function(autograph=False, input_signature=[
       tf.TensorSpec([None], tf.string, name="user_id"),

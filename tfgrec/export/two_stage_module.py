@@ -5,8 +5,10 @@
 
   recommend(user_id [B] string, history [B, H] string, '' padding, most recent first)
       -> item_ids [B, K] string, scores [B, K] float
-  recommend_at(user_id [B], history [B, H], history_time [B, H] int64, now [B] int64)
-      -> the same, at an explicit reference time
+  recommend_at(user_id [B], history [B, H], history_time [B, H] int64, now [B] int64,
+               user_attributes [B, A] string ("column=value", '' padding))
+      -> the same, at an explicit reference time, and for users the model does not know, from
+         their attributes too
   explain(user_id [B], history [B, H], item_ids [B, N])
       -> because [B, N] string (the history item behind the item), contribution [B, N],
          source [B, N] string (the stage-1 source that ranks the item highest, '' if none),
@@ -20,6 +22,13 @@ event (the model's latest event for an unknown user) plus the number of request 
 request's events (distinct items, most recent first) to now, now − 1 s, ...; `recommend_at`
 takes `now` and `history_time` (−1: the same default times) from the request. The user's known
 items (at or before now) are never recommended. Stock TensorFlow ops only.
+
+New users' attributes (recommend_at's `user_attributes`; read when the export has a user encoder,
+i.e. its graph has user attributes and its tower reads them, else ignored): for a user the model
+does not know, with at least one known attribute value, the graph tower source's query becomes
+the model's own query of such a user, l2norm(state from the attributes) + the history readout
+(tfgrec.sources.embedding), so a new user with no history gets the tower's candidates for their
+attributes instead of none. A known user's attributes are already in their graph state: ignored.
 """
 from typing import Dict
 
@@ -99,9 +108,19 @@ class TwoStageModule(serving_module.ServingModule):
                       axis=1)
     return tf.cast(items, tf.int32), times, now
 
-  def _recommend(self, user_id, history, history_time=None, now=None):
+  def _user_query(self, user_id, user_attributes):
+    """[B, D] the attribute query of users the model does not know (zeros elsewhere), or None
+    when the export reads no user attributes."""
+    if user_attributes is None or self.user_encoder is None:
+      return None
+    query, _ = self.new_user_queries(user_attributes)
+    unknown = self.user_table.lookup(user_id) < 0
+    return tf.where(unknown[:, None], query, 0.0)
+
+  def _recommend(self, user_id, history, history_time=None, now=None, user_attributes=None):
     items, times, now = self._request(user_id, history, history_time, now)
-    out = self.features(items, times, now)
+    out = self.features(items, times, now,
+                        user_query=self._user_query(user_id, user_attributes))
     logits = self.ranker({"features": out["features"], "valid": out["valid"]})
     top = tf.math.top_k(logits, k=self.k)
     chosen = tf.gather(out["candidates"], top.indices, batch_dims=1)
@@ -120,9 +139,10 @@ class TwoStageModule(serving_module.ServingModule):
       tf.TensorSpec([None], tf.string, name="user_id"),
       tf.TensorSpec([None, None], tf.string, name="history"),
       tf.TensorSpec([None, None], tf.int64, name="history_time"),
-      tf.TensorSpec([None], tf.int64, name="now")])
-  def recommend_at(self, user_id, history, history_time, now):
-    return self._recommend(user_id, history, history_time, now)
+      tf.TensorSpec([None], tf.int64, name="now"),
+      tf.TensorSpec([None, None], tf.string, name="user_attributes")])
+  def recommend_at(self, user_id, history, history_time, now, user_attributes):
+    return self._recommend(user_id, history, history_time, now, user_attributes)
 
   @tf.function(autograph=False, input_signature=[
       tf.TensorSpec([None], tf.string, name="user_id"),
@@ -155,5 +175,6 @@ def warmup_inputs(module: TwoStageModule) -> Dict[str, Dict[str, np.ndarray]]:
   return {"recommend_at": {"user_id": np.array([user, ""], object),
                            "history": np.array([["", ""], [item, ""]], object),
                            "history_time": np.full([2, 2], -1, np.int64),
-                           "now": np.full([2], -1, np.int64)}}
+                           "now": np.full([2], -1, np.int64),
+                           "user_attributes": np.array([[""], [""]], object)}}
 

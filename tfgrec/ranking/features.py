@@ -159,7 +159,10 @@ class CandidateFeatures(tf.Module):
   def num_features(self) -> int:
     return len(self.feature_names)
 
-  def __call__(self, history, history_time, now) -> Dict[str, tf.Tensor]:
+  def __call__(self, history, history_time, now,
+               user_query: Optional[tf.Tensor] = None) -> Dict[str, tf.Tensor]:
+    """See the class docstring; user_query [B, D] (zero rows: none) reaches the sources that
+    read one (`reads_user_query`: the graph tower source), for new users' attributes."""
     history = tf.convert_to_tensor(history, tf.int32)
     history_time = tf.convert_to_tensor(history_time, tf.int64)
     now = tf.convert_to_tensor(now, tf.int64)
@@ -173,7 +176,9 @@ class CandidateFeatures(tf.Module):
         [batch, self.num_items]) > 0
     full, tops = [], []
     for source, n in zip(self.sources, self.sizes):
-      scores = tf.where(seen, MASKED, source._scores(history, history_time, now))  # pylint: disable=protected-access
+      extra = ({"user_query": user_query}
+               if user_query is not None and getattr(source, "reads_user_query", False) else {})
+      scores = tf.where(seen, MASKED, source._scores(history, history_time, now, **extra))  # pylint: disable=protected-access
       top = tf.math.top_k(scores, k=n)
       full.append(scores)
       tops.append(top)

@@ -116,6 +116,12 @@ def _pad(rows: Rows, width: int = 0) -> np.ndarray:
   return out
 
 
+def _attribute_rows(rows: Sequence[Any]) -> List[List[str]]:
+  """Per row, "column=value" strings from {column: value} (None values left out) or strings."""
+  return [[f"{k}={v}" for k, v in sorted(row.items()) if v is not None]
+          if isinstance(row, dict) else list(row) for row in rows]
+
+
 def _as_list(values: Union[str, Sequence[str]]) -> List[str]:
   return [values] if isinstance(values, str) else list(values)
 
@@ -230,7 +236,8 @@ class Client:
 
   def recommend(self, user_ids: Union[str, Sequence[str]], histories: Optional[Rows] = None, *,
                 label: Optional[str] = None, version: Optional[int] = None,
-                signature: str = "recommend") -> List[Dict[str, Any]]:
+                signature: str = "recommend", now: Optional[Sequence[int]] = None,
+                user_attributes: Optional[Sequence[Any]] = None) -> List[Dict[str, Any]]:
     """Top items per user, seen items excluded.
 
     Args:
@@ -239,20 +246,39 @@ class Client:
         with ''). Unknown users with a history are embedded from it; None: no histories.
       label, version: which model version answers (see `predict`).
       signature: 'recommend' or 'serving_default'.
+      now: per user, the reference time in epoch seconds (-1: the default). Asks the two-stage
+        model's recommend_at signature.
+      user_attributes: per user, attributes of users the model does not know, as
+        {column: value} (e.g. {"age_group": "25-34"}) or "column=value" strings; read when the
+        model's graph has user attributes. Asks recommend_at too.
 
     Returns:
       Per user, {'user_id', 'items': [K] item ids, 'scores': [K] floats}, best first.
     """
     users = _as_list(user_ids)
+    single = isinstance(user_ids, str)
     if histories is None:
       histories = [[] for _ in users]
-    elif isinstance(user_ids, str):
+    elif single:
       histories = [histories]
     if len(histories) != len(users):
       raise ValueError(f"got {len(users)} user ids but {len(histories)} histories")
-    out = self.predict({"user_id": np.array(users, dtype=object),
-                        "history": _pad(histories, self.history_width)},
-                       signature, version, label)
+    inputs = {"user_id": np.array(users, dtype=object),
+              "history": _pad(histories, self.history_width)}
+    if now is not None or user_attributes is not None:
+      signature = "recommend_at"
+      now = [-1] * len(users) if now is None else ([now] if np.isscalar(now) else list(now))
+      if user_attributes is None:
+        user_attributes = [[] for _ in users]
+      elif single:
+        user_attributes = [user_attributes]
+      for what, rows in (("now values", now), ("attribute rows", user_attributes)):
+        if len(rows) != len(users):
+          raise ValueError(f"got {len(users)} user ids but {len(rows)} {what}")
+      inputs.update(history_time=np.full(inputs["history"].shape, -1, np.int64),
+                    now=np.asarray(now, np.int64),
+                    user_attributes=_pad(_attribute_rows(user_attributes), 1))
+    out = self.predict(inputs, signature, version, label)
     items, scores = _strings(out["item_ids"]), out["scores"].tolist()
     return [{"user_id": u, "items": i, "scores": s} for u, i, s in zip(users, items, scores)]
 
@@ -298,11 +324,23 @@ class Client:
     for what, rows in (("category lists", categories), ("attribute rows", attributes)):
       if len(rows) != len(titles):
         raise ValueError(f"got {len(titles)} titles but {len(rows)} {what}")
-    attributes = [[f"{k}={v}" for k, v in sorted(row.items()) if v is not None]
-                  if isinstance(row, dict) else list(row) for row in attributes]
     return {"title": np.array(titles, dtype=object),
             "categories": _pad(categories, self.categories_width),
-            "attributes": _pad(attributes, 1)}
+            "attributes": _pad(_attribute_rows(attributes), 1)}
+
+  def encode_users(self, attributes: Sequence[Any], *, label: Optional[str] = None,
+                   version: Optional[int] = None) -> np.ndarray:
+    """Query embeddings of users the model does not know, from their attributes: [B, D] float
+    (zero rows where no value is known to the model).
+
+    Args:
+      attributes: per user, {column: value} (e.g. {"age_group": "25-34"}) or "column=value"
+        strings; columns the model does not know are ignored. The model's graph must have user
+        attributes (else the server has no encode_users signature).
+    """
+    out = self.predict({"attributes": _pad(_attribute_rows(attributes), 1)}, "encode_users",
+                       version, label, output_filter=["embedding"])
+    return out["embedding"]
 
   def encode_items(self, titles: Sequence[str], categories: Optional[Rows] = None,
                    attributes: Optional[Sequence[Any]] = None, *,

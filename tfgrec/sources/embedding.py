@@ -16,6 +16,12 @@ weighted by recency (x_h = 0.5 ** (rank_h / half_life), rank 0 = most recent):
 
 Items without an embedding (an all-zero row) score 0. A user without usable history scores 0
 everywhere.
+
+The graph-tower source also reads an optional ``user_query`` [B, D] (``reads_user_query``): the
+state of a new user from their attributes, unit norm, zero rows for everyone else
+(tfgrec.export.item_encoder.NewUserEncoder). Then q = user_query + the readout above, the
+model's query of a user node (l2norm(own state) + history readout, tfgrec.models.recommender),
+so a new user without history is scored by their attributes alone.
 """
 from typing import Dict, Optional
 
@@ -43,11 +49,14 @@ class EmbeddingNeighbours(base.CandidateSource):
     half_life: recency half-life in history events (None: a plain mean).
     max_history: read at most this many most recent history items.
     name: the module name.
+    reads_user_query: `_scores` adds a request's user_query to the readout (module
+      docstring); on for the graph-tower space, whose users live in the items' space.
   """
 
   def __init__(self, *, key: str, half_life: Optional[float] = 5.0, max_history: int = 200,
-               name: str = "embedding"):
+               name: str = "embedding", reads_user_query: bool = False):
     super().__init__(name=name)
+    self.reads_user_query = bool(reads_user_query)
     if not key:
       raise ValueError("key must name an item_data entry, got an empty string")
     if int(max_history) <= 0:
@@ -66,7 +75,7 @@ class EmbeddingNeighbours(base.CandidateSource):
   def graph_tower(cls, *, half_life: Optional[float] = 5.0, **kwargs) -> "EmbeddingNeighbours":
     """The graph-tower source (reads item_data["item_embedding"])."""
     return cls(key=ITEM_EMBEDDING, half_life=half_life, name=kwargs.pop("name", "graph_tower"),
-               **kwargs)
+               reads_user_query=kwargs.pop("reads_user_query", True), **kwargs)
 
   def _fit(self, events: base.Events, item_data: Dict[str, np.ndarray]) -> None:
     del events  # The space is given; no interaction is read.
@@ -89,8 +98,11 @@ class EmbeddingNeighbours(base.CandidateSource):
     q = tf.einsum("bh,bhd->bd", weight, tf.gather(self.embeddings, item))
     return tf.math.divide_no_nan(q, total)
 
-  def _scores(self, history, history_time, now):
-    return tf.matmul(self.query(history, history_time, now), self.embeddings, transpose_b=True)
+  def _scores(self, history, history_time, now, user_query=None):
+    q = self.query(history, history_time, now)
+    if user_query is not None and self.reads_user_query:
+      q = q + tf.cast(user_query, q.dtype)
+    return tf.matmul(q, self.embeddings, transpose_b=True)
 
   def _score_numpy(self, history, history_time, now):
     rows, item, rank = base.history_ranks_numpy(history, history_time, now)
