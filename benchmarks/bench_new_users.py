@@ -10,9 +10,10 @@ test events, and asks the exported two-stage SavedModel for each as if it did no
   * `recommend_at` with the user's attributes (the graph tower places the user from them and
     its source proposes items near that state),
   * `encode_users`'s nearest items alone (the attribute state without the ranker),
-  * training popularity.
-Relevant items: all of the user's events (train, validation and test: a new user's whole
-profile is still ahead of them). Prints NDCG@20 and recall@20 per row. The attribute states were
+  * training popularity, and popularity among the training users who share each of the user's
+    attribute values (the summed counts: what the attributes say without a model).
+Relevant items: the user's test events (their latest; `--relevant all`: every event, a new
+user's whole profile). Prints NDCG@20 and recall@20 per row. The attribute states were
 trained with these users in the graph (each value's state aggregates over many users), so this
 is an upper bound for users never seen; the ranking of the rows is the point.
 """
@@ -28,6 +29,8 @@ def main() -> None:
   parser.add_argument("--users", type=int, default=500, help="users sampled (seed 0)")
   parser.add_argument("--k", type=int, default=20)
   parser.add_argument("--batch", type=int, default=64)
+  parser.add_argument("--relevant", choices=("test", "all"), default="test",
+                      help="which of the user's events count as relevant")
   args = parser.parse_args()
   from tfgrec import saved_models  # pylint: disable=g-import-not-at-top
   from tfgrec.eval import baselines, metrics  # pylint: disable=g-import-not-at-top
@@ -52,10 +55,22 @@ def main() -> None:
                        "with user attributes has both)")
   item_ids = np.asarray(inputs.read_vocab(args.graph, gs.ITEM)).astype(str)
   position = {item: i for i, item in enumerate(item_ids)}
-  everything = metrics.Interactions.from_pairs(
-      *[np.concatenate([f[c].to_numpy() for f in (data.train_events, data.validation_events,
-                                                    data.test_events)]) for c in ("user", "item")],
+  frames = ((data.test_events,) if args.relevant == "test" else
+            (data.train_events, data.validation_events, data.test_events))
+  relevant = metrics.Interactions.from_pairs(
+      *[np.concatenate([f[c].to_numpy() for f in frames]) for c in ("user", "item")],
       data.num_users)
+  # Training popularity per attribute value: [values, items].
+  by_value = np.zeros([len(names), data.num_items], np.float32)
+  train_user = data.train_events["user"].to_numpy()
+  train_item = data.train_events["item"].to_numpy()
+  for user, value in zip(owners, values):
+    mine = train_item[train_user == user]
+    np.add.at(by_value[value], mine, 1.0)
+  value_of = {name: i for i, name in enumerate(names)}
+
+  def group_popularity(batch):
+    return np.stack([by_value[[value_of[a] for a in attributes[u]]].sum(0) for u in batch])
   candidates = np.unique(data.test_events["user"].to_numpy())
   rng = np.random.default_rng(0)
   users = np.sort(rng.choice(candidates, size=min(args.users, len(candidates)), replace=False))
@@ -94,11 +109,13 @@ def main() -> None:
       "two-stage + user attributes": served("recommend_at", with_attributes=True),
       "encode_users nearest items alone": served("encode_users"),
       "popularity": baselines.popularity_scorer(data),
+      "popularity among users with the same attributes": group_popularity,
   }
-  print(f"{len(users)} users as new (no history), relevant: all their events; K = {args.k}")
+  print(f"{len(users)} users as new (no history), relevant: {args.relevant} events; "
+        f"K = {args.k}")
   print(f"{'row':40s} {'ndcg@' + str(args.k):>9s} {'recall@' + str(args.k):>10s}")
   for name, score_fn in rows.items():
-    result = metrics.evaluate(score_fn, everything, [], num_items=data.num_items, ks=[args.k],
+    result = metrics.evaluate(score_fn, relevant, [], num_items=data.num_items, ks=[args.k],
                               users=users, user_batch=args.batch)
     print(f"{name:40s} {result[f'ndcg@{args.k}']:9.4f} {result[f'recall@{args.k}']:10.4f}",
           flush=True)

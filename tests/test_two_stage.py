@@ -219,3 +219,35 @@ def test_a_new_user_with_attributes_and_no_history_is_served_from_them(two_stage
                               tf.constant([request["attributes"][0]]))
   assert known["item_ids"].numpy().tolist() == module.recommend(
       tf.constant([user]), tf.constant([[""]]))["item_ids"].numpy().tolist()
+
+
+def test_the_ranker_also_trains_on_users_as_new_users(two_stage):
+  from tfgrec.graph import schema as gs  # pylint: disable=g-import-not-at-top
+  from tfgrec.train import inputs as inputs_lib  # pylint: disable=g-import-not-at-top
+  config, module, _ = two_stage
+  _, info = ranking_run.load(config)
+  lists = ranking_run.load_lists(config)
+  warm = np.unique(lists.users)
+  assert info["new_user_lists"] == round(config.ranking.new_user_lists * len(warm)) > 0
+  assert len(lists.users) == len(warm) + info["new_user_lists"]
+  # A new user's list has no history: the user features say so.
+  user_column = info["feature_names"].index("user/log_history")
+  new_rows = lists.features[len(warm):, :, user_column]
+  assert np.all(new_rows[lists.valid[len(warm):]] == 0)
+  assert np.any(lists.features[:len(warm), :, user_column] > 0)
+
+  # The graph tower's query of those lists is the state the served model gives such a user.
+  model, _ = trainer.load_trained(config)
+  users = warm[:4]
+  queries = ranking_run.attribute_queries(model, config, users)
+  assert not queries[np.setdiff1d(np.arange(len(queries)), users)].any()
+  adjacency = model.graph.edge_sets[gs.USER_HAS_ATTRIBUTE].adjacency
+  names = inputs_lib.read_vocab(config.graph_dir, gs.USER_ATTRIBUTE)
+  rows = [[str(names[v]) for u_, v in zip(adjacency.source.numpy(), adjacency.target.numpy())
+           if u_ == u] for u in users]
+  assert all(len(r) == 1 for r in rows)
+  served = module.encode_users(tf.constant(rows))["embedding"].numpy()
+  # (Training reads the states off the training graph, the export off the graph with the
+  # validation events: the same values, summed in another order.)
+  np.testing.assert_allclose(queries[users], served, rtol=1e-3, atol=2e-4)
+  assert np.abs(queries[users] - served).max() < 0.01 * np.abs(served).max()

@@ -229,6 +229,11 @@ class RankingConfig:
       attribute of the catalog); the fresh source and the ranker's item age count from the
       earlier of it and the item's first event. Unset, or a column the catalog lacks: from the
       first event alone.
+    new_user_lists: the share of the ranker's training users that also give a list as a new
+      user: the same reference time and labels, no history, and (when the graph has user
+      attributes) the graph tower's state from their attributes as the served model computes
+      it for a user it does not know. The ranker then learns that regime instead of meeting it
+      first at serving time (0: off).
   """
   enabled: bool = True
   candidates: CandidatesConfig = CandidatesConfig()
@@ -240,8 +245,11 @@ class RankingConfig:
   item_neighbours: int = 0
   refit_trained_sources: bool = False
   release_attribute: Optional[str] = "year"
+  new_user_lists: float = 0.2
 
   def __post_init__(self):
+    if not 0.0 <= self.new_user_lists <= 1.0:
+      raise ConfigError(f"ranking.new_user_lists must be in [0, 1], got {self.new_user_lists}")
     if self.ablation_ensemble < 1:
       raise ConfigError(f"ranking.ablation_ensemble must be >= 1, got {self.ablation_ensemble}")
     if self.item_neighbours < 0:

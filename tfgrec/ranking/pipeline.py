@@ -7,6 +7,9 @@ Protocol (the time discipline; model README "Two stages"):
    user's training events, ``now`` = the time of the user's first label event, candidates and
    features from `features.CandidateFeatures` (popularity from events at or before ``now``),
    labels = 1 for candidates among the user's label items.
+   A share of those users (``ranking.new_user_lists``) give a second list as new users: the
+   same ``now`` and labels, no history, and the graph tower's state from their attributes as
+   the query of its source (what the served model computes for a user it does not know).
 2. The ranker is fit on those lists, a share of the users held out to pick the epoch (NDCG@K
    over the list, relevant items outside the candidates counting as misses).
 3. To predict later events (the test split, or serving), the sources are refit on every event
@@ -45,6 +48,14 @@ class Lists:
                              else getattr(self, f.name)[rows])
                     for f in dataclasses.fields(self)})
 
+  @staticmethod
+  def concat(parts: Sequence["Lists"]) -> "Lists":
+    """The lists of `parts`, one after the other (a field None in any part is None)."""
+    def joined(name):
+      values = [getattr(p, name) for p in parts]
+      return None if any(v is None for v in values) else np.concatenate(values)
+    return Lists(**{f.name: joined(f.name) for f in dataclasses.fields(Lists)})
+
 
 def fit_sources(make: Mapping[str, Tuple[Callable[[], base.CandidateSource], int]],
                 events: Mapping[str, np.ndarray], num_items: int,
@@ -70,8 +81,12 @@ def fit_sources(make: Mapping[str, Tuple[Callable[[], base.CandidateSource], int
 def build_lists(feats: features_lib.CandidateFeatures, histories: base.UserHistories,
                 users: np.ndarray, now: np.ndarray,
                 relevant: Optional[metrics.Interactions] = None, *, batch: int = 64,
-                progress: bool = False) -> Lists:
-  """Candidates and features of `users` ([N]) at reference times `now` ([num_users])."""
+                progress: bool = False, user_query: Optional[np.ndarray] = None) -> Lists:
+  """Candidates and features of `users` ([N]) at reference times `now` ([num_users]).
+
+  user_query: [num_users, D] the new-user queries the graph tower source reads
+  (features.CandidateFeatures), e.g. states from attributes; None: none.
+  """
   call = tf.function(feats.__call__, reduce_retracing=True)
   parts: Dict[str, List[np.ndarray]] = {}
   users = np.asarray(users, np.int64)
@@ -82,7 +97,9 @@ def build_lists(feats: features_lib.CandidateFeatures, histories: base.UserHisto
   for start in iterator:
     chunk = users[start:start + batch]
     history, history_time = histories.batch(chunk)
-    out = call(tf.constant(history), tf.constant(history_time), tf.constant(now[chunk]))
+    extra = {} if user_query is None else {"user_query": tf.constant(user_query[chunk])}
+    out = call(tf.constant(history), tf.constant(history_time), tf.constant(now[chunk]),
+               **extra)
     for key, value in out.items():
       parts.setdefault(key, []).append(value.numpy())
   lists = Lists(users=users, **{k: np.concatenate(v) for k, v in parts.items()})

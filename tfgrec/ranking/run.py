@@ -169,6 +169,49 @@ def _tower_items(model, config, inputs, split: Optional[str]) -> Optional[np.nda
                           graph=inputs_lib.known_graph(config, inputs, split))[gs.ITEM]
 
 
+def _new_user_sample(config: config_lib.RunConfig, users: np.ndarray) -> np.ndarray:
+  """The training users that also give a list as new users (ranking.new_user_lists), sorted."""
+  count = int(round(config.ranking.new_user_lists * len(users)))
+  if count <= 0:
+    return np.zeros([0], np.int64)
+  rng = np.random.default_rng(config.ranking.ranker.seed)
+  return np.sort(rng.choice(np.asarray(users, np.int64), size=count, replace=False))
+
+
+def attribute_queries(model, config: config_lib.RunConfig,
+                      users: np.ndarray) -> Optional[np.ndarray]:
+  """[num_users, D] the graph tower's state of `users` from their attributes alone (unit norm;
+  zero rows for the other users and users without attributes): what the served model computes
+  for a user it does not know (tfgrec.export.item_encoder.NewUserEncoder). None when there is
+  no tower, its source is off, or the tower reads no user attributes."""
+  if model is None or config.ranking.candidates.graph_tower <= 0:
+    return None
+  tower = model.tower
+  if gs.USER_ATTRIBUTE not in tower.side_sets:
+    return None
+  graph = model.graph
+  tower_inputs = {"graph": graph}
+  if tower.text_projection is not None:
+    tower_inputs["item_text"] = model.item_text_table()
+  states = tower.side_round_states(tower_inputs)[gs.USER_ATTRIBUTE]
+  adjacency = graph.edge_sets[gs.USER_HAS_ATTRIBUTE].adjacency
+  owner, value = adjacency.source.numpy(), adjacency.target.numpy()
+  num_values = int(graph.node_sets[gs.USER_ATTRIBUTE].total_size)
+  # A user of the graph is already counted in its values' degrees, as a served new user is
+  # (the encoder adds one).
+  degree = tf.constant(np.bincount(value, minlength=num_values).astype(np.float32))
+  users = np.asarray(users, np.int64)
+  mine = np.isin(owner, users)
+  row = np.searchsorted(users, owner[mine])
+  order = np.argsort(row, kind="stable")
+  values = tf.RaggedTensor.from_value_rowids(value[mine][order].astype(np.int64),
+                                             row[order].astype(np.int64), nrows=len(users))
+  state = tf.math.l2_normalize(tower.encode_new_users(values, states, degree), axis=-1).numpy()
+  out = np.zeros([int(graph.node_sets[gs.USER].total_size), state.shape[1]], np.float32)
+  out[users] = np.where((values.row_lengths().numpy() > 0)[:, None], state, 0.0)
+  return out
+
+
 def _now(data, split, histories) -> np.ndarray:
   return np.maximum(data.first_times(split), histories.latest)
 
@@ -192,8 +235,14 @@ def train(config: config_lib.RunConfig, inputs, model=None, *, progress: bool = 
   users = np.flatnonzero(data.validation.sizes() > 0)
   if not len(users):
     raise ValueError("the ranker needs validation events (its labels); the split has none")
-  lists = stage.lists(config, users, _now(data, "validation", stage.histories),
-                      data.validation, progress=progress)
+  now = _now(data, "validation", stage.histories)
+  lists = stage.lists(config, users, now, data.validation, progress=progress)
+  new_users = _new_user_sample(config, users)
+  if len(new_users):  # The same users as new: no history, their attributes' state.
+    lists = pipeline.Lists.concat([lists, pipeline.build_lists(
+        stage.features(config.ranking.drop_features),
+        base.UserHistories([], [], [], num_users=data.num_users), new_users, now,
+        data.validation, user_query=attribute_queries(model, config, new_users))])
   lists_s = time.time() - start - stage.seconds
   t = time.time()
   ranker, history = pipeline.train_ranker(lists, config.ranking.ranker, progress=progress)
@@ -208,6 +257,7 @@ def train(config: config_lib.RunConfig, inputs, model=None, *, progress: bool = 
       "sources": {k: n for k, (_, n) in stage.sources.items()},
       "candidate_recall": candidate_recall(lists),
       "candidates_per_user": float(lists.valid.sum(1).mean()),
+      "new_user_lists": int(len(new_users)),
       "holdout_ndcg": history["member_holdout_ndcg"], "epochs": len(history["loss"]),
       "ensemble": len(ranker.members),
       "permutation_importance": importance,
@@ -221,7 +271,8 @@ def train(config: config_lib.RunConfig, inputs, model=None, *, progress: bool = 
     if name in stage.sources:
       base.save_source(stage.sources[name][0], storage.join(ranker_dir(config), "sources", name))
   if progress:
-    print(f"ranker: {len(users)} lists, {info['candidates_per_user']:.0f} candidates a user, "
+    print(f"ranker: {len(lists.users)} lists ({len(new_users)} of them as new users), "
+          f"{info['candidates_per_user']:.0f} candidates a user, "
           f"candidate recall {info['candidate_recall']:.4f}, held-out ndcg@"
           f"{config.ranking.ranker.k} of each ranker "
           + " ".join(f"{v:.4f}" for v in info["holdout_ndcg"]), flush=True)
