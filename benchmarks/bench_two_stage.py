@@ -39,6 +39,8 @@ def main():
                       "trained tower: use `tfgrec train` for it)")
   parser.add_argument("--ablations", action="store_true", help="drop-one ablations")
   parser.add_argument("--ensemble", type=int, default=None, help="rankers in the ensemble")
+  parser.add_argument("--new-user-lists", type=float, default=None,
+                      help="ranking.new_user_lists (default: the packaged default)")
   parser.add_argument("--json", default=None, help="write the results here")
   args = parser.parse_args()
 
@@ -52,6 +54,8 @@ def main():
              "ablations": bool(args.ablations)}
   if args.ensemble:
     ranking["ranker"] = {"ensemble": args.ensemble}
+  if args.new_user_lists is not None:
+    ranking["new_user_lists"] = args.new_user_lists
   run_dir = args.run_dir or tempfile.mkdtemp(prefix="bench_two_stage_")
   config = config_lib.config_from_dict({
       "graph_dir": args.graph, "run_dir": run_dir, "ranking": ranking,

@@ -243,3 +243,25 @@ def test_an_ensemble_ranks_by_the_mean_logit_of_its_members():
   assert np.all(got[:, 2] == features_lib.MASKED)
   with pytest.raises(ValueError, match="different feature counts"):
     ranker_lib.RankerEnsemble([members[0], ranker_lib.Ranker(num_features=2)])
+
+
+def test_ranker_and_ensemble_reload_from_config_and_weights():
+  members = [ranker_lib.Ranker(num_features=3, feature_mean=np.array([1.0, 0.0, -1.0]),
+                               feature_std=np.array([2.0, 1.0, 0.5]), hidden=(4,),
+                               cross_layers=1, projection_dim=2, dropout=0.2, l2=1e-3)
+             for _ in range(2)]
+  ensemble = ranker_lib.RankerEnsemble(members)
+  inputs = {"features": np.random.default_rng(1).normal(size=[2, 4, 3]).astype(np.float32),
+            "valid": np.array([[True, True, False, True]] * 2)}
+  want = ensemble(inputs).numpy()
+  config = ensemble.get_config()
+  assert config["members"][0] == {"num_features": 3, "cross_layers": 1, "projection_dim": 2,
+                                  "hidden": [4], "dropout": 0.2, "l2": 1e-3}
+  again = ranker_lib.RankerEnsemble.from_config(config)
+  again(inputs)  # Builds the weights.
+  again.set_weights(ensemble.get_weights())
+  np.testing.assert_allclose(again(inputs).numpy(), want, rtol=1e-6)
+  one = ranker_lib.Ranker.from_config(members[0].get_config())
+  one(inputs)
+  one.set_weights(members[0].get_weights())
+  np.testing.assert_allclose(one(inputs).numpy(), members[0](inputs).numpy(), rtol=1e-6)

@@ -84,6 +84,9 @@ class Ranker(tfrs.Model):
     if not 0 <= dropout < 1:
       raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     self.num_features = int(num_features)
+    self._init_args = dict(num_features=self.num_features, cross_layers=int(cross_layers),
+                           projection_dim=None if projection_dim is None else int(projection_dim),
+                           hidden=[int(h) for h in hidden], dropout=float(dropout), l2=float(l2))
     mean = np.zeros(num_features) if feature_mean is None else np.asarray(feature_mean)
     std = np.ones(num_features) if feature_std is None else np.asarray(feature_std)
     if mean.shape != (num_features,) or std.shape != (num_features,):
@@ -119,6 +122,15 @@ class Ranker(tfrs.Model):
     logits = tf.reshape(self.logit(x), shape[:2])
     return tf.where(valid, logits, features_lib.MASKED)
 
+  def get_config(self) -> dict:
+    """The constructor's arguments; the standardization is in the weights (feature_mean and
+    feature_std are variables), so from_config + set_weights rebuilds the same ranker."""
+    return dict(self._init_args)
+
+  @classmethod
+  def from_config(cls, config: dict) -> "Ranker":
+    return cls(**config)
+
   def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
     labels = tf.cast(inputs["labels"], tf.float32)
     logits = self(inputs, training=training)
@@ -148,6 +160,13 @@ class RankerEnsemble(tf.keras.Model):
       raise ValueError(f"members read different feature counts: {sorted(widths)}")
     self.members = members
     self.num_features = widths.pop()
+
+  def get_config(self) -> dict:
+    return {"members": [m.get_config() for m in self.members]}
+
+  @classmethod
+  def from_config(cls, config: dict) -> "RankerEnsemble":
+    return cls([Ranker.from_config(m) for m in config["members"]])
 
   def call(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
     valid = tf.convert_to_tensor(inputs["valid"], tf.bool)
