@@ -38,6 +38,12 @@ def two_stage(workdir):
   return config, module, path
 
 
+@pytest.fixture(scope="module")
+def trained_model(two_stage):
+  """The two-stage run's graph tower, restored once: (model, inputs)."""
+  return trainer.load_trained(two_stage[0])
+
+
 def _vocab(config, name):
   with open(os.path.join(config.graph_dir, "vocab", f"{name}.txt")) as f:
     return f.read().split()
@@ -163,7 +169,8 @@ print(json.dumps({"embedding": encoded["embedding"].numpy().tolist(),
 """
 
 
-def test_a_new_user_with_attributes_and_no_history_is_served_from_them(two_stage):
+def test_a_new_user_with_attributes_and_no_history_is_served_from_them(two_stage,
+                                                                       trained_model):
   from tfgrec.data import attributes as attrs  # pylint: disable=g-import-not-at-top
   from tfgrec.graph import schema as gs  # pylint: disable=g-import-not-at-top
   from tfgrec.train import inputs as inputs_lib  # pylint: disable=g-import-not-at-top
@@ -182,7 +189,7 @@ def test_a_new_user_with_attributes_and_no_history_is_served_from_them(two_stage
   # In process, from the trained tower itself: the state of a user node with these attribute
   # values and no interaction (GraphTower.encode_new_users), the values mapped as the graph
   # job maps a users row.
-  model, inputs = trainer.load_trained(config)
+  model, inputs = trained_model
   graph = inputs_lib.known_graph(config, inputs, "test")
   tower_inputs = {"graph": graph}
   if model.tower.text_projection is not None:
@@ -221,7 +228,7 @@ def test_a_new_user_with_attributes_and_no_history_is_served_from_them(two_stage
       tf.constant([user]), tf.constant([[""]]))["item_ids"].numpy().tolist()
 
 
-def test_the_ranker_also_trains_on_users_as_new_users(two_stage):
+def test_the_ranker_also_trains_on_users_as_new_users(two_stage, trained_model):
   from tfgrec.graph import schema as gs  # pylint: disable=g-import-not-at-top
   from tfgrec.train import inputs as inputs_lib  # pylint: disable=g-import-not-at-top
   config, module, _ = two_stage
@@ -237,7 +244,7 @@ def test_the_ranker_also_trains_on_users_as_new_users(two_stage):
   assert np.any(lists.features[:len(warm), :, user_column] > 0)
 
   # The graph tower's query of those lists is the state the served model gives such a user.
-  model, _ = trainer.load_trained(config)
+  model, _ = trained_model
   users = warm[:4]
   queries = ranking_run.attribute_queries(model, config, users)
   assert not queries[np.setdiff1d(np.arange(len(queries)), users)].any()
