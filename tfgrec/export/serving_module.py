@@ -329,14 +329,6 @@ class ServingModule(tf.Module):
                        "its tower does not read them): no encode_users")
     return self.encode_users_signature(tf.convert_to_tensor(attributes, tf.string))
 
-  def new_user_queries(self, attributes):
-    """[B, A] attribute strings -> ([B, D] new users' queries, zeros where no value is known;
-    [B] has_attributes); all zeros and False without a user encoder."""
-    if self.user_encoder is None:
-      batch = tf.shape(attributes)[0]
-      return tf.zeros(tf.stack([batch, tf.shape(self.items)[1]])), tf.zeros([batch], tf.bool)
-    return self.user_encoder(attributes)
-
   def _encode_users(self, attributes):
     """The encode_users signature (module docstring); built in __init__ with an encoder."""
     embedding, has = self.user_encoder(attributes)

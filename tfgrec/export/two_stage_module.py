@@ -113,7 +113,7 @@ class TwoStageModule(serving_module.ServingModule):
     when the export reads no user attributes."""
     if user_attributes is None or self.user_encoder is None:
       return None
-    query, _ = self.new_user_queries(user_attributes)
+    query, _ = self.user_encoder(user_attributes)
     unknown = self.user_table.lookup(user_id) < 0
     return tf.where(unknown[:, None], query, 0.0)
 
