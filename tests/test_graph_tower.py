@@ -1,4 +1,6 @@
 """The graph tower on a small graph built by the graph job's own assembly code."""
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -35,6 +37,24 @@ def test_tower_shapes_and_gradients(graph, branches, combine):
   names = " ".join(v.name for v in tower.trainable_variables)
   assert ("gcn_" in names) == (branches != "attention")
   assert ("attention_" in names) == (branches != "conv")
+
+
+@pytest.mark.parametrize("branches", ["both", "attention"])
+def test_attention_only_on_the_edge_sets_named(graph, branches):
+  cfg = gt.GraphTowerConfig(dim=8, rounds=2, heads=2, dropout=0.0, branches=branches,
+                            attention_edge_sets=("interacted_by",))
+  tower = gt.GraphTower(cfg, num_users=3, num_items=4, num_categories=2, item_text_dim=5)
+  out = tower({"graph": graph, "item_text": tf.random.normal([4, 5], seed=1)})
+  assert out["user"].shape == (3, 8)
+  # The convolutions' names: gcn_<round>_<edge set>, attention_<round>_<edge set>.
+  names = {part for v in tower.trainable_variables for part in v.name.split("/")
+           if re.fullmatch(r"(gcn|attention)_\d_\w+", part)}
+  attention = sorted(n for n in names if n.startswith("attention_"))
+  assert attention == ["attention_0_interacted_by", "attention_1_interacted_by"]
+  # The other edge sets keep a convolution (even with branches 'attention'); interacted_by
+  # has one only with 'both'.
+  assert {"gcn_0_interacted", "gcn_1_interacted", "gcn_0_has_item"} <= names
+  assert ("gcn_0_interacted_by" in names) == (branches == "both")
 
 
 def test_cold_item_state_comes_from_its_text(graph):
@@ -78,7 +98,8 @@ def test_zero_rounds_is_an_embedding_table(graph):
 
 @pytest.mark.parametrize("kwargs,message", [
     (dict(dim=10, heads=4), "divisible by heads"), (dict(branches="gat"), "branches must be"),
-    (dict(combine="sum"), "combine must be"), (dict(dropout=1.0), "dropout must be")])
+    (dict(combine="sum"), "combine must be"), (dict(dropout=1.0), "dropout must be"),
+    (dict(attention_edge_sets=("interacted_by", "clicked")), "unknown edge set 'clicked'")])
 def test_config_is_validated(kwargs, message):
   with pytest.raises(ValueError, match=message):
     gt.GraphTowerConfig(**kwargs)

@@ -63,6 +63,21 @@ def test_normalization_uses_both_degrees_and_edge_weights():
   assert not [k for k, v in vars(conv_w).items() if tf.is_tensor(v)]
 
 
+def test_gcn_conv_gradient_is_the_transposed_normalized_adjacency():
+  # a -> x, b -> x, b -> y as above: conv = A u with A = [[1/sqrt2, 1/2], [0, 1/sqrt2]], so the
+  # gradient of sum(c * conv) with respect to the user states u is A^T c.
+  users = tf.constant([[1.0, 2.0], [3.0, 4.0]])
+  c = tf.constant([[1.0, -1.0], [2.0, 0.5]])
+  conv = layers.GCNConv(2, skip=False, kernel_initializer="identity")
+  with tf.GradientTape() as tape:
+    tape.watch(users)
+    g = layers.add_gcn_normalization(
+        _graph(users, [[0.0, 0.0], [0.0, 0.0]], [(0, 0), (1, 0), (1, 1)]))
+    loss = tf.reduce_sum(c * conv(g, edge_set_name="interacted"))
+  a = np.array([[1 / math.sqrt(2), 0.5], [0.0, 1 / math.sqrt(2)]])
+  np.testing.assert_allclose(tape.gradient(loss, users).numpy(), a.T @ c.numpy(), rtol=1e-6)
+
+
 def test_gcn_conv_errors_and_config():
   g = _graph([[1.0, 0.0]], [[0.0, 1.0]], [(0, 0)])
   with pytest.raises(ValueError, match="add_gcn_normalization"):

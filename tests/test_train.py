@@ -218,3 +218,25 @@ def test_learning_rate_halves_on_each_plateau_and_training_stops_after_patience(
   assert len(rates) == 7
   np.testing.assert_allclose(rates, [0.01, 0.01, 0.01, 0.005, 0.005, 0.0025, 0.0025])
   assert callback.best["epoch"] == 2
+
+
+def test_training_batches_cover_every_pair_once_in_a_new_order_each_epoch():
+  from tfgrec.train import inputs as inputs_lib
+  columns = {"user": np.arange(10, dtype=np.int32),
+             "value": np.arange(10, dtype=np.float32) * 2.0}
+  dataset = inputs_lib.shuffled_batches(columns, batch_size=4, seed=7)
+  epochs = [[{k: v.numpy() for k, v in b.items()} for b in dataset] for _ in range(3)]
+  for batches in epochs:
+    assert [len(b["user"]) for b in batches] == [4, 4, 2]  # The last batch holds the rest.
+    users = np.concatenate([b["user"] for b in batches])
+    assert sorted(users.tolist()) == list(range(10))  # Every row once a pass.
+    for b in batches:  # Columns stay aligned row by row.
+      np.testing.assert_array_equal(b["value"], b["user"] * 2.0)
+  orders = [np.concatenate([b["user"] for b in batches]).tolist() for batches in epochs]
+  assert orders[0] != orders[1] != orders[2]  # Reshuffled every epoch ...
+  again = inputs_lib.shuffled_batches(columns, batch_size=4, seed=7)
+  assert np.concatenate([b["user"].numpy() for b in again]).tolist() == orders[0]  # ... seeded.
+  other = inputs_lib.shuffled_batches(columns, batch_size=4, seed=8)
+  assert np.concatenate([b["user"].numpy() for b in other]).tolist() != orders[0]
+  whole = list(inputs_lib.shuffled_batches(columns, batch_size=64, seed=7))
+  assert len(whole) == 1 and len(whole[0]["user"]) == 10

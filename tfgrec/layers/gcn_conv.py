@@ -15,7 +15,7 @@ so the node's own state enters through a separate skip term, as in the GCN formu
 
 The normalization factors depend only on the graph's structure, so they are computed once per
 graph by :func:`add_gcn_normalization` and stored as an edge feature; the layer reads them from
-there (``sender_edge_feature``).
+there (``norm_feature``).
 """
 from typing import Iterable, Optional
 
@@ -55,14 +55,19 @@ def add_gcn_normalization(graph: tfgnn.GraphTensor,
 
 
 @tf.keras.utils.register_keras_serializable(package="tfgrec")
-class GCNConv(tfgnn.keras.layers.AnyToAnyConvolutionBase):
+class GCNConv(tf.keras.layers.Layer):
   """Degree-normalized convolution over one edge set, sender and receiver sets may differ.
 
-  Call it like any TF-GNN convolution, after :func:`add_gcn_normalization`:
+  Call it like a TF-GNN convolution (e.g. inside tfgnn.keras.layers.NodeSetUpdate), after
+  :func:`add_gcn_normalization`:
 
     graph = add_gcn_normalization(graph)
     conv = GCNConv(64, receiver_tag=tfgnn.TARGET)
     messages = conv(graph, edge_set_name="interacted")   # [num_items, 64]
+
+  The sum over edges is one sparse [R, S] x [S, units] product with the edges' factors
+  (norm * weight) as entries: no [E, units] message tensor is gathered forward or
+  scatter-added backward (the factors are constants of the graph and get no gradient).
 
   Args:
     units: output width.
@@ -75,18 +80,18 @@ class GCNConv(tfgnn.keras.layers.AnyToAnyConvolutionBase):
     kernel_initializer, kernel_regularizer: for both linear maps.
   """
 
-  def __init__(self, units: int, *, receiver_tag: Optional[str] = tfgnn.TARGET,
+  def __init__(self, units: int, *, receiver_tag: str = tfgnn.TARGET,
                skip: bool = True, edge_weight_feature: Optional[str] = None,
                norm_feature: str = GCN_NORM, use_bias: bool = False,
                kernel_initializer="glorot_uniform", kernel_regularizer=None, **kwargs):
     kwargs.setdefault("name", "gcn_conv")
-    kwargs.pop("sender_edge_feature", None)
-    kwargs.pop("receiver_feature", None)
-    super().__init__(receiver_tag=receiver_tag, sender_edge_feature=norm_feature,
-                     receiver_feature=tfgnn.HIDDEN_STATE if skip else None, **kwargs)
+    super().__init__(**kwargs)
     if units < 1:
       raise ValueError(f"units must be >= 1, got {units}")
+    if receiver_tag not in (tfgnn.SOURCE, tfgnn.TARGET):
+      raise ValueError(f"receiver_tag must be tfgnn.SOURCE or tfgnn.TARGET, got {receiver_tag!r}")
     self.units = units
+    self.receiver_tag = receiver_tag
     self.skip = skip
     self.edge_weight_feature = edge_weight_feature
     self.norm_feature = norm_feature
@@ -101,45 +106,39 @@ class GCNConv(tfgnn.keras.layers.AnyToAnyConvolutionBase):
         kernel_regularizer=self._kernel_regularizer, name="skip") if skip else None
 
   def get_config(self):
-    config = super().get_config()
-    for key in ("sender_edge_feature", "receiver_feature"):
-      config.pop(key, None)
-    return dict(config, units=self.units, skip=self.skip,
-                edge_weight_feature=self.edge_weight_feature, norm_feature=self.norm_feature,
-                use_bias=self.use_bias,
+    return dict(super().get_config(), units=self.units, receiver_tag=self.receiver_tag,
+                skip=self.skip, edge_weight_feature=self.edge_weight_feature,
+                norm_feature=self.norm_feature, use_bias=self.use_bias,
                 kernel_initializer=tf.keras.initializers.serialize(self._kernel_initializer),
                 kernel_regularizer=tf.keras.regularizers.serialize(self._kernel_regularizer)
                 if self._kernel_regularizer else None)
 
-  def call(self, graph, *, edge_set_name=None, node_set_name=None, receiver_tag=None,
-           training=False):
+  def call(self, graph: tfgnn.GraphTensor, *, edge_set_name: Optional[str] = None,
+           training=None):
+    del training
     if edge_set_name is None:
       raise ValueError("GCNConv convolves over an edge set: pass edge_set_name")
     edge_set = graph.edge_sets[edge_set_name]
     if self.norm_feature not in edge_set.features:
       raise ValueError(f"edge set {edge_set_name!r} has no feature {self.norm_feature!r}: "
                        "apply tfgrec.layers.add_gcn_normalization(graph) first")
+    factor = tf.reshape(edge_set[self.norm_feature], [-1])
     if self.edge_weight_feature is not None:
       if self.edge_weight_feature not in edge_set.features:
         raise ValueError(f"edge set {edge_set_name!r} has no feature "
                          f"{self.edge_weight_feature!r} (edge_weight_feature)")
-      # The message factor is norm * weight; the graph carries it to convolve() under the
-      # norm's name (no per-call state on the layer).
-      features = dict(edge_set.features)
-      norm = tf.reshape(features[self.norm_feature], [-1, 1])
-      features[self.norm_feature] = norm * tf.cast(
-          tf.reshape(features[self.edge_weight_feature], [-1, 1]), norm.dtype)
-      graph = graph.replace_features(edge_sets={edge_set_name: features})
-    return super().call(graph, edge_set_name=edge_set_name, receiver_tag=receiver_tag,
-                        training=training)
-
-  def convolve(self, *, sender_node_input, sender_edge_input, receiver_input,
-               broadcast_from_sender_node, broadcast_from_receiver, pool_to_receiver,
-               training):
-    del broadcast_from_receiver, training
-    norm = tf.reshape(sender_edge_input, [-1, 1])
-    messages = broadcast_from_sender_node(self._transform(sender_node_input)) * norm
-    pooled = pool_to_receiver(messages, reduce_type="sum")
+      factor *= tf.cast(tf.reshape(edge_set[self.edge_weight_feature], [-1]), factor.dtype)
+    sender_tag = tfgnn.reverse_tag(self.receiver_tag)
+    receivers = graph.node_sets[edge_set.adjacency.node_set_name(self.receiver_tag)][
+        tfgnn.HIDDEN_STATE]
+    messages = self._transform(
+        graph.node_sets[edge_set.adjacency.node_set_name(sender_tag)][tfgnn.HIDDEN_STATE])
+    indices = tf.stack([tf.cast(edge_set.adjacency[self.receiver_tag], tf.int64),
+                        tf.cast(edge_set.adjacency[sender_tag], tf.int64)], axis=1)
+    shape = tf.cast(tf.stack([tf.shape(receivers)[0], tf.shape(messages)[0]]), tf.int64)
+    adjacency = tf.sparse.SparseTensor(indices, tf.stop_gradient(tf.cast(factor,
+                                                                         messages.dtype)), shape)
+    pooled = tf.sparse.sparse_dense_matmul(adjacency, messages)  # Duplicate edges add up.
     if self._self_transform is None:
       return pooled
-    return 0.5 * pooled + self._self_transform(receiver_input)
+    return 0.5 * pooled + self._self_transform(receivers)

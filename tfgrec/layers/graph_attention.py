@@ -35,6 +35,37 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-posi
 import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
+def sparse_weighted_sum(rows: tf.Tensor, cols: tf.Tensor, weights: tf.Tensor,
+                        values: tf.Tensor, num_rows: tf.Tensor) -> tf.Tensor:
+  """[num_rows, d]: out[rows[n]] += weights[n] * values[cols[n]] over the N entries.
+
+  A sparse [num_rows, V] x [V, d] product with its own gradient: TensorFlow's gradient of
+  sparse_dense_matmul with respect to the sparse values runs one [1, d] x [d, 1] matrix product
+  per entry (a third of the attention's backward pass on MovieLens); here it is a gathered
+  elementwise product summed over d.
+
+  Args:
+    rows, cols: [N] int64 row of the output and row of `values` of each entry.
+    weights: [N] the entries.
+    values: [V, d].
+    num_rows: the output's row count.
+  """
+  shape = tf.cast(tf.stack([num_rows, tf.shape(values, out_type=tf.int32)[0]]), tf.int64)
+  indices = tf.stack([rows, cols], axis=1)
+
+  @tf.custom_gradient
+  def product(weights, values):
+    matrix = tf.sparse.SparseTensor(indices, weights, shape)
+
+    def gradient(upstream):
+      d_weights = tf.reduce_sum(tf.gather(upstream, rows) * tf.gather(values, cols), axis=-1)
+      return d_weights, tf.sparse.sparse_dense_matmul(matrix, upstream, adjoint_a=True)
+
+    return tf.sparse.sparse_dense_matmul(matrix, values), gradient
+
+  return product(weights, values)
+
+
 @tf.keras.utils.register_keras_serializable(package="tfgrec")
 class GraphAttentionConv(tf.keras.layers.Layer):
   """Multi-head attention of each receiver over its edges (see the module docstring).
@@ -105,7 +136,6 @@ class GraphAttentionConv(tf.keras.layers.Layer):
     receivers = graph.node_sets[receiver_name][tfgnn.HIDDEN_STATE]
     senders = graph.node_sets[sender_name][tfgnn.HIDDEN_STATE]
     num_receivers = tf.shape(receivers, out_type=tf.int32)[0]
-    num_senders = tf.shape(senders, out_type=tf.int32)[0]
     heads, channels = self.num_heads, self.per_head_channels
     edge_feature = None
     if self.sender_edge_feature is not None:
@@ -127,9 +157,17 @@ class GraphAttentionConv(tf.keras.layers.Layer):
       for layer in (self._edge_key, self._edge_value):
         if not layer.built:
           layer.build(tf.TensorShape([None, edge_feature.shape[-1]]))
+      features = edge_feature.shape[-1]
       edge_key = tf.reshape(self._edge_key.kernel, [-1, heads, channels])  # [F, H, d]
-      query_edge = tf.einsum("rhd,fhd->rhf", query, edge_key)           # [R, H, F]
-      logits += tf.einsum("ehf,ef->eh", tf.gather(query_edge, receiver_index), edge_feature)
+      query_edge = tf.reshape(tf.einsum("rhd,fhd->rhf", query, edge_key),
+                              [-1, heads * features])                    # [R, H * F]
+      # Per-edge products as same-shape multiplies of [E, H * F] tensors (column h * F + f):
+      # an einsum over the edge axis runs as E tiny matrix products, five times slower here,
+      # and a broadcasting multiply is what Grappler mis-rewrites when E = 0 (SIGFPE).
+      feature_per_head = tf.tile(edge_feature, [1, heads])               # [E, H * F]
+      logits += tf.reduce_sum(tf.reshape(
+          tf.gather(query_edge, receiver_index) * feature_per_head, [-1, heads, features]),
+                              axis=-1)
     logits *= 1.0 / math.sqrt(channels)
     peak = tf.stop_gradient(tf.math.unsorted_segment_max(logits, receiver_index, num_receivers))
     weights = tf.exp(logits - tf.gather(peak, receiver_index))           # [E, H]
@@ -137,22 +175,17 @@ class GraphAttentionConv(tf.keras.layers.Layer):
     # The pooled sum of weight * value as one sparse product: row i * H + h, column j * H + h
     # holds edge (j -> i)'s weight for head h (duplicate edges add up, as they should).
     heads_range = tf.range(heads, dtype=tf.int64)[None, :]
-    rows = tf.cast(receiver_index, tf.int64)[:, None] * heads + heads_range
-    cols = tf.cast(sender_index, tf.int64)[:, None] * heads + heads_range
-    blocks = tf.sparse.SparseTensor(
-        tf.stack([tf.reshape(rows, [-1]), tf.reshape(cols, [-1])], axis=1),
-        tf.reshape(weights, [-1]),
-        tf.cast(tf.stack([num_receivers * heads, num_senders * heads]), tf.int64))
-    pooled = tf.reshape(tf.sparse.sparse_dense_matmul(
-        blocks, tf.reshape(value, [-1, channels])), [-1, heads, channels])   # [R, H, d]
+    rows = tf.reshape(tf.cast(receiver_index, tf.int64)[:, None] * heads + heads_range, [-1])
+    cols = tf.reshape(tf.cast(sender_index, tf.int64)[:, None] * heads + heads_range, [-1])
+    pooled = tf.reshape(sparse_weighted_sum(
+        rows, cols, tf.reshape(weights, [-1]), tf.reshape(value, [-1, channels]),
+        num_receivers * heads), [-1, heads, channels])                   # [R, H, d]
     if edge_feature is not None:
-      # The outer product as an einsum, not a broadcasting multiply: with no edges (a new
-      # item's graph has no users), Grappler's arithmetic optimizer divides by the zero-sized
-      # dimension when it rewrites that multiply (SIGFPE in a SavedModel run with it on).
-      summed = tf.math.unsorted_segment_sum(tf.einsum("eh,ef->ehf", weights, edge_feature),
-                                            receiver_index, num_receivers)  # [R, H, F]
+      summed = tf.math.unsorted_segment_sum(
+          tf.repeat(weights, features, axis=1) * feature_per_head,
+          receiver_index, num_receivers)                                 # [R, H * F]
       edge_value = tf.reshape(self._edge_value.kernel, [-1, heads, channels])
-      pooled += tf.einsum("rhf,fhd->rhd", summed, edge_value)
+      pooled += tf.einsum("rhf,fhd->rhd", tf.reshape(summed, [-1, heads, features]), edge_value)
     # Receivers without edges have total 0 and pooled 0: their output is 0.
     pooled = tf.math.divide_no_nan(pooled, total[:, :, None])
     return tf.reshape(pooled, [-1, heads * channels])

@@ -67,6 +67,8 @@ class GraphTowerConfig:
     heads: attention heads (dim must be divisible by heads).
     dropout: dropout on states between rounds.
     branches: 'both' (convolution and attention), 'conv' or 'attention'.
+    attention_edge_sets: the edge sets that get the attention branch (None: every edge set the
+      tower reads); the others get the convolution alone, whatever `branches` says.
     combine: 'mean' over the states of all rounds (LightGCN) or 'concat' + projection.
     use_categories: include the category node set and its edge sets.
     use_attributes: include the attribute node sets (item_attribute, user_attribute) and their
@@ -89,6 +91,7 @@ class GraphTowerConfig:
   heads: int = 4
   dropout: float = 0.1
   branches: str = "both"
+  attention_edge_sets: Optional[Tuple[str, ...]] = None
   combine: str = "mean"
   use_categories: bool = True
   use_attributes: bool = True
@@ -107,6 +110,11 @@ class GraphTowerConfig:
       raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
     if self.branches not in BRANCHES:
       raise ValueError(f"branches must be one of {BRANCHES}, got {self.branches!r}")
+    known = sorted({e for edge_sets in INCOMING.values() for e in edge_sets})
+    unknown = [e for e in self.attention_edge_sets or () if e not in known]
+    if unknown:
+      raise ValueError(f"attention_edge_sets: unknown edge set {unknown[0]!r}; the tower reads "
+                       f"{', '.join(known)}")
     if self.combine not in COMBINES:
       raise ValueError(f"combine must be one of {COMBINES}, got {self.combine!r}")
     if not 0.0 <= self.dropout < 1.0:
@@ -192,14 +200,16 @@ class GraphTower(tf.keras.layers.Layer):
   def _convolution(self, round_index: int, edge_set: str) -> tf.keras.layers.Layer:
     cfg = self.config
     interaction = edge_set in recency.USER_ENDPOINT
+    attention = cfg.branches in ("both", "attention") and (
+        cfg.attention_edge_sets is None or edge_set in cfg.attention_edge_sets)
     convs = []
-    if cfg.branches in ("both", "conv"):
+    if cfg.branches in ("both", "conv") or not attention:
       convs.append(gcn_conv.GCNConv(
           cfg.dim, receiver_tag=tfgnn.TARGET, skip=False,
           edge_weight_feature=(recency.RECENCY_WEIGHT
                                if interaction and cfg.conv_recency_half_life else None),
           name=f"gcn_{round_index}_{edge_set}"))
-    if cfg.branches in ("both", "attention"):
+    if attention:
       convs.append(graph_attention.GraphAttentionConv(
           num_heads=cfg.heads, per_head_channels=cfg.dim // cfg.heads,
           receiver_tag=tfgnn.TARGET,

@@ -238,6 +238,12 @@ class GraphRecommender(tfrs.Model):
       inputs["item_text"] = text
     return self.tower(inputs, training=training)
 
+  @tf.function
+  def _training_graph_states(self, text):
+    """node_embeddings(training=False) of the training graph in a tf.function (about 5 times
+    faster than eager on MovieLens); the text table is an argument, as fine-tuning replaces it."""
+    return self._tower({"graph": self._graph}, text, False)
+
   @staticmethod
   def history_tensors(history: Dict[str, np.ndarray], num_users: int) -> Dict[str, tf.Tensor]:
     """The readout's constants from history arrays {'user', 'item', 'weight'} [E]."""
@@ -276,7 +282,10 @@ class GraphRecommender(tfrs.Model):
       graph: the prepared graph the tower reads (default: the training graph), e.g. with the
         validation events added as edges.
     """
-    states = self.node_embeddings(training=False, graph=graph)
+    if graph is None:  # Every epoch's validation: one traced pass over the training graph.
+      states = self._training_graph_states(self.item_text_table())
+    else:
+      states = self.node_embeddings(training=False, graph=graph)
     h = None
     if history is not None and self._history is not None:
       h = self.history_tensors(history, int(self._history["total"].shape[0]))

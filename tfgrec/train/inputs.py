@@ -6,7 +6,7 @@
 import dataclasses
 import logging
 import os
-from typing import Optional
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -229,6 +229,29 @@ def training_dataset(inputs: RunInputs, batch_size: int, seed: int,
     columns["weight"] = (weight / weight.mean()).astype(np.float32)
   if user_history_half_life:
     columns["history_weight"] = history_weights(pairs, user_history_half_life)
-  ds = tf.data.Dataset.from_tensor_slices(columns)
-  return ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(
-      min(batch_size, n)).prefetch(tf.data.AUTOTUNE)
+  return shuffled_batches(columns, batch_size, seed)
+
+
+def shuffled_batches(columns: Dict[str, np.ndarray], batch_size: int, seed: int
+                     ) -> tf.data.Dataset:
+  """Batches of the rows of `columns` ({name: [N] array}), a new order on every pass over the
+  dataset (every epoch), the same orders for the same seed; the last batch holds the rest.
+
+  Whole batches are gathered from the column tensors by a shuffled index: a row-by-row shuffle
+  buffer costs about 0.7 s a pass over MovieLens's 80,000 pairs on two cores, this about 10 ms.
+  """
+  n = len(next(iter(columns.values())))
+  size = max(1, min(int(batch_size), n))
+  tables = {name: tf.constant(values) for name, values in columns.items()}
+  bounds = tf.constant(np.append(np.arange(0, n, size), n), tf.int64)  # [0, size, ..., n]
+
+  def epoch(draw):
+    order = tf.random.experimental.stateless_shuffle(
+        tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), draw]))
+    return tf.data.Dataset.from_tensor_slices((bounds[:-1], bounds[1:])).map(
+        lambda start, end: {name: tf.gather(table, order[start:end])
+                            for name, table in tables.items()})
+
+  # One fresh draw per pass (rerandomize_each_iteration), so each epoch has its own order.
+  draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+  return draws.flat_map(epoch).prefetch(tf.data.AUTOTUNE)
