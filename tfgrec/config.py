@@ -182,7 +182,7 @@ class RankerConfig:
   projection_dim: Optional[int] = None
   hidden: Tuple[int, ...] = (32, 16)
   dropout: float = 0.1
-  l2: float = 1e-4
+  l2: float = 3e-3
   epochs: int = 40
   patience: int = 6
   batch_lists: int = 32
