@@ -388,3 +388,52 @@ def test_embedding_neighbours_hand_checked_and_saved(tmp_path):
                              rtol=1e-5)
   with pytest.raises(ValueError, match="reads item_data\\['v'\\]"):
     embedding.EmbeddingNeighbours(key="v").fit([0], [0], [0], num_items=4)
+
+
+@pytest.mark.parametrize("every", [1, 2, 3, 7, 1000])
+def test_event_index_prefix_tables_count_like_the_searches(every):
+  # Random events with repeated times (ties at a table row's edge) and bounds before, inside
+  # and after the log; the prefix tables and the per-item searches must agree exactly.
+  rng = np.random.default_rng(every)
+  item = rng.integers(0, 6, 40)
+  time = rng.integers(0, 12, 40) * DAY
+  tables = time_context.EventIndex(item, time, num_items=7, checkpoint_every=every)
+  searches = time_context.EventIndex(item, time, num_items=7)
+  assert tables.checkpoint_every == every and searches.checkpoint_every is None
+  upper = tf.constant([-DAY, 0, 3 * DAY, 3 * DAY + 1, 11 * DAY, 40 * DAY], tf.int64)
+  lowers = [None, upper - 2 * DAY, upper - 30 * DAY]
+  got = tables.counts_many_all(lowers, upper)
+  want = searches.counts_many_all(lowers, upper)
+  for g, w, lower in zip(got, want, [np.full(6, time_context.BEGINNING)] + lowers[1:]):
+    np.testing.assert_array_equal(g, w)
+    brute = tables.counts_numpy(np.tile(np.arange(7), (6, 1)), np.asarray(lower), upper.numpy())
+    np.testing.assert_array_equal(g, brute)
+  assert float(tf.reduce_sum(got[0][-1])) == 40  # Every event by the last bound.
+
+
+def test_event_index_prefix_table_stride_grows_for_large_tables(monkeypatch):
+  monkeypatch.setattr(time_context, "CHECKPOINT_MAX_ENTRIES", 100)
+  index = time_context.EventIndex(np.arange(50) % 10, np.arange(50), num_items=10,
+                                  checkpoint_every=2)
+  # 50 events x 10 items / 100 entries: a row every 5 events, 11 rows of 10 counts.
+  assert index.checkpoint_every == 5
+  assert index.prefix_counts.shape == (11, 10)
+  np.testing.assert_array_equal(index.counts_many_all([None], tf.constant([23], tf.int64))[0],
+                                [[3, 3, 3, 3, 2, 2, 2, 2, 2, 2]])
+
+
+@pytest.mark.parametrize("name", sorted(all_sources()))
+def test_empty_batches_and_histories(name):
+  # A request with no users, and users with no usable history (padding only, or only events
+  # after now): TensorFlow's CSR kernels divide by the row count, so no rows must not reach them.
+  user, item, time, num_items = random_graph()
+  source = all_sources()[name].fit(user, item, time, num_items=num_items)
+  none = source.scores(tf.zeros([0, 3], tf.int32), tf.zeros([0, 3], tf.int64),
+                       tf.zeros([0], tf.int64))["scores"]
+  assert none.shape == (0, num_items)
+  history = np.array([[-1, -1], [item[0], -1]], np.int32)
+  history_time = np.array([[0, 0], [10 ** 12, 0]], np.int64)
+  now = np.array([0, 0], np.int64)
+  np.testing.assert_allclose(tf_scores(source, history, history_time, now),
+                             source.score_numpy(history, history_time, now), rtol=1e-5,
+                             atol=1e-6)

@@ -95,7 +95,7 @@ class EmbeddingNeighbours(base.CandidateSource):
     item, rank, keep = (t[:, :self.max_history] for t in (item, rank, keep))
     weight = tf.where(keep, base.recency_weight(rank, self.half_life), 0.0)
     total = tf.reduce_sum(weight, axis=1, keepdims=True)
-    q = tf.einsum("bh,bhd->bd", weight, tf.gather(self.embeddings, item))
+    q = tf.einsum("bh,bhd->bd", weight, tf.gather(base.read_table(self.embeddings), item))
     return tf.math.divide_no_nan(q, total)
 
   def _scores(self, history, history_time, now, user_query=None):

@@ -116,18 +116,20 @@ class GraphFilter(base.CandidateSource):
     row, item, weight = base.weighted_history(history, history_time, now, self.half_life)
     batch = tf.shape(history, out_type=tf.int64)[0]
     shape = tf.stack([batch, tf.constant(self._num_items, tf.int64)])
+    x = None
     if self.dense:
-      x = tf.SparseTensor(tf.stack([row, tf.cast(item, tf.int64)], axis=1), weight, shape)
-      scores = tf.sparse.sparse_dense_matmul(x, self.filter)
+      x = base.history_matrix(row, item, weight, batch, self._num_items)
+      scores = base.csr_matmul(x, self.filter, batch)
     else:
       ids = tf.gather(self.neighbour_ids, item)                          # [n, M]
       values = tf.gather(self.neighbour_weights, item) * weight[:, None]
       rows = tf.broadcast_to(row[:, None], tf.shape(ids, out_type=tf.int64))
       scores = tf.scatter_nd(tf.stack([rows, tf.cast(ids, tf.int64)], axis=-1), values, shape)
     if hasattr(self, "low_pass_left"):  # alpha (x D_i^-1/2 V̄) (D_i^1/2 V̄)ᵀ, O(B (H + I) k).
-      z = tf.math.unsorted_segment_sum(tf.gather(self.low_pass_left, item) * weight[:, None],
-                                       row, batch)
-      scores += self.alpha * tf.matmul(z, self.low_pass_right)
+      if x is None:
+        x = base.history_matrix(row, item, weight, batch, self._num_items)
+      scores += self.alpha * tf.matmul(base.csr_matmul(x, self.low_pass_left, batch),
+                                       self.low_pass_right)
     return scores
 
   # === NumPy path ===

@@ -174,7 +174,7 @@ class SequenceSource(base.CandidateSource):
     self._check_fitted()
     item = tf.convert_to_tensor(item, tf.int32)
     valid = item >= 0
-    states = tf.gather(self.item_embeddings, tf.maximum(item, 0))
+    states = tf.gather(base.read_table(self.item_embeddings), tf.maximum(item, 0))
     return self._holder.encoder(states, tf.convert_to_tensor(time, tf.int64),
                                 tf.convert_to_tensor(reference, tf.int64), valid,
                                 training=training)
