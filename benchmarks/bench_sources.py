@@ -35,8 +35,8 @@ TRENDING_GRID = [(w, p) for w in ((1.0,), (7.0,), (30.0,), (1.0, 7.0, 30.0), (7.
 FRESH_HALF_LIVES = (7.0, 30.0, 90.0, 365.0, 3650.0)
 # Sequence source settings (SequenceSource keyword arguments); each fit takes minutes on 2 cores.
 SEQUENCE_GRID = [
-    dict(epochs=6, batch_size=16),                                          # The defaults.
-    dict(epochs=6, batch_size=16, time_bias=False, time_since_last=False),  # Plain SASRec.
+    dict(epochs=15, batch_size=16),                                          # The defaults.
+    dict(epochs=15, batch_size=16, time_bias=False, time_since_last=False),  # Plain SASRec.
 ]
 
 

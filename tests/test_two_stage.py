@@ -258,3 +258,28 @@ def test_the_ranker_also_trains_on_users_as_new_users(two_stage, trained_model):
   # validation events: the same values, summed in another order.)
   np.testing.assert_allclose(queries[users], served, rtol=1e-3, atol=2e-4)
   assert np.abs(queries[users] - served).max() < 0.01 * np.abs(served).max()
+
+
+def test_refit_trained_sources_retrains_the_sequence_source_for_evaluation(
+    two_stage, trained_model, monkeypatch):
+  config, _, _ = two_stage
+  model, inputs = trained_model
+  from tfgrec.ranking import pipeline  # pylint: disable=g-import-not-at-top
+  fitted, real = {}, pipeline.fit_sources
+
+  def spy(make, events, *args, **kwargs):
+    fitted.update({name: len(events["item"]) for name in make})
+    return real(make, events, *args, **kwargs)
+
+  monkeypatch.setattr(pipeline, "fit_sources", spy)
+  known = len(inputs.data.history_events("test"))  # Training + validation events.
+  for refit in (False, True):
+    fitted.clear()
+    cfg = dataclasses.replace(config, ranking=dataclasses.replace(
+        config.ranking, refit_trained_sources=refit, ablations=False))
+    results, _ = ranking_run.evaluate(cfg, inputs, model, progress=False,
+                                      measure=lambda fn: {"ndcg@20": 0.0})
+    assert fitted["ease"] == known and "source: sequence" in results
+    # The sequence source is refit on the same events only when asked; otherwise the saved
+    # training fit is reused.
+    assert fitted.get("sequence") == (known if refit else None), fitted

@@ -157,7 +157,7 @@ class SequenceConfig:
   num_heads: int = 2
   num_blocks: int = 2
   dropout: float = 0.2
-  epochs: int = 6
+  epochs: int = 15          # picked on validation NDCG@20 among 6, 10, 15, 20, 30 (BENCHMARKS.md)
   batch_size: int = 16
   learning_rate: float = 0.001
 
@@ -222,9 +222,11 @@ class RankingConfig:
       items, about 50–60 ms on 2 cores), the graph filter's 200 neighbours above. Measured on
       MovieLens (BENCHMARKS.md): M = 500 costs EASE 0.7% NDCG@20, and a batch of long
       histories becomes slower than the dense product, so dense stays the default.
-    refit_trained_sources: `tfgrec export` retrains the trained sources (sequence) on every
-      event too (minutes); by default they keep their training fit and read every event
-      through the users' histories, as the graph tower does.
+    refit_trained_sources: `tfgrec evaluate` and `tfgrec export` retrain the trained sources
+      (sequence) on the events the other sources are refit on (training + validation; every
+      event), as they refit the closed-form ones (a couple of minutes each on MovieLens); off,
+      they keep their training fit and read those events through the users' histories, as
+      the graph tower does.
     release_attribute: the items column holding each item's release year or date (an
       attribute of the catalog); the fresh source and the ranker's item age count from the
       earlier of it and the item's first event. Unset, or a column the catalog lacks: from the
@@ -243,7 +245,7 @@ class RankingConfig:
   ablations: bool = True
   ablation_ensemble: int = 2
   item_neighbours: int = 0
-  refit_trained_sources: bool = False
+  refit_trained_sources: bool = True
   release_attribute: Optional[str] = "year"
   new_user_lists: float = 0.2
 

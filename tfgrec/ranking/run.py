@@ -333,9 +333,9 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
   """The two stages on test, each source alone, and drop-one ablations.
 
   The closed-form and event sources are refit on training + validation events; the trained
-  ones (TRAINED_SOURCES) are those `train` fit and saved, reading the longer histories (as the
-  graph tower does: its items are its embeddings on the graph with the validation edges); the
-  ranker is the run's. Ablations reuse the lists (the
+  ones (TRAINED_SOURCES) too with `ranking.refit_trained_sources`, else they are those `train`
+  fit and saved, reading the longer histories (as the graph tower does: its items are its
+  embeddings on the graph with the validation edges); the ranker is the run's. Ablations reuse the lists (the
   training lists saved by `train`, the test lists): a dropped feature group loses its columns, a
   dropped source also its candidates; `ranking.ablation_ensemble` rankers are fit for each, and
   for the reference row "two-stage − none" (every feature) the same way.
@@ -367,9 +367,9 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
             "delete it to recompute)", flush=True)
     return saved["results"], saved["figures"]
   ranker, info = load(config)
+  reuse = {} if config.ranking.refit_trained_sources else trained_sources(config)
   stage = Stage(config, inputs, _events(data.history_events("test")),
-                _tower_items(model, config, inputs, "test"), reuse=trained_sources(config),
-                progress=progress)
+                _tower_items(model, config, inputs, "test"), reuse=reuse, progress=progress)
   users = np.flatnonzero(data.test.sizes() > 0)
   now = _now(data, "test", stage.histories)
   exclude = [data.train, data.validation]

@@ -51,7 +51,7 @@ _UNUSABLE_TIME = -(2 ** 62)
 class SequenceSource(base.CandidateSource):
   """SASRec with time buckets: the next item after the user's last L events (module docstring).
 
-    source = SequenceSource(max_len=50, epochs=6).fit(user, item, timestamp, num_items=I)
+    source = SequenceSource(max_len=50, epochs=15).fit(user, item, timestamp, num_items=I)
     source.scores(history, history_time, now)["scores"]      # [B, I]
 
   Reads ``item_data["text_embedding"]`` ([I, T] float, frozen; a learned projection is added to
@@ -59,8 +59,9 @@ class SequenceSource(base.CandidateSource):
   embeddings, frozen, projected the same way) when given.
 
   Defaults: a fit on the embedded MovieLens (80k training events, 9,066 items, exact softmax)
-  takes about 2 to 4 minutes on 2 CPU cores (README.md, Measured); the full softmax costs
-  O(positions x items) per epoch, and the validation NDCG@20 was still rising at 6 epochs.
+  takes about 2 minutes on 2 CPU cores (about 9 s an epoch); the full softmax costs
+  O(positions x items) per epoch. 15 epochs is the best of 6, 10, 15, 20 and 30 by validation
+  NDCG@20 there (BENCHMARKS.md, session 21).
 
   Init args:
     max_len: L, the most recent events read (and the training window, L + 1 events).
@@ -83,7 +84,7 @@ class SequenceSource(base.CandidateSource):
   """
 
   def __init__(self, *, max_len: int = 50, dim: int = 64, num_heads: int = 2,
-               num_blocks: int = 2, dropout: float = 0.2, epochs: int = 6,
+               num_blocks: int = 2, dropout: float = 0.2, epochs: int = 15,
                batch_size: int = 16, learning_rate: float = 1e-3,
                window_stride: Optional[int] = None, time_bias: bool = True,
                time_since_last: bool = True, full_softmax_max_items: int = 50_000,
