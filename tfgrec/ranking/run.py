@@ -335,10 +335,10 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
   The closed-form and event sources are refit on training + validation events; the trained
   ones (TRAINED_SOURCES) too with `ranking.refit_trained_sources`, else they are those `train`
   fit and saved, reading the longer histories (as the graph tower does: its items are its
-  embeddings on the graph with the validation edges); the ranker is the run's. Ablations reuse the lists (the
-  training lists saved by `train`, the test lists): a dropped feature group loses its columns, a
-  dropped source also its candidates; `ranking.ablation_ensemble` rankers are fit for each, and
-  for the reference row "two-stage − none" (every feature) the same way.
+  embeddings on the graph with the validation edges); the ranker is the run's. Ablations reuse
+  the lists (the training lists saved by `train`, the test lists): a dropped feature group
+  loses its columns, a dropped source also its candidates; `ranking.ablation_ensemble` rankers
+  are fit for each, and for the reference row "two-stage − none" (every feature) the same way.
 
   The rows are kept in `<run_dir>/ranker/evaluation.json` and reused by the next call while
   the graph, the tower's best epoch, the ranker and the ranking config are unchanged (and, with

@@ -271,10 +271,10 @@ def history_matrix(row: tf.Tensor, item: tf.Tensor, weight: tf.Tensor, batch: tf
 def csr_matmul(csr: tf.Tensor, dense: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
   """[B, I] CSR (`history_matrix`) x [I, D] -> [B, D] float32.
 
-  TensorFlow's CSR kernels (core ops, in every TensorFlow build and in TF Serving) read each
-  history row of `dense` once per user, as `tf.sparse.sparse_dense_matmul` does, but measured
-  3 to 4 times faster at 32 users a batch on this machine's 2 cores (BENCHMARKS.md); the sums are
-  the same.
+  TensorFlow's CSR kernels (core TensorFlow ops, not an add-on library such as tensorflow-text)
+  read each history row of `dense` once per user, as `tf.sparse.sparse_dense_matmul` does, but
+  measured 3 to 4 times faster at 32 users a batch on this machine's 2 cores (BENCHMARKS.md);
+  the sums are the same.
   """
   return tf.raw_ops.SparseMatrixMatMul(a=csr, b=dense)[:batch]
 
