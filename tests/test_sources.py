@@ -437,3 +437,10 @@ def test_empty_batches_and_histories(name):
   np.testing.assert_allclose(tf_scores(source, history, history_time, now),
                              source.score_numpy(history, history_time, now), rtol=1e-5,
                              atol=1e-6)
+
+
+def test_event_index_rejects_a_bad_checkpoint_stride():
+  with pytest.raises(ValueError, match="checkpoint_every must be > 0"):
+    time_context.EventIndex([0], [1], num_items=1, checkpoint_every=0)
+  with pytest.raises(ValueError, match="checkpoint_every must be > 0"):  # Even without events.
+    time_context.EventIndex([], [], num_items=1, checkpoint_every=-1)

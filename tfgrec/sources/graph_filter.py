@@ -115,7 +115,6 @@ class GraphFilter(base.CandidateSource):
     # Only the history's rows of the filter are read: x is sparse (at most H entries a user).
     row, item, weight = base.weighted_history(history, history_time, now, self.half_life)
     batch = tf.shape(history, out_type=tf.int64)[0]
-    shape = tf.stack([batch, tf.constant(self._num_items, tf.int64)])
     x = None
     if self.dense:
       x = base.history_matrix(row, item, weight, batch, self._num_items)
@@ -124,7 +123,8 @@ class GraphFilter(base.CandidateSource):
       ids = tf.gather(self.neighbour_ids, item)                          # [n, M]
       values = tf.gather(self.neighbour_weights, item) * weight[:, None]
       rows = tf.broadcast_to(row[:, None], tf.shape(ids, out_type=tf.int64))
-      scores = tf.scatter_nd(tf.stack([rows, tf.cast(ids, tf.int64)], axis=-1), values, shape)
+      scores = tf.scatter_nd(tf.stack([rows, tf.cast(ids, tf.int64)], axis=-1), values,
+                             tf.stack([batch, tf.constant(self._num_items, tf.int64)]))
     if hasattr(self, "low_pass_left"):  # alpha (x D_i^-1/2 V̄) (D_i^1/2 V̄)ᵀ, O(B (H + I) k).
       if x is None:
         x = base.history_matrix(row, item, weight, batch, self._num_items)

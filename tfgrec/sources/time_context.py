@@ -93,13 +93,13 @@ class EventIndex(tf.Module):
     self._first = first
     self.first_seen = tf.Variable(first, trainable=False, name="first_seen")
     self.checkpoint_every = None
+    if checkpoint_every is not None and int(checkpoint_every) <= 0:
+      raise ValueError(f"checkpoint_every must be > 0 or None, got {checkpoint_every}")
     if checkpoint_every is not None and len(t):  # No events: the searches are as cheap.
       self._build_prefix_tables(item, t, int(checkpoint_every))
 
   def _build_prefix_tables(self, item: np.ndarray, t: np.ndarray, every: int) -> None:
     """Events by time, and [E // C + 1, I] counts of each item among the first k C of them."""
-    if every <= 0:
-      raise ValueError(f"checkpoint_every must be > 0, got {every}")
     num_events = len(t)
     every = max(every, -(-num_events * self.num_items // CHECKPOINT_MAX_ENTRIES))
     order = np.argsort(t, kind="stable")
