@@ -41,6 +41,7 @@ def test_saved_config_reads_back_identical(tmp_path):
     ("model:\n  branches: neither\n", "branches must be one of"),
     ("tasks:\n  temperature: 0\n", "temperature"),
     ("ranking:\n  new_user_lists: 1.5\n", "ranking.new_user_lists must be in .0, 1.,? got 1.5"),
+    ("ranking:\n  new_item_budget: 1.0\n", "ranking.new_item_budget must be in .0, 1.,? got 1.0"),
     ("- a list\n", "expected a mapping"),
 ])
 def test_bad_configs_name_the_key_and_value(tmp_path, text, message):

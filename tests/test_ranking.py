@@ -1,5 +1,7 @@
 """Stage 2: candidate union and features (hand-checked), the listwise loss, the time discipline,
 and the ranker beating every single source on a synthetic log with a planted time effect."""
+import types
+
 import numpy as np
 import pytest
 
@@ -265,3 +267,55 @@ def test_ranker_and_ensemble_reload_from_config_and_weights():
   one(inputs)
   one.set_weights(members[0].get_weights())
   np.testing.assert_allclose(one(inputs).numpy(), members[0](inputs).numpy(), rtol=1e-6)
+
+
+# === New items in the mixed list ===
+class _FirstFeature(tf.keras.Model):
+  """A ranker whose logit is the candidate's first feature (hand-checkable)."""
+
+  def call(self, inputs):
+    return tf.where(inputs["valid"], inputs["features"][..., 0], features_lib.MASKED)
+
+
+def _lists(logits, labels, candidates):
+  logits, labels = np.asarray(logits, np.float32), np.asarray(labels, np.float32)
+  return pipeline.Lists(users=np.arange(len(logits)), candidates=np.asarray(candidates, np.int32),
+                        valid=np.ones(logits.shape, bool), features=logits[..., None],
+                        best_source=np.zeros(logits.shape, np.int32), labels=labels,
+                        num_relevant=labels.sum(1).astype(np.int64))
+
+
+def test_the_boost_adds_to_valid_new_candidates_only():
+  logits = np.array([[3.0, 2.0, 1.0, features_lib.MASKED]], np.float32)
+  candidates = np.array([[0, 2, 1, -1]])
+  valid = np.array([[True, True, True, False]])
+  new = np.array([False, True, True])
+  got = ranker_lib.boost_new_items(logits, candidates, valid, new, 1.5).numpy()
+  np.testing.assert_allclose(got, [[3.0, 3.5, 2.5, features_lib.MASKED]])
+  assert pipeline.new_items(np.array([0, 0, 2]), 4).tolist() == [False, True, False, True]
+  with pytest.raises(ValueError, match=r"event items must be in \[0, 4\)"):
+    pipeline.new_items(np.array([4]), 4)
+
+
+def test_the_new_item_boost_is_the_largest_the_held_out_lists_accept():
+  ensemble = types.SimpleNamespace(members=[_FirstFeature(), _FirstFeature()])  # All it reads.
+  new = np.array([False, False, False, True])
+  # Known items 0 and 1 (logits 3, 2) are the hits, new item 3 (logit 0) is not. At K = 2 a
+  # boost up to 2 leaves the top 2 as it is (a tie keeps the list's order); 2.25 puts item 3
+  # above item 1 and the held-out NDCG@2 falls from 1 to 1 / (1 + 1 / log2 3) ≈ 0.61.
+  misses = _lists([[3.0, 2.0, 1.0, 0.0]], [[1, 1, 0, 0]], [[0, 1, 2, 3]])
+  boost, curve = pipeline.fit_new_item_boost(ensemble, misses, [[0], [0]], new, k=2,
+                                             budget=0.01)
+  assert boost == 2.0
+  assert curve[0] == (0.0, 1.0) and curve[9][0] == 2.25
+  np.testing.assert_allclose(curve[9][1], 1.0 / (1.0 + 1.0 / np.log2(3.0)), rtol=1e-6)
+  # A hit on the new item too: no boost loses anything, the largest is taken.
+  hits = _lists([[3.0, 2.0, 1.0, 0.0]], [[1, 0, 0, 1]], [[0, 1, 2, 3]])
+  assert pipeline.fit_new_item_boost(ensemble, hits, [[0], [0]], new, k=2, budget=0.01,
+                                     max_boost=4.0)[0] == 4.0
+  # No budget, no held-out lists, or no held-out hit at all: no boost.
+  assert pipeline.fit_new_item_boost(ensemble, misses, [[0], [0]], new, k=2, budget=0.0)[0] == 0
+  assert pipeline.fit_new_item_boost(ensemble, misses, [[], []], new, k=2, budget=0.01)[0] == 0
+  assert pipeline.fit_new_item_boost(ensemble, _lists([[3.0, 2.0, 1.0, 0.0]], [[0, 0, 0, 0]],
+                                                      [[0, 1, 2, 3]]),
+                                     [[0], [0]], new, k=2, budget=0.01)[0] == 0

@@ -70,6 +70,9 @@ def test_evaluate_scores_the_two_stages_each_source_and_the_ablations(two_stage)
     assert name in results, sorted(results)
     assert 0 <= results[name]["all"]["ndcg@20"] <= 1
   assert "cold_items" in results[evaluate.TWO_STAGE]
+  # Without the new-item boost: a row when the run has one.
+  boost = ranking_run.load(config)[1]["new_item_boost"]
+  assert ("two-stage − new-item boost" in results) == (boost > 0)
   with open(os.path.join(config.run_dir, "metrics.json")) as f:
     assert evaluate.TWO_STAGE in json.load(f)
 
@@ -139,6 +142,35 @@ def test_recommend_at_defaults_equal_recommend_and_now_moves_the_time_features(t
   early = module.recommend_at(ids, history, tf.fill([2, 2], tf.constant(-1, tf.int64)),
                               tf.constant([1, 1], tf.int64), none)
   assert early["scores"].numpy().tolist() != plain["scores"].numpy().tolist()
+
+
+def test_new_items_get_the_runs_boost_in_the_served_model(two_stage):
+  config, module, _ = two_stage
+  _, info = ranking_run.load(config)
+  boost = info["new_item_boost"]
+  assert 0.0 <= boost <= 8.0 and len(info["new_item_curve"]) == 33
+  assert float(module.new_item_boost.numpy()) == boost
+  # The served model's new items: those without any event (the synthetic catalog has some).
+  events = ranking_run.all_events(trainer.load_trained(config)[1].data)
+  new = module.new_items.numpy()
+  assert new.any() and not new[events["item"]].any()
+  assert new.sum() == module.item_ids.shape[0] - len(np.unique(events["item"]))
+  index = {item: i for i, item in enumerate(module.item_ids.numpy().astype(str))}
+  users = tf.constant(_vocab(config, "user")[:8])
+  history = tf.constant([[""]] * 8)
+
+  def recommended_new(with_boost):
+    saved, module.new_item_boost = module.new_item_boost, tf.constant(with_boost)
+    try:
+      ids = module._recommend(users, history)["item_ids"].numpy().astype(str)
+    finally:
+      module.new_item_boost = saved
+    return np.array([[new[index[i]] for i in row] for row in ids])
+
+  plain, pushed = recommended_new(0.0), recommended_new(1e4)
+  # A huge boost puts the proposed new items first (a user may have none proposed).
+  assert pushed.sum() > plain.sum() and pushed[:, 0].sum() >= len(pushed) // 2
+  assert all(np.all(np.diff(row.astype(int)) <= 0) for row in pushed)
 
 
 def test_explain_names_a_source_and_a_reason(two_stage):

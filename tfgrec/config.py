@@ -236,6 +236,10 @@ class RankingConfig:
       attributes) the graph tower's state from their attributes as the served model computes
       it for a user it does not know. The ranker then learns that regime instead of meeting it
       first at serving time (0: off).
+    new_item_budget: items the sources were fit without (new items) get a constant added to
+      their ranker logit: the largest (in steps of 0.25) whose NDCG@K on the ranker's held-out
+      lists stays within this share of the NDCG@K without it (0: no boost; model README "New
+      items in the mixed list").
   """
   enabled: bool = True
   candidates: CandidatesConfig = CandidatesConfig()
@@ -248,8 +252,11 @@ class RankingConfig:
   refit_trained_sources: bool = True
   release_attribute: Optional[str] = "year"
   new_user_lists: float = 0.2
+  new_item_budget: float = 0.0025
 
   def __post_init__(self):
+    if not 0.0 <= self.new_item_budget < 1.0:
+      raise ConfigError(f"ranking.new_item_budget must be in [0, 1), got {self.new_item_budget}")
     if not 0.0 <= self.new_user_lists <= 1.0:
       raise ConfigError(f"ranking.new_user_lists must be in [0, 1], got {self.new_user_lists}")
     if self.ablation_ensemble < 1:

@@ -37,6 +37,7 @@ import numpy as np
 from tfgrec.export import item_encoder as item_encoder_lib
 from tfgrec.export import serving_module
 from tfgrec.ranking import features as features_lib
+from tfgrec.ranking import ranker as ranker_lib
 
 tf = serving_module.tf
 
@@ -54,12 +55,15 @@ class TwoStageModule(serving_module.ServingModule):
     seen_times: [nnz] int64 time of each stored event (aligned with `seen_indices`; NO_TIME −1
       without time).
     clock: the latest known event time (the default `now` of an unknown user).
+    new_items: [num_items] bool, the items without a stored event (None: none); their ranker
+      logit gets `new_item_boost` (tfgrec.ranking.ranker.boost_new_items).
+    new_item_boost: that boost (the run's, fit with the ranker).
     **kwargs: `ServingModule` arguments (seen_indptr / seen_indices: each known user's items,
       most recent first).
   """
 
   def __init__(self, *, features: features_lib.CandidateFeatures, ranker, seen_times,
-               clock: int, **kwargs):
+               clock: int, new_items=None, new_item_boost: float = 0.0, **kwargs):
     super().__init__(**kwargs)
     if ranker.num_features != features.num_features:
       raise ValueError(f"the ranker reads {ranker.num_features} features, the feature builder "
@@ -74,6 +78,12 @@ class TwoStageModule(serving_module.ServingModule):
       raise ValueError(f"seen_times has {self.seen_times.shape[0]} entries, seen_indices "
                        f"{self.seen_indices.shape[0]}")
     self.clock = tf.constant(int(clock), tf.int64)
+    num_items = int(self.item_ids.shape[0])
+    new = np.zeros([num_items], bool) if new_items is None else np.asarray(new_items, bool)
+    if new.shape != (num_items,):
+      raise ValueError(f"new_items must be [{num_items}] (one per item), got {new.shape}")
+    self.new_items = tf.constant(new)
+    self.new_item_boost = tf.constant(float(new_item_boost), tf.float32)
     self.source_names = tf.constant(features.source_names)
     reasons = [_REASONS.get(k, (_DEFAULT_PREFIX, True)) for k in features.source_names]
     self.reason_prefixes = tf.constant([r[0] for r in reasons])
@@ -121,7 +131,9 @@ class TwoStageModule(serving_module.ServingModule):
     items, times, now = self._request(user_id, history, history_time, now)
     out = self.features(items, times, now,
                         user_query=self._user_query(user_id, user_attributes))
-    logits = self.ranker({"features": out["features"], "valid": out["valid"]})
+    logits = ranker_lib.boost_new_items(
+        self.ranker({"features": out["features"], "valid": out["valid"]}), out["candidates"],
+        out["valid"], self.new_items, self.new_item_boost)
     top = tf.math.top_k(logits, k=self.k)
     chosen = tf.gather(out["candidates"], top.indices, batch_dims=1)
     ok = top.values > features_lib.MASKED / 2

@@ -12,8 +12,12 @@ Protocol (the time discipline; model README "Two stages"):
    the query of its source (what the served model computes for a user it does not know).
 2. The ranker is fit on those lists, a share of the users held out to pick the epoch (NDCG@K
    over the list, relevant items outside the candidates counting as misses).
-3. To predict later events (the test split, or serving), the sources are refit on every event
-   known by then and the ranker is kept.
+3. New items: the boost added to the logits of items the sources were fit without
+   (`fit_new_item_boost`) is chosen on each ranker's held-out lists, the items without a
+   training event being the new ones there.
+4. To predict later events (the test split, or serving), the sources are refit on every event
+   known by then and the ranker and the boost are kept; the new items are then those without
+   any of these events.
 """
 import dataclasses
 import time
@@ -145,7 +149,8 @@ def train_ranker(lists: Lists, config: RankerConfig = RankerConfig(), *,
   on training lists; returns (their ensemble, each at its best epoch; history).
 
   history: the first member's per-epoch "loss" and "holdout_ndcg" and its "holdout_rows" (lists
-  it never trained on), and "member_holdout_ndcg" (each member's best).
+  it never trained on), "member_holdout_ndcg" (each member's best) and "member_holdout_rows"
+  (each member's held-out lists).
   """
   members, history = [], None
   for m in range(config.ensemble):
@@ -155,8 +160,9 @@ def train_ranker(lists: Lists, config: RankerConfig = RankerConfig(), *,
     model, h = _train_one(lists, member_config, progress=progress)
     members.append(model)
     if history is None:
-      history = dict(h, member_holdout_ndcg=[])
+      history = dict(h, member_holdout_ndcg=[], member_holdout_rows=[])
     history["member_holdout_ndcg"].append(max(h["holdout_ndcg"]))
+    history["member_holdout_rows"].append(h["holdout_rows"])
   return ranker_lib.RankerEnsemble(members), history
 
 
@@ -220,6 +226,59 @@ class _HeldOutSelection(tf.keras.callbacks.Callback):
       self.waited += 1
       if self.waited >= self.config.patience:
         self.model.stop_training = True
+
+
+def new_items(items: np.ndarray, num_items: int) -> np.ndarray:
+  """[num_items] bool: the items without an event among `items` (the item column of the events
+  the sources were fit on): the new items of `fit_new_item_boost`."""
+  items = np.asarray(items, np.int64)
+  if len(items) and (items.min() < 0 or items.max() >= num_items):
+    raise ValueError(f"event items must be in [0, {num_items}), got "
+                     f"[{items.min()}, {items.max()}]")
+  return np.bincount(items, minlength=num_items) == 0
+
+
+def boosted(logits: np.ndarray, lists: Lists, new: np.ndarray, boost: float) -> np.ndarray:
+  """[N, C] `logits` of `lists` with `boost` added at their new items (`new`: [num_items])."""
+  if not boost:
+    return logits
+  return ranker_lib.boost_new_items(logits, lists.candidates, lists.valid, new, boost).numpy()
+
+
+def fit_new_item_boost(ranker: ranker_lib.RankerEnsemble, lists: Lists,
+                       holdout_rows: Sequence[np.ndarray], new: np.ndarray, *, k: int,
+                       budget: float, step: float = 0.25, max_boost: float = 8.0
+                       ) -> Tuple[float, List[Tuple[float, float]]]:
+  """The logit boost of new items: the largest multiple of `step` up to `max_boost` such that
+  it and every smaller one keep the held-out NDCG@k within `budget` (a share) of no boost.
+
+  Each member is scored on its own held-out lists (`holdout_rows[m]`, lists it never trained
+  on) and the NDCG@k of every boost is averaged over the members; the ensemble's logit is the
+  members' mean, so their common boost adds to it unchanged.
+
+  Returns:
+    (boost, [(boost, mean held-out NDCG@k)] over the grid); 0.0 when `budget` is 0 or no member
+    has held-out lists (then the curve is []). Without a held-out hit in the top k at no boost,
+    the boost of the best NDCG@k (0.0 when none has a hit).
+  """
+  rows = [np.asarray(r, np.int64) for r in holdout_rows]
+  if budget <= 0 or not any(len(r) for r in rows):
+    return 0.0, []
+  grid = np.arange(0.0, max_boost + step / 2, step)
+  curves = []
+  for member, held_rows in zip(ranker.members, rows):
+    if not len(held_rows):
+      continue
+    held = lists.take(held_rows)
+    logits = rank_lists(member, held)
+    curves.append([list_ndcg(boosted(logits, held, new, b), held, k) for b in grid])
+  mean = np.mean(curves, axis=0)
+  curve = [(float(b), float(v)) for b, v in zip(grid, mean)]
+  if not mean[0] > 0:  # No hit in the held-out top k to lose: the best boost, if any helps.
+    return (float(grid[int(np.argmax(mean))]) if mean.max() > 0 else 0.0), curve
+  within = mean >= (1.0 - budget) * mean[0]
+  last = int(np.argmin(within)) - 1 if not within.all() else len(grid) - 1
+  return float(grid[last]), curve
 
 
 def rank_lists(ranker: ranker_lib.Ranker, lists: Lists, batch: int = 256) -> np.ndarray:

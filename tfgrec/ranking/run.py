@@ -246,6 +246,10 @@ def train(config: config_lib.RunConfig, inputs, model=None, *, progress: bool = 
   lists_s = time.time() - start - stage.seconds
   t = time.time()
   ranker, history = pipeline.train_ranker(lists, config.ranking.ranker, progress=progress)
+  boost, boost_curve = pipeline.fit_new_item_boost(
+      ranker, lists, history["member_holdout_rows"],
+      pipeline.new_items(stage.events["item"], data.num_items), k=config.ranking.ranker.k,
+      budget=config.ranking.new_item_budget)
   feats = stage.features(config.ranking.drop_features)
   importance = {}
   if len(history["holdout_rows"]):  # The first member, on the lists it never trained on.
@@ -261,6 +265,7 @@ def train(config: config_lib.RunConfig, inputs, model=None, *, progress: bool = 
       "holdout_ndcg": history["member_holdout_ndcg"], "epochs": len(history["loss"]),
       "ensemble": len(ranker.members),
       "permutation_importance": importance,
+      "new_item_boost": boost, "new_item_curve": boost_curve,
       "seconds": {"sources": stage.seconds, **{f"source {k}": v for k, v in
                                                stage.fit_seconds.items()},
                   "lists": lists_s, "ranker": time.time() - t},
@@ -275,7 +280,8 @@ def train(config: config_lib.RunConfig, inputs, model=None, *, progress: bool = 
           f"{info['candidates_per_user']:.0f} candidates a user, "
           f"candidate recall {info['candidate_recall']:.4f}, held-out ndcg@"
           f"{config.ranking.ranker.k} of each ranker "
-          + " ".join(f"{v:.4f}" for v in info["holdout_ndcg"]), flush=True)
+          + " ".join(f"{v:.4f}" for v in info["holdout_ndcg"])
+          + f", new-item boost {boost:.2f}", flush=True)
   return info
 
 
@@ -384,8 +390,14 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
     return result.get("all", result).get("ndcg@20", float("nan"))
 
   lists = stage.lists(config, users, now, data.test, progress=progress)
-  out = {"two-stage": score(pipeline.list_scorer(lists, pipeline.rank_lists(ranker, lists),
+  logits = pipeline.rank_lists(ranker, lists)
+  boost = float(info.get("new_item_boost", 0.0))
+  new = pipeline.new_items(stage.events["item"], data.num_items)
+  out = {"two-stage": score(pipeline.list_scorer(lists, pipeline.boosted(logits, lists, new, boost),
                                                  data.num_items))}
+  if boost:  # The same lists and ranker without the boost: what placing new items costs.
+    out["two-stage − new-item boost"] = score(pipeline.list_scorer(lists, logits,
+                                                                   data.num_items))
   recall = {"two-stage": candidate_recall(lists)}
   names = info["feature_names"]
   for name, (source, n) in stage.sources.items():
