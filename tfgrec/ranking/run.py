@@ -344,7 +344,9 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
   embeddings on the graph with the validation edges); the ranker is the run's. Ablations reuse
   the lists (the training lists saved by `train`, the test lists): a dropped feature group
   loses its columns, a dropped source also its candidates; `ranking.ablation_ensemble` rankers
-  are fit for each, and for the reference row "two-stage − none" (every feature) the same way.
+  are fit for each, and for the reference row "two-stage − none" (every feature) the same way,
+  each with its own new-item boost (pipeline.fit_new_item_boost). "two-stage − new-item boost"
+  is the run's ranker on the same lists without its boost.
 
   The rows are kept in `<run_dir>/ranker/evaluation.json` and reused by the next call while
   the graph, the tower's best epoch, the ranker and the ranking config are unchanged (and, with
@@ -413,12 +415,19 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
     train_lists = load_lists(config)
     groups = info["feature_groups"]
     small = dataclasses.replace(config.ranking.ranker, ensemble=config.ranking.ablation_ensemble)
+    # Each ablation's rankers get their own new-item boost, fit as `train` fits the run's (the
+    # training lists' new items: those without a training event).
+    new_train = pipeline.new_items(data.train_events["item"].to_numpy(np.int64), data.num_items)
     for group in ["none"] + sorted(set(groups), key=groups.index):
       keep_cols = np.array([g != group for g in groups])
       tr, te = _drop(train_lists, keep_cols, group, names), _drop(lists, keep_cols, group, names)
-      model_g, _ = pipeline.train_ranker(tr, small, progress=False)
+      model_g, history_g = pipeline.train_ranker(tr, small, progress=False)
+      boost_g, _ = pipeline.fit_new_item_boost(
+          model_g, tr, history_g["member_holdout_rows"], new_train, k=small.k,
+          budget=config.ranking.new_item_budget)
       out[f"two-stage − {group}"] = score(pipeline.list_scorer(
-          te, pipeline.rank_lists(model_g, te), data.num_items))
+          te, pipeline.boosted(pipeline.rank_lists(model_g, te), te, new, boost_g),
+          data.num_items))
       if progress:
         print(f"  ablation − {group}: ndcg@20 {headline(out[f'two-stage − {group}']):.4f}",
               flush=True)
