@@ -238,8 +238,8 @@ class RankingConfig:
       first at serving time (0: off).
     new_item_budget: items the sources were fit without (new items) get a constant added to
       their ranker logit: the largest (in steps of 0.25) whose NDCG@K on the ranker's held-out
-      lists stays within this share of the NDCG@K without it (0: no boost; model README "New
-      items in the mixed list").
+      lists stays within this share of the NDCG@K without it (0: no boost; tfgrec/ranking/README.md
+      "New items in the mixed list").
   """
   enabled: bool = True
   candidates: CandidatesConfig = CandidatesConfig()

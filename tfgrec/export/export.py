@@ -72,7 +72,6 @@ def two_stage(config: config_lib.RunConfig, inputs: inputs_lib.RunInputs,
               item_embedding: np.ndarray, kwargs: dict) -> two_stage_module.TwoStageModule:
   """The two-stage module: the run's ranker over the sources refit on every known event (the
   trained ones, sequence, keep their training fit unless ranking.refit_trained_sources)."""
-  from tfgrec.ranking import pipeline  # pylint: disable=g-import-not-at-top
   from tfgrec.ranking import run as ranking_run  # pylint: disable=g-import-not-at-top
   ranker, info = ranking_run.load(config)
   events = ranking_run.all_events(inputs.data)
@@ -98,7 +97,7 @@ def two_stage(config: config_lib.RunConfig, inputs: inputs_lib.RunInputs,
   return two_stage_module.TwoStageModule(
       features=features, ranker=ranker, seen_times=ts,
       clock=int(events["timestamp"].max(initial=0)),
-      new_items=pipeline.new_items(events["item"], inputs.data.num_items),
+      new_items=stage.new_items,
       new_item_boost=float(info.get("new_item_boost", 0.0)), **kwargs)
 
 

@@ -142,6 +142,7 @@ class Stage:
     self.sources = {k: ((reuse[k], min(n, data.num_items)) if k in reuse else fitted[k])
                     for k, (_, n) in make.items()}
     self.events = events
+    self.new_items = pipeline.new_items(events["item"], data.num_items)  # Without an event here.
     self.histories = base.UserHistories(events["user"], events["item"], events["timestamp"],
                                         num_users=data.num_users)
     self.index = time_context.EventIndex(events["item"], events["timestamp"],
@@ -247,9 +248,8 @@ def train(config: config_lib.RunConfig, inputs, model=None, *, progress: bool = 
   t = time.time()
   ranker, history = pipeline.train_ranker(lists, config.ranking.ranker, progress=progress)
   boost, boost_curve = pipeline.fit_new_item_boost(
-      ranker, lists, history["member_holdout_rows"],
-      pipeline.new_items(stage.events["item"], data.num_items), k=config.ranking.ranker.k,
-      budget=config.ranking.new_item_budget)
+      ranker, lists, history["member_holdout_rows"], stage.new_items,
+      k=config.ranking.ranker.k, budget=config.ranking.new_item_budget)
   feats = stage.features(config.ranking.drop_features)
   importance = {}
   if len(history["holdout_rows"]):  # The first member, on the lists it never trained on.
@@ -394,7 +394,7 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
   lists = stage.lists(config, users, now, data.test, progress=progress)
   logits = pipeline.rank_lists(ranker, lists)
   boost = float(info.get("new_item_boost", 0.0))
-  new = pipeline.new_items(stage.events["item"], data.num_items)
+  new = stage.new_items
   out = {"two-stage": score(pipeline.list_scorer(lists, pipeline.boosted(logits, lists, new, boost),
                                                  data.num_items))}
   if boost:  # The same lists and ranker without the boost: what placing new items costs.
