@@ -8,8 +8,9 @@ bench_tower_step.py) runs `tfgrec train` then `tfgrec evaluate --baselines ''` i
 processes, with the two-stage ranker off (`ranking.enabled: false`) so the figures are the
 tower's own retrieval. The graph and the text cache are the config's (build them once, e.g. with
 `tfgrec demo` or `tfgrec build-graph` + `tfgrec train`). Prints, per variant: epochs (best),
-training seconds, validation NDCG@20 at the best epoch, test NDCG@20 of all users and of the
-cold-item slice; writes <out>/variants.json.
+training seconds, validation NDCG@20 at the best epoch (the training query), the query picked on
+validation (user weight / half-life, tfgrec.train.query) and its validation NDCG@20, test NDCG@20
+(with that query) of all users and of the cold-item slice; writes <out>/variants.json.
 """
 import argparse
 import json
@@ -56,7 +57,8 @@ def main() -> None:
   os.makedirs(args.out, exist_ok=True)
   tfgrec = [sys.executable, "-m", "tfgrec.cli"]
   rows = []
-  print(f"{'variant':62s} {'epochs':>8s} {'train s':>8s} {'val':>7s} {'test':>7s} {'cold':>7s}",
+  print(f"{'variant':62s} {'epochs':>8s} {'train s':>8s} {'val':>7s} {'query':>9s} "
+        f"{'q val':>7s} {'test':>7s} {'cold':>7s}",
         flush=True)
   for index, variant in enumerate(args.variant or list(VARIANT_NAMES)):
     run_dir = os.path.join(args.out, f"variant_{index}")
@@ -78,14 +80,19 @@ def main() -> None:
       epochs = len(json.load(f))
     with open(os.path.join(run_dir, "metrics.json")) as f:
       metrics = json.load(f)["full model"]
+    with open(os.path.join(run_dir, "query.json")) as f:
+      query = json.load(f)
     row = {"variant": variant, "name": VARIANT_NAMES.get(variant, variant), "epochs": epochs,
            "best_epoch": best["epoch"], "train_seconds": round(seconds, 1),
            "validation_ndcg@20": best["val_ndcg@20"],
+           "query": f"{query['user_weight']:g} / {query['half_life']:g}",
+           "query_validation_ndcg@20": query["val_ndcg@20"],
            "test_ndcg@20": metrics["all"]["ndcg@20"],
            "cold_ndcg@20": metrics["cold_items"]["ndcg@20"]}
     rows.append(row)
     print(f"{row['name'][:62]:62s} {epochs:>4d} ({best['epoch']:>2d}) {seconds:8.0f} "
-          f"{row['validation_ndcg@20']:7.4f} {row['test_ndcg@20']:7.4f} "
+          f"{row['validation_ndcg@20']:7.4f} {row['query']:>9s} "
+          f"{row['query_validation_ndcg@20']:7.4f} {row['test_ndcg@20']:7.4f} "
           f"{row['cold_ndcg@20']:7.4f}", flush=True)
     with open(os.path.join(args.out, "variants.json"), "w") as f:
       json.dump(rows, f, indent=1)

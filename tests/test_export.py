@@ -9,6 +9,7 @@ import pytest
 
 from tfgrec import config as config_lib
 from tfgrec import export
+from tfgrec.train import query as query_lib
 from tfgrec.train import trainer
 
 from tests import test_train
@@ -92,6 +93,19 @@ def test_known_user_scores_match_the_embeddings_and_skip_seen_items(exported):
   np.testing.assert_allclose(out["scores"].numpy()[0], expected[top], rtol=1e-5)
   ranked = module.rank(tf.constant(["nobody"]), tf.constant([["x"]]))["scores"].numpy()
   assert ranked[0, 0] == pytest.approx(-1e9)
+
+
+def test_known_users_get_the_run_query(exported):
+  # The stored queries and the unknown-user readout are the query picked on validation.
+  config, module, _, _ = exported
+  query = query_lib.read_query(config)
+  assert module.half_life == query.half_life
+  model, inputs = trainer.load_trained(config)
+  emb = query_lib.embeddings(model, config, inputs, "test", query)
+  np.testing.assert_allclose(module.users.numpy(), emb["user"], atol=1e-5)
+  trained_query = query_lib.embeddings(model, config, inputs, "test", query_lib.Query(1.0, 10.0))
+  if query != query_lib.Query(1.0, 10.0):
+    assert not np.allclose(module.users.numpy(), trained_query["user"], atol=1e-3)
 
 
 def test_cli_export_writes_the_next_version(exported, capsys):

@@ -1,5 +1,6 @@
 """Training runs on a small synthetic graph with planted taste clusters and a tiny random BERT."""
 import json
+import pathlib
 import os
 
 import numpy as np
@@ -11,6 +12,8 @@ from tfgrec.beam import build_graph as job
 from tfgrec.data import synthetic, writers
 from tfgrec.eval import baselines, metrics
 from tfgrec.train import callbacks as cb
+from tfgrec.graph import recency
+from tfgrec.train import query as query_lib
 from tfgrec.train import trainer
 
 tf = trainer.tf
@@ -83,8 +86,8 @@ def test_run_directory_holds_curves_best_and_logs(trained):
 
 def test_reload_gives_the_same_embeddings(trained, workdir):
   config = config_lib.load_config(os.path.join(trained.run_dir, trainer.CONFIG_FILE))
-  model, _ = train.load_trained(config)
-  again = model.embeddings()
+  model, inputs = train.load_trained(config)
+  again = query_lib.embeddings(model, config, inputs, "validation", query_lib.read_query(config))
   saved = np.load(os.path.join(trained.run_dir, trainer.EMBEDDINGS_FILE))
   np.testing.assert_allclose(again["user"], saved["user"], atol=1e-5)
   np.testing.assert_allclose(again["item"], saved["item"], atol=1e-5)
@@ -175,6 +178,48 @@ def test_cli_trains_and_evaluates_with_baselines_and_report(workdir, capsys):
   config.write_text("modle: {}\n")
   assert cli.main(["train", "--config", str(config)]) == 2
   assert "unknown config key 'modle'" in capsys.readouterr().err
+
+
+def test_query_is_picked_on_validation_and_used_by_the_run(trained):
+  config = config_lib.load_config(os.path.join(trained.run_dir, trainer.CONFIG_FILE))
+  saved = json.loads((pathlib.Path(trained.run_dir) / query_lib.QUERY_FILE).read_text())
+  picked = query_lib.read_query(config)
+  assert (picked.user_weight, picked.half_life) == (saved["user_weight"], saved["half_life"])
+  grid = {(g["user_weight"], g["half_life"]): g["val_ndcg@20"] for g in saved["grid"]}
+  # The training query is the first candidate, then the whole grid; none beats the pick.
+  assert (saved["grid"][0]["user_weight"], saved["grid"][0]["half_life"]) == (1.0, 10.0)
+  assert len(grid) == 1 + 4 * 6 - 1  # (1, 10) is also in the grid.
+  assert saved["val_ndcg@20"] == max(grid.values()) == grid[(picked.user_weight,
+                                                              picked.half_life)]
+  # The training query's figure is the best epoch's (the same validation measure).
+  np.testing.assert_allclose(saved["training_query_val_ndcg@20"], trained.best["val_ndcg@20"],
+                             atol=1e-6)
+  # Recomputed: the picked query's validation NDCG@20 is what query.json says.
+  model, inputs = train.load_trained(config)
+  emb = query_lib.embeddings(model, config, inputs, "validation", picked)
+  value = cb.validation_metrics(emb, inputs.data, 20)["val_ndcg@20"]
+  np.testing.assert_allclose(value, saved["val_ndcg@20"], atol=1e-6)
+
+
+def test_query_weighs_the_user_state_and_the_readout_by_hand(trained):
+  config = config_lib.load_config(os.path.join(trained.run_dir, trainer.CONFIG_FILE))
+  model, inputs = train.load_trained(config)
+  states = model.states()
+  user = states["user"].numpy()
+  item = states["item"].numpy()
+  item /= np.linalg.norm(item, axis=1, keepdims=True)
+  user /= np.linalg.norm(user, axis=1, keepdims=True)
+  pairs = inputs.pairs
+  weight = recency.recency_weights(pairs["user"], pairs["timestamp"], 2.0)
+  sums = np.zeros_like(user)
+  np.add.at(sums, pairs["user"], weight[:, None] * item[pairs["item"]])
+  readout = sums / np.bincount(pairs["user"], weights=weight, minlength=len(user))[:, None]
+  for a in (0.0, 0.5):
+    emb = query_lib.embeddings(model, config, inputs, "validation", query_lib.Query(a, 2.0))
+    expected = a * user + readout
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(emb["user"], expected, atol=1e-5)
+    np.testing.assert_allclose(emb["item"], item, atol=1e-5)
 
 
 def test_test_split_history_adds_the_validation_events(trained):

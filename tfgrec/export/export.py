@@ -22,6 +22,7 @@ from tfgrec.export import serving_module
 from tfgrec.export import two_stage_module
 from tfgrec.graph import schema as gs
 from tfgrec.train import inputs as inputs_lib
+from tfgrec.train import query as query_lib
 from tfgrec.train import trainer
 
 tf = serving_module.tf
@@ -43,7 +44,9 @@ def build_module(config: config_lib.RunConfig, k: int = 20,
   """The serving module of a trained run: embeddings as of the latest known events."""
   model, inputs = trainer.load_trained(config, inputs)
   graph = inputs_lib.known_graph(config, inputs, "test")
-  emb = model.embeddings(history=inputs_lib.known_history(config, inputs, "test"), graph=graph)
+  query = query_lib.read_query(config)  # Known users' stored queries, unknown users' readout.
+  emb = query_lib.embeddings(model, config, inputs, "test", query,
+                             states=model.states(graph))
   data = inputs.data
   # Each known user's items, most recent first (the order of a `history` input): recommend
   # leaves them out, explain reads them as the user's history.
@@ -60,7 +63,7 @@ def build_module(config: config_lib.RunConfig, k: int = 20,
   kwargs = dict(
       user_ids=inputs.user_ids, item_ids=inputs.item_ids, user_embeddings=emb["user"],
       item_embeddings=emb["item"], seen_indptr=indptr, seen_indices=indices,
-      popularity=data.popularity, history_half_life=config.tasks.user_history_half_life, k=k,
+      popularity=data.popularity, history_half_life=query.half_life, k=k,
       item_encoder=encoder, user_encoder=user_encoder,
       item_text_embeddings=None if item_text is None else np.asarray(item_text))
   if not config.ranking.enabled:

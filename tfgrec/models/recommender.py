@@ -24,7 +24,7 @@ user side inductive: a user unknown to the graph is embedded from their history 
 Scores at inference are cosine similarities of the final embeddings (`embeddings()`).
 """
 import dataclasses
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -62,6 +62,10 @@ class TaskConfig:
     user_history_half_life: the user side adds the recency-weighted mean of the embeddings of
       the user's items, weights 0.5 ** (r / h) (0: graph embedding only). It also embeds users
       the graph has never seen, from their history.
+    query_user_weights, query_half_lives: the grid of the query a run predicts with,
+      user weight * normalized graph embedding + readout with that half-life, picked on
+      validation after training (tfgrec.train.query; the training query is the starting
+      point, so a grid of one value each that matches it changes nothing).
     ranking_weight: weight of the ranking loss (0: off).
     ranking_target: 'rating' (regression on the observed value), 'click' (binary, against
       in-batch shuffled negatives) or 'auto' (rating when values vary, else click).
@@ -77,6 +81,8 @@ class TaskConfig:
   retrieval_groups: int = 4
   pair_recency_half_life: float = 10.0
   user_history_half_life: float = 10.0
+  query_user_weights: Tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
+  query_half_lives: Tuple[float, ...] = (1.0, 2.0, 3.0, 5.0, 10.0, 20.0)
   ranking_weight: float = 0.1
   ranking_target: str = "auto"
   ranking_head: str = "mlp"
@@ -91,6 +97,10 @@ class TaskConfig:
     if min(self.retrieval_weight, self.ranking_weight, self.alignment_weight,
            self.pair_recency_half_life, self.user_history_half_life) < 0:
       raise ValueError("task weights and half-lives must be >= 0")
+    if any(a < 0 for a in self.query_user_weights) or any(
+        h <= 0 for h in self.query_half_lives):
+      raise ValueError("tasks.query_user_weights must be >= 0 and tasks.query_half_lives > 0, "
+                       f"got {self.query_user_weights}, {self.query_half_lives}")
     if self.ranking_target not in ("auto", "rating", "click"):
       raise ValueError("tasks.ranking_target must be 'auto', 'rating' or 'click', got "
                         f"{self.ranking_target!r}")
@@ -262,17 +272,27 @@ class GraphRecommender(tfrs.Model):
     return tf.math.unsorted_segment_sum(h["weight"] * items, h["user"],
                                         tf.shape(h["total"])[0])
 
-  def query_embeddings(self, states: Dict[str, tf.Tensor], history=None) -> tf.Tensor:
-    """[U, D] the users' query side at inference (graph embedding + history readout)."""
+  def query_embeddings(self, states: Dict[str, tf.Tensor], history=None,
+                       user_weight: float = 1.0) -> tf.Tensor:
+    """[U, D] the users' query side at inference: user_weight * normalized graph embedding +
+    history readout (tfgrec.train.query picks user_weight and the readout's half-life)."""
     user = states[gs.USER]
     if self._history is None:
       return user
     h = history or self._history
     readout = self.history_sums(states[gs.ITEM], h) / tf.maximum(h["total"], 1e-6)[:, None]
-    return tf.math.l2_normalize(user, axis=-1) + readout
+    return user_weight * tf.math.l2_normalize(user, axis=-1) + readout
+
+  def states(self, graph: Optional[tfgnn.GraphTensor] = None) -> Dict[str, tf.Tensor]:
+    """{'user': [U, D], 'item': [I, D]} the tower's final states (inference mode) of `graph`
+    (default: the training graph, in one traced pass)."""
+    if graph is None:
+      return self._training_graph_states(self.item_text_table())
+    return self.node_embeddings(training=False, graph=graph)
 
   def embeddings(self, history: Optional[Dict[str, np.ndarray]] = None,
-                 graph: Optional[tfgnn.GraphTensor] = None) -> Dict[str, np.ndarray]:
+                 graph: Optional[tfgnn.GraphTensor] = None, user_weight: float = 1.0,
+                 states: Optional[Dict[str, tf.Tensor]] = None) -> Dict[str, np.ndarray]:
     """{'user': [U, D], 'item': [I, D]} L2-normalized inference embeddings (scores = dot).
 
     Args:
@@ -281,15 +301,16 @@ class GraphRecommender(tfrs.Model):
         split.
       graph: the prepared graph the tower reads (default: the training graph), e.g. with the
         validation events added as edges.
+      user_weight: the weight of the normalized graph embedding in the query (1: as trained).
+      states: `states(graph)` when already computed (graph is then not read).
     """
-    if graph is None:  # Every epoch's validation: one traced pass over the training graph.
-      states = self._training_graph_states(self.item_text_table())
-    else:
-      states = self.node_embeddings(training=False, graph=graph)
+    if states is None:  # Every epoch's validation: one traced pass over the training graph.
+      states = self.states(graph)
     h = None
     if history is not None and self._history is not None:
       h = self.history_tensors(history, int(self._history["total"].shape[0]))
-    return {gs.USER: tf.math.l2_normalize(self.query_embeddings(states, h), axis=-1).numpy(),
+    query = self.query_embeddings(states, h, user_weight)
+    return {gs.USER: tf.math.l2_normalize(query, axis=-1).numpy(),
             gs.ITEM: tf.math.l2_normalize(states[gs.ITEM], axis=-1).numpy()}
 
   def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:

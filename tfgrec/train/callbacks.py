@@ -35,6 +35,16 @@ def best_weights(run_dir: str, epoch: int) -> str:
   return os.path.join(run_dir, CHECKPOINTS, f"best-{epoch:04d}", "weights")
 
 
+def validation_metrics(emb: Dict[str, np.ndarray], data, k: int) -> Dict[str, float]:
+  """{'val_ndcg@k', 'val_recall@k', 'val_hr@k', 'val_mrr@k'} of normalized embeddings
+  {'user', 'item'} on the validation split, training items excluded: what picks the best epoch
+  and the run's query (tfgrec.train.query)."""
+  user, item = emb["user"], emb["item"]
+  result = metrics.evaluate(lambda users: user[users] @ item.T, data.validation, [data.train],
+                            num_items=data.num_items, ks=[k])
+  return {f"val_{m}@{k}": result[f"{m}@{k}"] for m in ("ndcg", "recall", "hr", "mrr")}
+
+
 class ValidationCallback(tf.keras.callbacks.Callback):
   """After each epoch: full-ranking NDCG@k / Recall@k on the validation split.
 
@@ -78,11 +88,7 @@ class ValidationCallback(tf.keras.callbacks.Callback):
     self.best = storage.read_json(self.best_path, {})
 
   def evaluate(self) -> Dict[str, float]:
-    emb = self.embeddings_fn()
-    user, item = emb["user"], emb["item"]
-    result = metrics.evaluate(lambda users: user[users] @ item.T, self.data.validation,
-                              [self.data.train], num_items=self.data.num_items, ks=[self.k])
-    return {f"val_{m}@{self.k}": result[f"{m}@{self.k}"] for m in ("ndcg", "recall", "hr", "mrr")}
+    return validation_metrics(self.embeddings_fn(), self.data, self.k)
 
   def on_epoch_end(self, epoch, logs=None):
     logs = logs if logs is not None else {}

@@ -39,6 +39,7 @@ from tfgrec.eval import report as report_lib
 from tfgrec.eval import slices
 from tfgrec.train import callbacks as cb
 from tfgrec.train import inputs as inputs_lib
+from tfgrec.train import query as query_lib
 from tfgrec.train import trainer
 
 logger = logging.getLogger(__name__)
@@ -89,11 +90,11 @@ def _best_als(data, progress: bool):
 
 
 def _test_embeddings(config: config_lib.RunConfig, inputs, model=None):
-  """A trained run's embeddings for the test split (history readout on the known history)."""
+  """A trained run's embeddings for the test split, with its query (tfgrec.train.query) on
+  the known history."""
   if model is None:
     model, _ = trainer.load_trained(config, inputs)
-  return model.embeddings(history=inputs_lib.known_history(config, inputs, "test"),
-                          graph=inputs_lib.known_graph(config, inputs, "test"))
+  return query_lib.embeddings(model, config, inputs, "test", query_lib.read_query(config))
 
 
 def _trained_baseline(config: config_lib.RunConfig, inputs, progress: bool):

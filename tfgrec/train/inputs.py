@@ -196,12 +196,14 @@ def known_graph(config: config_lib.RunConfig, inputs: RunInputs, split: str = "t
   return graph_tower.prepare_graph(later, config.model)
 
 
-def known_history(config: config_lib.RunConfig, inputs: RunInputs, split: str = "test"
-                  ) -> Optional[dict]:
+def known_history(config: config_lib.RunConfig, inputs: RunInputs, split: str = "test",
+                  half_life: Optional[float] = None) -> Optional[dict]:
   """The history readout's arrays for predicting `split`: training edges, plus the validation
-  events for the test split (tfgrec.eval.EvalData), weighted by recency."""
+  events for the test split (tfgrec.eval.EvalData), weighted by recency with `half_life`
+  (default: tasks.user_history_half_life, the training readout's)."""
   if not config.tasks.user_history_half_life:
     return None
+  half_life = half_life or config.tasks.user_history_half_life
   pairs = {k: np.asarray(inputs.pairs[k], np.int64) for k in ("user", "item", "timestamp")}
   extra = inputs.data.validation_events
   if split == "test" and extra is not None and len(extra):
@@ -209,7 +211,7 @@ def known_history(config: config_lib.RunConfig, inputs: RunInputs, split: str = 
   elif split not in ("test", "validation"):
     raise ValueError(f"split must be 'validation' or 'test', got {split!r}")
   return {"user": pairs["user"], "item": pairs["item"],
-          "weight": history_weights(pairs, config.tasks.user_history_half_life)}
+          "weight": history_weights(pairs, half_life)}
 
 
 def training_dataset(inputs: RunInputs, batch_size: int, seed: int,

@@ -10,7 +10,9 @@ The run directory afterwards holds:
   backup/                      while a run is unfinished: the state it resumes from
   logs/                        TensorBoard (losses, validation metrics)
   history.json, best.json      per-epoch figures and the best epoch
-  embeddings.npz               final user / item embeddings of the best epoch, with their ids
+  query.json                   the user query picked on validation (tfgrec.train.query)
+  embeddings.npz               final user / item embeddings of the best epoch (users with that
+                               query), with their ids
 
 A run killed midway resumes from its last finished epoch when started again with the same
 run_dir (tf.keras.callbacks.BackupAndRestore); a finished run is retrained from scratch.
@@ -35,6 +37,7 @@ from tfgrec import config as config_lib  # pylint: disable=g-import-not-at-top,w
 from tfgrec import storage  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfgrec.train import callbacks as cb  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfgrec.train import inputs as inputs_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec.train import query as query_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +101,11 @@ def _embed_items(config: config_lib.RunConfig, encoder, inputs: inputs_lib.RunIn
                               batch_size=config.text.batch_size, progress=False)
 
 
-def save_embeddings(model, inputs: inputs_lib.RunInputs, path: str) -> Dict[str, np.ndarray]:
-  emb = model.embeddings()
+def save_embeddings(model, config: config_lib.RunConfig, inputs: inputs_lib.RunInputs,
+                    path: str) -> Dict[str, np.ndarray]:
+  """Writes the run's embeddings of the training graph and history, with its query
+  (query.json), to `path`."""
+  emb = query_lib.embeddings(model, config, inputs, "validation", query_lib.read_query(config))
   storage.save_npz(path, user=emb["user"], item=emb["item"],
                    user_ids=inputs.user_ids.astype(str), item_ids=inputs.item_ids.astype(str))
   return emb
@@ -195,7 +201,8 @@ def train(config: config_lib.RunConfig, *, progress: bool = True,
   verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
   model.fit(dataset, epochs=config.train.epochs, callbacks=callbacks, verbose=verbose)
   restore_best(model, config, inputs)
-  save_embeddings(model, inputs, os.path.join(run_dir, EMBEDDINGS_FILE))
+  query_lib.fit_query(model, config, inputs, progress=progress)
+  save_embeddings(model, config, inputs, os.path.join(run_dir, EMBEDDINGS_FILE))
   if config.ranking.enabled:  # Stage 1 sources and the stage 2 ranker, over the trained tower.
     from tfgrec.ranking import run as ranking_run  # pylint: disable=g-import-not-at-top
     if progress:
