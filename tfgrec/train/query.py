@@ -44,8 +44,8 @@ class Query:
   """q_u = user_weight * l2norm(user state) + readout with this half-life (module docstring).
 
   half_life 0: no readout (a model trained without it)."""
-  user_weight: float = 1.0
-  half_life: float = 10.0
+  user_weight: float
+  half_life: float
 
 
 def training_query(config: config_lib.RunConfig) -> Query:
@@ -72,7 +72,9 @@ def embeddings(model, config: config_lib.RunConfig, inputs: inputs_lib.RunInputs
   history = None
   if query.half_life:
     history = inputs_lib.known_history(config, inputs, split, half_life=query.half_life)
-  graph = None if split == "validation" else inputs_lib.known_graph(config, inputs, split)
+  graph = None
+  if states is None and split != "validation":
+    graph = inputs_lib.known_graph(config, inputs, split)
   return model.embeddings(history=history, graph=graph, user_weight=query.user_weight,
                           states=states)
 

@@ -163,7 +163,7 @@ def train(config: config_lib.RunConfig, *, progress: bool = True,
   storage.makedirs(run_dir)
   backup_dir = os.path.join(run_dir, "backup")
   if not _has_backup(backup_dir):  # A fresh run: forget a previous run's curves and best.
-    for name in (cb.BEST_FILE, cb.HISTORY_FILE):
+    for name in (cb.BEST_FILE, cb.HISTORY_FILE, query_lib.QUERY_FILE):
       storage.remove(os.path.join(run_dir, name))
     storage.rmtree(os.path.join(run_dir, cb.CHECKPOINTS))
   config_lib.save_config(config, os.path.join(run_dir, CONFIG_FILE))
