@@ -9,8 +9,9 @@ processes, with the two-stage ranker off (`ranking.enabled: false`) so the figur
 tower's own retrieval. The graph and the text cache are the config's (build them once, e.g. with
 `tfgrec demo` or `tfgrec build-graph` + `tfgrec train`). Prints, per variant: epochs (best),
 training seconds, validation NDCG@20 at the best epoch (the training query), the query picked on
-validation (user weight / half-life, tfgrec.train.query) and its validation NDCG@20, test NDCG@20
-(with that query) of all users and of the cold-item slice; writes <out>/variants.json.
+validation (user weight / half-life / popularity weight, tfgrec.train.query) and its validation
+NDCG@20, test NDCG@20 (with that query) of all users and of the cold-item slice; writes
+<out>/variants.json.
 """
 import argparse
 import json
@@ -57,7 +58,7 @@ def main() -> None:
   os.makedirs(args.out, exist_ok=True)
   tfgrec = [sys.executable, "-m", "tfgrec.cli"]
   rows = []
-  print(f"{'variant':62s} {'epochs':>8s} {'train s':>8s} {'val':>7s} {'query':>9s} "
+  print(f"{'variant':62s} {'epochs':>8s} {'train s':>8s} {'val':>7s} {'query':>14s} "
         f"{'q val':>7s} {'test':>7s} {'cold':>7s}",
         flush=True)
   for index, variant in enumerate(args.variant or list(VARIANT_NAMES)):
@@ -85,13 +86,14 @@ def main() -> None:
     row = {"variant": variant, "name": VARIANT_NAMES.get(variant, variant), "epochs": epochs,
            "best_epoch": best["epoch"], "train_seconds": round(seconds, 1),
            "validation_ndcg@20": best["val_ndcg@20"],
-           "query": f"{query['user_weight']:g} / {query['half_life']:g}",
+           "query": (f"{query['user_weight']:g} / {query['half_life']:g} / "
+                     f"{query.get('popularity_weight', 0.0):g}"),
            "query_validation_ndcg@20": query["val_ndcg@20"],
            "test_ndcg@20": metrics["all"]["ndcg@20"],
            "cold_ndcg@20": metrics["cold_items"]["ndcg@20"]}
     rows.append(row)
     print(f"{row['name'][:62]:62s} {epochs:>4d} ({best['epoch']:>2d}) {seconds:8.0f} "
-          f"{row['validation_ndcg@20']:7.4f} {row['query']:>9s} "
+          f"{row['validation_ndcg@20']:7.4f} {row['query']:>14s} "
           f"{row['query_validation_ndcg@20']:7.4f} {row['test_ndcg@20']:7.4f} "
           f"{row['cold_ndcg@20']:7.4f}", flush=True)
     with open(os.path.join(args.out, "variants.json"), "w") as f:

@@ -85,7 +85,7 @@ def test_known_user_scores_match_the_embeddings_and_skip_seen_items(exported):
   with open(os.path.join(config.graph_dir, "vocab", "user.txt")) as f:
     first_user = f.read().split()[0]
   out = module.recommend(tf.constant([first_user]), tf.zeros([1, 0], tf.string))
-  expected = users[0] @ items.T
+  expected = users[0] @ items.T + module.item_bias.numpy()  # The run's popularity prior.
   start, end = module.seen_indptr.numpy()[:2]
   seen = set(module.seen_indices.numpy()[start:end].tolist())
   expected[list(seen)] = -np.inf
@@ -103,8 +103,12 @@ def test_known_users_get_the_run_query(exported):
   model, inputs = trainer.load_trained(config)
   emb = query_lib.embeddings(model, config, inputs, "test", query)
   np.testing.assert_allclose(module.users.numpy(), emb["user"], atol=1e-5)
-  trained_query = query_lib.embeddings(model, config, inputs, "test", query_lib.Query(1.0, 10.0))
-  if query != query_lib.Query(1.0, 10.0):
+  # The items' popularity prior of the known events (zero when the run picked none).
+  np.testing.assert_allclose(module.item_bias.numpy(),
+                             emb.get("item_bias", np.zeros(len(emb["item"]))), atol=1e-6)
+  trained = query_lib.training_query(config)
+  trained_query = query_lib.embeddings(model, config, inputs, "test", trained)
+  if (query.user_weight, query.half_life) != (trained.user_weight, trained.half_life):
     assert not np.allclose(module.users.numpy(), trained_query["user"], atol=1e-3)
 
 

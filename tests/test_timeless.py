@@ -3,6 +3,7 @@ trained, evaluated, exported and asked for batch recommendations on such a log."
 import json
 import math
 import os
+import types
 
 import numpy as np
 import pandas as pd
@@ -108,6 +109,12 @@ def test_recency_weights_of_a_user_without_times_are_all_one(timeless):
   edges = raw.edge_sets["interacted"]
   pairs = {"user": edges.adjacency.source.numpy(), "timestamp": edges["timestamp"].numpy()}
   np.testing.assert_array_equal(inputs_lib.history_weights(pairs, 10.0), 1.0)
+  # Without any time there is no "before": the causal readout trains leave-one-out.
+  pairs.update(item=edges.adjacency.target.numpy(), value=np.ones(len(pairs["user"]), np.float32))
+  batch = next(iter(inputs_lib.training_dataset(types.SimpleNamespace(pairs=pairs), 64, seed=0,
+                                                user_history_half_life=10.0, readout="causal")))
+  assert "earlier_item" not in batch
+  np.testing.assert_array_equal(batch["history_weight"].numpy(), 1.0)
 
 
 def test_eval_history_weights_of_a_user_without_times_are_all_one(timeless):

@@ -137,7 +137,8 @@ def test_ablations_and_fine_tuning_run(workdir):
   # `tfgrec evaluate` in tests/test_readme.py.)
   for run, sections in [("dcn_click", {"tasks": {"ranking_head": "dcn", "ranking_target": "click",
                                                  "user_history_half_life": 0.0}}),
-                        ("fine_tune", {"text": {"fine_tune": "on", "trainable_layers": 1}})]:
+                        ("fine_tune", {"text": {"fine_tune": "on", "trainable_layers": 1}}),
+                        ("leave_one_out", {"tasks": {"training_readout": "leave_one_out"}})]:
     config = _config(workdir, run, train={"epochs": 1}, **sections)
     result = train.train(config, progress=False)
     assert result.best["epoch"] == 1 and result.best["val_ndcg@20"] > 0
@@ -184,13 +185,20 @@ def test_query_is_picked_on_validation_and_used_by_the_run(trained):
   config = config_lib.load_config(os.path.join(trained.run_dir, trainer.CONFIG_FILE))
   saved = json.loads((pathlib.Path(trained.run_dir) / query_lib.QUERY_FILE).read_text())
   picked = query_lib.read_query(config)
-  assert (picked.user_weight, picked.half_life) == (saved["user_weight"], saved["half_life"])
-  grid = {(g["user_weight"], g["half_life"]): g["val_ndcg@20"] for g in saved["grid"]}
-  # The training query is the first candidate, then the whole grid; none beats the pick.
-  assert (saved["grid"][0]["user_weight"], saved["grid"][0]["half_life"]) == (1.0, 10.0)
-  assert len(grid) == 1 + 4 * 6 - 1  # (1, 10) is also in the grid.
-  assert saved["val_ndcg@20"] == max(grid.values()) == grid[(picked.user_weight,
-                                                              picked.half_life)]
+  assert (picked.user_weight, picked.half_life, picked.popularity_weight) == (
+      saved["user_weight"], saved["half_life"], saved["popularity_weight"])
+  key = lambda g: (g["user_weight"], g["half_life"], g["popularity_weight"])
+  grid = {key(g): g["val_ndcg@20"] for g in saved["grid"]}
+  # The training query is the first candidate, then the (weight, half-life) grid without a
+  # prior, then the prior's weights with the best of those; none beats the pick.
+  assert key(saved["grid"][0]) == (1.0, 10.0, 0.0)
+  readouts = [q for q in grid if q[2] == 0.0]
+  assert len(readouts) == 4 * 6  # (1, 10) is also in the grid.
+  best_readout = max(readouts, key=grid.get)
+  priors = [q for q in grid if q[2] > 0.0]
+  assert sorted(q[2] for q in priors) == [0.25, 0.5, 0.75, 1.0]
+  assert all(q[:2] == best_readout[:2] for q in priors)
+  assert saved["val_ndcg@20"] == max(grid.values()) == grid[key(saved)]
   # The training query's figure is the best epoch's (the same validation measure).
   np.testing.assert_allclose(saved["training_query_val_ndcg@20"], trained.best["val_ndcg@20"],
                              atol=1e-6)
@@ -215,11 +223,20 @@ def test_query_weighs_the_user_state_and_the_readout_by_hand(trained):
   np.add.at(sums, pairs["user"], weight[:, None] * item[pairs["item"]])
   readout = sums / np.bincount(pairs["user"], weights=weight, minlength=len(user))[:, None]
   for a in (0.0, 0.5):
-    emb = query_lib.embeddings(model, config, inputs, "validation", query_lib.Query(a, 2.0))
+    emb = query_lib.embeddings(model, config, inputs, "validation", query_lib.Query(a, 2.0, 0.0))
     expected = a * user + readout
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
     np.testing.assert_allclose(emb["user"], expected, atol=1e-5)
     np.testing.assert_allclose(emb["item"], item, atol=1e-5)
+    assert "item_bias" not in emb
+  # The popularity prior: g * T * (log p - max log p), p = (n + 1) / (N + I), training counts.
+  emb = query_lib.embeddings(model, config, inputs, "validation", query_lib.Query(0.5, 2.0, 0.5))
+  counts = np.bincount(pairs["item"], minlength=len(item))
+  log_p = np.log((counts + 1.0) / (counts.sum() + len(item)))
+  np.testing.assert_allclose(emb["item_bias"], 0.5 * config.tasks.temperature
+                             * (log_p - log_p.max()), atol=1e-6)
+  scores = cb.embedding_scorer(emb)(np.array([0, 3]))
+  np.testing.assert_allclose(scores, emb["user"][[0, 3]] @ item.T + emb["item_bias"], atol=1e-5)
 
 
 def test_test_split_history_adds_the_validation_events(trained):
@@ -285,3 +302,46 @@ def test_training_batches_cover_every_pair_once_in_a_new_order_each_epoch():
   assert np.concatenate([b["user"].numpy() for b in other]).tolist() != orders[0]
   whole = list(inputs_lib.shuffled_batches(columns, batch_size=64, seed=7))
   assert len(whole) == 1 and len(whole[0]["user"]) == 10
+
+
+def _earlier_by_pair(pairs, half_life, batch_size=64):
+  """{(user, item): [(earlier item, weight), ...]} of training_dataset's causal readout inputs."""
+  import types
+  from tfgrec.train import inputs as inputs_lib
+  dataset = inputs_lib.training_dataset(types.SimpleNamespace(pairs=pairs), batch_size, seed=0,
+                                        user_history_half_life=half_life, readout="causal")
+  out = {}
+  for batch in dataset:
+    assert "history_weight" not in batch and "earlier_start" not in batch
+    for u, i, items, weights in zip(*(batch[k].numpy() for k in (
+        "user", "item", "earlier_item", "earlier_weight"))):
+      out[(int(u), int(i))] = [(int(a), round(float(w), 6)) for a, w in zip(items, weights) if w]
+  return out
+
+
+def test_causal_readout_reads_only_the_events_before_each_pair_weighted_as_of_its_time():
+  pairs = {"user": np.array([0, 0, 0, 0, 1]), "item": np.array([10, 11, 12, 13, 10]),
+           "timestamp": np.array([1, 2, 2, 5, 7]), "value": np.ones(5, np.float32)}
+  earlier = _earlier_by_pair(pairs, half_life=1.0)
+  assert earlier[(0, 10)] == [] and earlier[(1, 10)] == []  # Nothing before the first event.
+  # Events at the same time are not before each other; rank 0 is the latest earlier event.
+  assert earlier[(0, 11)] == [(10, 1.0)] and earlier[(0, 12)] == [(10, 1.0)]
+  # As of t=5 the two t=2 events tie at rank 0 and the t=1 event has rank 2: 0.5 ** 2.
+  assert sorted(earlier[(0, 13)]) == [(10, 0.25), (11, 1.0), (12, 1.0)]
+  # The window keeps ceil(6 half-lives) events: with half-life 0.3, two of the three.
+  assert len(_earlier_by_pair(pairs, half_life=0.3)[(0, 13)]) == 2
+  # No leakage: a later event of the same user leaves every earlier pair's readout as it was.
+  later = {k: np.append(v, x) for (k, v), x in zip(pairs.items(), [0, 14, 9, 1.0])}
+  again = _earlier_by_pair(later, half_life=1.0)
+  assert all(again[key] == value for key, value in earlier.items())
+  assert sorted(again[(0, 14)]) == [(10, 0.125), (11, 0.5), (12, 0.5), (13, 1.0)]
+
+
+def test_earlier_readout_is_the_weighted_mean_of_normalized_item_states():
+  from tfgrec.models import recommender
+  states = np.array([[3.0, 4.0], [0.0, 2.0], [1.0, 0.0]], np.float32)
+  items = np.array([[0, 1, 2], [2, 0, 0]])
+  weights = np.array([[1.0, 0.5, 0.0], [0.0, 0.0, 0.0]], np.float32)
+  out = recommender.earlier_readout(tf.constant(states), items, weights).numpy()
+  # (1 * [0.6, 0.8] + 0.5 * [0, 1]) / 1.5; a pair without earlier events reads zeros.
+  np.testing.assert_allclose(out, [[0.4, 0.8666667], [0.0, 0.0]], rtol=1e-5)

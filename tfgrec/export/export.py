@@ -64,6 +64,7 @@ def build_module(config: config_lib.RunConfig, k: int = 20,
       user_ids=inputs.user_ids, item_ids=inputs.item_ids, user_embeddings=emb["user"],
       item_embeddings=emb["item"], seen_indptr=indptr, seen_indices=indices,
       popularity=data.popularity, history_half_life=query.half_life, k=k,
+      item_bias=emb.get("item_bias"),
       item_encoder=encoder, user_encoder=user_encoder,
       item_text_embeddings=None if item_text is None else np.asarray(item_text))
   if not config.ranking.enabled:

@@ -36,8 +36,9 @@ items, popularity), so the SavedModel loads with TensorFlow alone (no tfgrec, no
      value get a zero embedding and the most popular items. Only in exports whose graph has
      user attributes and whose tower reads them.
 
-Scores are cosine similarities (encode_items's blended scores aside); the retrieval index is a
-brute-force matmul + top-k in the graph (runs on TF Serving's GPU image; no ScaNN ops needed).
+Scores are cosine similarities (encode_items's blended scores aside), plus, in `recommend` and
+`rank`, the run's popularity prior of each item (tfgrec.train.query; zero when the run picked
+none); the retrieval index is a brute-force matmul + top-k in the graph (runs on TF Serving's GPU image; no ScaNN ops needed).
 """
 from typing import Dict
 
@@ -115,6 +116,8 @@ class ServingModule(tf.Module):
       recent first.
     popularity: [I] training popularity (scores for users without user id or history).
     history_half_life: recency half-life (in history positions) of the unknown-user readout.
+    item_bias: [I] the query's popularity prior added to a user's scores in `recommend` and
+      `rank` (tfgrec.train.query; None: none).
     k: how many items `recommend` and `similar_items` return.
     item_encoder: the encoder of new items: tfgrec.export.item_encoder.NewItemEncoder (`dim`,
       `text_dim`, encode(title [B], categories [B, C], attributes [B, A]) -> ([B, D] normalized
@@ -132,7 +135,7 @@ class ServingModule(tf.Module):
 
   def __init__(self, *, user_ids, item_ids, user_embeddings, item_embeddings, seen_indptr,
                seen_indices, popularity, history_half_life: float = 10.0, k: int = 20,
-               item_encoder=None, item_text_embeddings=None,
+               item_bias=None, item_encoder=None, item_text_embeddings=None,
                text_weight: float = DEFAULT_TEXT_WEIGHT, user_encoder=None):
     super().__init__(name="tfgrec_serving")
     num_items = len(item_ids)
@@ -151,6 +154,11 @@ class ServingModule(tf.Module):
     pop = np.asarray(popularity, np.float64)
     self.popularity = tf.constant((pop / max(pop.max(), 1.0)).astype(np.float32))
     self.half_life = float(history_half_life or 1e9)
+    self.item_bias = tf.constant(np.zeros(num_items, np.float32) if item_bias is None
+                                 else np.asarray(item_bias, np.float32))
+    if self.item_bias.shape != (num_items,):
+      raise ValueError(f"item_bias must be [{num_items}] (one per item), got "
+                       f"{list(self.item_bias.shape)}")
     self.item_encoder = item_encoder
     if item_encoder is not None:  # The signature exists only with an encoder.
       self.encode_items_signature = tf.function(self._encode_items, input_signature=[
@@ -266,7 +274,7 @@ class ServingModule(tf.Module):
       tf.TensorSpec([None, None], tf.string, name="history")])
   def recommend(self, user_id, history):
     queries, has_query, user, index = self._queries(user_id, history)
-    scores = tf.matmul(queries, self.items, transpose_b=True)
+    scores = tf.matmul(queries, self.items, transpose_b=True) + self.item_bias[None, :]
     popular = tf.broadcast_to(self.popularity[None, :], tf.shape(scores))
     scores = tf.where(has_query[:, None], scores, popular)
     scores = tf.where(self._seen_mask(user, index), UNKNOWN_SCORE, scores)
@@ -281,7 +289,8 @@ class ServingModule(tf.Module):
                                                                tf.string))
     index = self.item_table.lookup(item_ids)
     vectors = tf.gather(self.items, tf.maximum(index, 0))
-    scores = tf.einsum("bd,bnd->bn", queries, vectors)
+    scores = (tf.einsum("bd,bnd->bn", queries, vectors)
+              + tf.gather(self.item_bias, tf.maximum(index, 0)))
     valid = tf.logical_and(index >= 0, has_query[:, None])
     return {"scores": tf.where(valid, scores, UNKNOWN_SCORE)}
 

@@ -75,6 +75,43 @@ def recency_weights(users: np.ndarray, timestamps: np.ndarray, half_life: float)
   return weights_from_ranks(recency_ranks(users, timestamps), half_life)
 
 
+def earlier_events(users: np.ndarray, timestamps: np.ndarray):
+  """Where each event's strictly earlier events of its user lie, for readouts as of that event.
+
+  Returns (order, start, end, offset), each [E]:
+    order: the event ids sorted by user, oldest first (ties in any fixed order);
+    start, end: the user's events strictly before event e are order[start[e]:end[e]] (those at
+      e's own time are not before it);
+    offset: how many of the user's events are at or after e's time. An earlier event x then
+      has recency rank recency_ranks(...)[x] - offset[e] among the events before e: the rank it
+      had when e happened, with the same tie rule.
+
+  >>> order, start, end, offset = earlier_events(np.array([0, 0, 0, 1]), np.array([5, 9, 5, 1]))
+  >>> order.tolist(), start.tolist(), end.tolist(), offset.tolist()
+  ([0, 2, 1, 3], [0, 0, 0, 3], [0, 2, 0, 3], [3, 1, 3, 1])
+  """
+  users = np.asarray(users, np.int64)
+  timestamps = np.asarray(timestamps, np.int64)
+  n = len(users)
+  order = np.lexsort((timestamps, users))  # By user, oldest first.
+  u, t = users[order], timestamps[order]
+  first_of_user = np.concatenate([[True], u[1:] != u[:-1]]) if n else np.zeros([0], bool)
+  user_start = np.maximum.accumulate(np.where(first_of_user, np.arange(n), 0))
+  # The first position of each (user, time) group: the events before it are the earlier ones.
+  first_of_time = (np.concatenate([[True], (u[1:] != u[:-1]) | (t[1:] != t[:-1])]) if n
+                   else np.zeros([0], bool))
+  group_start = np.maximum.accumulate(np.where(first_of_time, np.arange(n), 0))
+  user_end = np.empty(n, np.int64)
+  if n:
+    last_of_user = np.append(np.flatnonzero(first_of_user)[1:], n)
+    user_end = np.repeat(last_of_user, np.diff(np.append(np.flatnonzero(first_of_user), n)))
+  start, end, offset = (np.empty(n, np.int64) for _ in range(3))
+  start[order] = user_start
+  end[order] = group_start
+  offset[order] = user_end - group_start
+  return order, start, end, offset
+
+
 def encode(ranks, half_lives: Sequence[float]):
   """[E] ranks -> [E, len(half_lives)] float32 0.5 ** (rank / h)."""
   ranks = tf.cast(tf.reshape(ranks, [-1, 1]), tf.float32)

@@ -17,9 +17,13 @@ tower once over the whole graph and computes the losses on a batch of (user, ite
 User side (history readout, on when user_history_half_life > 0): a user's query embedding is
 their graph-tower embedding plus the recency-weighted mean of the (normalized) embeddings of the
 items they interacted with, weights 0.5 ** (rank from the latest / half-life), the factored
-item-item model of FISM (Kabbur et al., 2013). For each training pair the positive item is left out
-of that mean, so the model cannot score an item by its similarity to itself. The readout makes the
-user side inductive: a user unknown to the graph is embedded from their history alone.
+item-item model of FISM (Kabbur et al., 2013). A training pair never sees its own item in that mean,
+so the model cannot score an item by its similarity to itself. Two readouts for training
+(tasks.training_readout): 'causal' reads only the user's events before the pair, weighted by
+their recency as of the pair's time, which is what the query reads at test time (the history up to
+now); 'leave_one_out' reads the user's whole history without the pair's item, later events
+included. The readout makes the user side inductive: a user unknown to the graph is embedded from
+their history alone.
 
 Scores at inference are cosine similarities of the final embeddings (`embeddings()`).
 """
@@ -42,6 +46,9 @@ from tfgrec.models import graph_tower  # pylint: disable=g-import-not-at-top,wro
 from tfgrec.tasks import alignment  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
+READOUTS = ("causal", "leave_one_out")
+
+
 @dataclasses.dataclass(frozen=True)
 class TaskConfig:
   """The three losses and their weights.
@@ -62,10 +69,15 @@ class TaskConfig:
     user_history_half_life: the user side adds the recency-weighted mean of the embeddings of
       the user's items, weights 0.5 ** (r / h) (0: graph embedding only). It also embeds users
       the graph has never seen, from their history.
+    training_readout: which of the user's items a training pair's readout reads: 'causal' (the
+      events before the pair, ranks counted from the pair's time) or 'leave_one_out' (every
+      other event of the user, later ones included).
     query_user_weights, query_half_lives: the grid of the query a run predicts with,
       user weight * normalized graph embedding + readout with that half-life, picked on
       validation after training (tfgrec.train.query; the training query is the starting
       point, so a grid of one value each that matches it changes nothing).
+    query_popularity_weights: then, with that query, the weight g of the items' popularity
+      prior g * temperature * log p(item) added to the scores (0: none; tfgrec.train.query).
     ranking_weight: weight of the ranking loss (0: off).
     ranking_target: 'rating' (regression on the observed value), 'click' (binary, against
       in-batch shuffled negatives) or 'auto' (rating when values vary, else click).
@@ -81,8 +93,10 @@ class TaskConfig:
   retrieval_groups: int = 4
   pair_recency_half_life: float = 10.0
   user_history_half_life: float = 10.0
+  training_readout: str = "causal"
   query_user_weights: Tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
   query_half_lives: Tuple[float, ...] = (1.0, 2.0, 3.0, 5.0, 10.0, 20.0)
+  query_popularity_weights: Tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
   ranking_weight: float = 0.1
   ranking_target: str = "auto"
   ranking_head: str = "mlp"
@@ -97,13 +111,17 @@ class TaskConfig:
     if min(self.retrieval_weight, self.ranking_weight, self.alignment_weight,
            self.pair_recency_half_life, self.user_history_half_life) < 0:
       raise ValueError("task weights and half-lives must be >= 0")
-    if any(a < 0 for a in self.query_user_weights) or any(
+    if any(a < 0 for a in self.query_user_weights + self.query_popularity_weights) or any(
         h <= 0 for h in self.query_half_lives):
-      raise ValueError("tasks.query_user_weights must be >= 0 and tasks.query_half_lives > 0, "
-                       f"got {self.query_user_weights}, {self.query_half_lives}")
+      raise ValueError("tasks.query_user_weights and tasks.query_popularity_weights must be "
+                       f">= 0 and tasks.query_half_lives > 0, got {self.query_user_weights}, "
+                       f"{self.query_popularity_weights}, {self.query_half_lives}")
     if self.ranking_target not in ("auto", "rating", "click"):
       raise ValueError("tasks.ranking_target must be 'auto', 'rating' or 'click', got "
                         f"{self.ranking_target!r}")
+    if self.training_readout not in READOUTS:
+      raise ValueError(f"tasks.training_readout must be one of {READOUTS}, got "
+                       f"{self.training_readout!r}")
     if self.retrieval_groups < 1:
       raise ValueError(f"tasks.retrieval_groups must be >= 1, got {self.retrieval_groups}")
     if self.ranking_head not in ("mlp", "dcn"):
@@ -144,6 +162,21 @@ def leave_one_out_readout(sums: tf.Tensor, totals: tf.Tensor, own_weight: tf.Ten
   return tf.where(rest_total > 1e-6, rest / tf.maximum(rest_total, 1e-6), 0.0)
 
 
+def earlier_readout(item_states: tf.Tensor, items: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+  """[B, D] each pair's readout of the events before it: sum_l w[b, l] * normalized
+  item_states[items[b, l]] / sum_l w[b, l] (zeros for a pair without earlier events).
+
+  Args:
+    item_states: [I, D] the tower's item states.
+    items, weights: [B, L] earlier items and their recency weights (0 pads).
+  """
+  weights = tf.cast(weights, item_states.dtype)
+  total = tf.reduce_sum(weights, axis=1, keepdims=True)
+  gathered = tf.gather(tf.math.l2_normalize(item_states, axis=-1), tf.cast(items, tf.int32))
+  summed = tf.reduce_sum(gathered * weights[:, :, None], axis=1)
+  return tf.where(total > 1e-6, summed / tf.maximum(total, 1e-6), 0.0)
+
+
 class GraphRecommender(tfrs.Model):
   """The full model (see the module docstring).
 
@@ -159,7 +192,8 @@ class GraphRecommender(tfrs.Model):
       the [num_items] item texts; each step re-embeds the batch's items with gradients.
     history: the training edges for the history readout, {'user', 'item', 'weight'} [E] arrays
       (weight = 0.5 ** (recency rank / user_history_half_life)); None: no readout. Training
-      batches then carry each pair's own 'history_weight'.
+      batches then carry each pair's own 'history_weight' (leave-one-out readout) or its
+      'earlier_item' and 'earlier_weight' (causal readout; tfgrec.train.inputs).
   """
 
   def __init__(self, *, tower: graph_tower.GraphTower, graph: tfgnn.GraphTensor,
@@ -322,7 +356,12 @@ class GraphRecommender(tfrs.Model):
     states = self._tower({"graph": self._graph}, text, training)
     user_emb = tf.gather(states[gs.USER], users)
     item_emb = tf.gather(states[gs.ITEM], items)
-    if self._history is not None:
+    if self._history is not None and "earlier_item" in inputs:
+      # The readout of the events before each pair, as of the pair's time.
+      readout = earlier_readout(states[gs.ITEM], inputs["earlier_item"],
+                                inputs["earlier_weight"])
+      user_emb = tf.math.l2_normalize(user_emb, axis=-1) + readout
+    elif self._history is not None:
       # The readout of each pair's user, with the pair's own item left out.
       readout = leave_one_out_readout(
           tf.gather(self.history_sums(states[gs.ITEM]), users),

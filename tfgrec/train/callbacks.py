@@ -35,12 +35,22 @@ def best_weights(run_dir: str, epoch: int) -> str:
   return os.path.join(run_dir, CHECKPOINTS, f"best-{epoch:04d}", "weights")
 
 
+def embedding_scorer(emb: Dict[str, np.ndarray]):
+  """users [B] -> [B, I] scores of a run's embeddings {'user', 'item'[, 'item_bias']}: the dot
+  product, plus the query's popularity prior `item_bias` [I] when it has one
+  (tfgrec.train.query)."""
+  user, item = emb["user"], emb["item"]
+  bias = emb.get("item_bias")
+  if bias is None:
+    return lambda users: user[np.asarray(users)] @ item.T
+  return lambda users: user[np.asarray(users)] @ item.T + bias[None, :]
+
+
 def validation_metrics(emb: Dict[str, np.ndarray], data, k: int) -> Dict[str, float]:
   """{'val_ndcg@k', 'val_recall@k', 'val_hr@k', 'val_mrr@k'} of normalized embeddings
-  {'user', 'item'} on the validation split, training items excluded: what picks the best epoch
-  and the run's query (tfgrec.train.query)."""
-  user, item = emb["user"], emb["item"]
-  result = metrics.evaluate(lambda users: user[users] @ item.T, data.validation, [data.train],
+  {'user', 'item'[, 'item_bias']} on the validation split, training items excluded: what picks
+  the best epoch and the run's query (tfgrec.train.query)."""
+  result = metrics.evaluate(embedding_scorer(emb), data.validation, [data.train],
                             num_items=data.num_items, ks=[k])
   return {f"val_{m}@{k}": result[f"{m}@{k}"] for m in ("ndcg", "recall", "hr", "mrr")}
 

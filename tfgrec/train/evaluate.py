@@ -28,7 +28,7 @@ import json
 import logging
 import os
 import time
-from typing import Callable, Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
@@ -64,11 +64,6 @@ def ablation_config(config: config_lib.RunConfig, name: str) -> config_lib.RunCo
   overrides = dict(_ABLATIONS[name], run_dir=os.path.join(config.run_dir, "baselines", name),
                    ranking={"enabled": False})
   return config_lib.config_from_dict(overrides, base=config)
-
-
-def _dot_scorer(emb: Dict[str, np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
-  user, item = emb["user"], emb["item"]
-  return lambda users: user[np.asarray(users)] @ item.T
 
 
 def _best_als(data, progress: bool):
@@ -137,7 +132,7 @@ def evaluate_run(config: config_lib.RunConfig, *, baselines: Optional[Sequence[s
   results, histories, notes, seconds, figures = {}, {}, [], {}, None
   start = time.time()
   model, _ = trainer.load_trained(config, inputs)
-  tower = measure(_dot_scorer(_test_embeddings(config, inputs, model)))
+  tower = measure(cb.embedding_scorer(_test_embeddings(config, inputs, model)))
   seconds[FULL_MODEL] = time.time() - start
   if config.ranking.enabled:
     from tfgrec.ranking import run as ranking_run  # pylint: disable=g-import-not-at-top
@@ -182,7 +177,7 @@ def evaluate_run(config: config_lib.RunConfig, *, baselines: Optional[Sequence[s
     else:
       sub = ablation_config(config, name)
       sub_inputs = inputs_lib.load_inputs(sub, progress=False)
-      scorer = _dot_scorer(_trained_baseline(sub, sub_inputs, progress))
+      scorer = cb.embedding_scorer(_trained_baseline(sub, sub_inputs, progress))
       histories[label] = cb.read_history(sub.run_dir)
     results[label] = measure(scorer)
     seconds[label] = time.time() - start

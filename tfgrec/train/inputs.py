@@ -19,6 +19,7 @@ import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top,wrong-impo
 
 from tfgrec import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfgrec import storage  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec.data import contract  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfgrec.eval import baselines  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfgrec.graph import recency  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfgrec.graph import schema as gs  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -196,30 +197,57 @@ def known_graph(config: config_lib.RunConfig, inputs: RunInputs, split: str = "t
   return graph_tower.prepare_graph(later, config.model)
 
 
-def known_history(config: config_lib.RunConfig, inputs: RunInputs, split: str = "test",
-                  half_life: Optional[float] = None) -> Optional[dict]:
-  """The history readout's arrays for predicting `split`: training edges, plus the validation
-  events for the test split (tfgrec.eval.EvalData), weighted by recency with `half_life`
-  (default: tasks.user_history_half_life, the training readout's)."""
-  if not config.tasks.user_history_half_life:
-    return None
-  half_life = half_life or config.tasks.user_history_half_life
+def known_events(inputs: RunInputs, split: str = "test") -> Dict[str, np.ndarray]:
+  """The events known when predicting `split`, {'user', 'item', 'timestamp'} int64 [E]: the
+  training edges, plus the validation events for the test split (tfgrec.eval.EvalData)."""
+  if split not in ("test", "validation"):
+    raise ValueError(f"split must be 'validation' or 'test', got {split!r}")
   pairs = {k: np.asarray(inputs.pairs[k], np.int64) for k in ("user", "item", "timestamp")}
   extra = inputs.data.validation_events
   if split == "test" and extra is not None and len(extra):
     pairs = {k: np.concatenate([v, extra[k].to_numpy(np.int64)]) for k, v in pairs.items()}
-  elif split not in ("test", "validation"):
-    raise ValueError(f"split must be 'validation' or 'test', got {split!r}")
+  return pairs
+
+
+def known_history(config: config_lib.RunConfig, inputs: RunInputs, split: str = "test",
+                  half_life: Optional[float] = None) -> Optional[dict]:
+  """The history readout's arrays for predicting `split`: the known events (`known_events`)
+  weighted by recency with `half_life` (default: tasks.user_history_half_life, the training
+  readout's)."""
+  if not config.tasks.user_history_half_life:
+    return None
+  half_life = half_life or config.tasks.user_history_half_life
+  pairs = known_events(inputs, split)
   return {"user": pairs["user"], "item": pairs["item"],
           "weight": history_weights(pairs, half_life)}
 
 
+# The causal readout of a training pair reads the user's events of the last this many
+# half-lives before it (older ones weigh under 0.5 ** 6, 1.6%, and are left out).
+CAUSAL_WINDOW_HALF_LIVES = 6.0
+
+
 def training_dataset(inputs: RunInputs, batch_size: int, seed: int,
                      pair_recency_half_life: float = 0.0,
-                     user_history_half_life: float = 0.0) -> tf.data.Dataset:
+                     user_history_half_life: float = 0.0,
+                     readout: str = "causal") -> tf.data.Dataset:
   """Shuffled batches of training pairs, reshuffled every epoch: {'user', 'item', 'value'},
-  with 'weight' (0.5 ** (recency rank / pair_recency_half_life), scaled to mean 1) and
-  'history_weight' (the pair's weight in its user's history readout) when those are on."""
+  with 'weight' (0.5 ** (recency rank / pair_recency_half_life), scaled to mean 1) when that is
+  on, and the history readout's inputs when user_history_half_life is on:
+
+    readout 'leave_one_out': 'history_weight', the pair's weight in its user's whole-history
+      readout (the model leaves the pair's own item out);
+    readout 'causal': 'earlier_item' and 'earlier_weight' [B, L], the user's events strictly
+      before the pair's time, latest first, weighted by their recency rank as of that time
+      (0.5 ** (rank / half-life), tfgrec.graph.recency; weight 0 pads). The readout is then
+      what a server would compute at the moment of the event, as at test time. Events without
+      a time are older than every timed one and tie among themselves, so they have no earlier
+      events; a log where no event has a time has no order at all, and trains with the
+      leave-one-out readout.
+  """
+  if readout not in recommender.READOUTS:
+    raise ValueError(f"tasks.training_readout must be one of {recommender.READOUTS}, got "
+                     f"{readout!r}")
   pairs = inputs.pairs
   n = len(pairs["user"])
   if n == 0:
@@ -229,9 +257,51 @@ def training_dataset(inputs: RunInputs, batch_size: int, seed: int,
   if pair_recency_half_life:
     weight = history_weights(pairs, pair_recency_half_life)
     columns["weight"] = (weight / weight.mean()).astype(np.float32)
-  if user_history_half_life:
+  if not user_history_half_life:
+    return shuffled_batches(columns, batch_size, seed)
+  if readout == "causal" and not (np.asarray(pairs["timestamp"]) != contract.NO_TIME).any():
+    logger.info("no training event has a time: the history readout trains leave-one-out")
+    readout = "leave_one_out"
+  if readout == "leave_one_out":
     columns["history_weight"] = history_weights(pairs, user_history_half_life)
-  return shuffled_batches(columns, batch_size, seed)
+    return shuffled_batches(columns, batch_size, seed)
+  order, start, end, offset = recency.earlier_events(pairs["user"], pairs["timestamp"])
+  columns.update(earlier_start=start, earlier_end=end, earlier_offset=offset)
+  ranks = recency.recency_ranks(pairs["user"], pairs["timestamp"])
+  window = int(np.ceil(CAUSAL_WINDOW_HALF_LIVES * user_history_half_life))
+  return shuffled_batches(columns, batch_size, seed).map(
+      earlier_events_of(pairs["item"][order].astype(np.int32), ranks[order], window,
+                        user_history_half_life),
+      num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def earlier_events_of(items: np.ndarray, ranks: np.ndarray, window: int, half_life: float):
+  """A batch map that replaces 'earlier_start/end/offset' (tfgrec.graph.recency.earlier_events)
+  with 'earlier_item' and 'earlier_weight' [B, window], latest first.
+
+  Args:
+    items, ranks: [E] the item and recency rank of each event, in earlier_events' order.
+    window: events kept before each pair.
+    half_life: of the weights.
+  """
+  items = tf.constant(items, tf.int32)
+  ranks = tf.constant(ranks, tf.int64)
+  steps = tf.range(1, window + 1, dtype=tf.int64)[None, :]
+
+  def add(batch):
+    batch = dict(batch)
+    start = batch.pop("earlier_start")[:, None]
+    position = batch.pop("earlier_end")[:, None] - steps               # [B, L], latest first
+    offset = batch.pop("earlier_offset")[:, None]
+    valid = position >= start
+    position = tf.maximum(position, 0)
+    rank = tf.gather(ranks, position) - offset
+    weight = tf.reshape(recency.encode(tf.reshape(rank, [-1]), [half_life]), tf.shape(rank))
+    batch["earlier_item"] = tf.where(valid, tf.gather(items, position), 0)
+    batch["earlier_weight"] = tf.where(valid, weight, 0.0)
+    return batch
+
+  return add
 
 
 def shuffled_batches(columns: Dict[str, np.ndarray], batch_size: int, seed: int

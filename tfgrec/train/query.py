@@ -2,27 +2,36 @@
 
 Training scores a pair with the query l2norm(user state) + readout_h(user), h =
 tasks.user_history_half_life (tfgrec.models.recommender). The query a run predicts with has the
-same parts, weighed again:
+same parts, weighed again, and a popularity prior on the items:
 
   q_u = a * l2norm(user state) + readout_h(u)
   readout_h(u) = sum_j w_j e_j / sum_j w_j,  w_j = 0.5 ** (r_j / h)
+  score(u, i) = l2norm(q_u) . l2norm(e_i) + bias_i
+  bias_i = g * T * (log p_i - max_j log p_j),  p_i = (n_i + 1) / (N + I)
 
 e_j the normalized state of the user's item j, r_j how many of the user's events are more recent
-(0 for the latest). A temporal split asks for the user's next items, which resemble their last
-few more than their whole past: the ID state summarizes every training event alike, and a half-life
-of 10 events averages further back than the next items reach. After the best epoch is restored,
-`tfgrec train` scores every (a, h) of tasks.query_user_weights x tasks.query_half_lives on the
-validation split (the early-stopping metric, NDCG@train.validation_k), starting from the training
-query, and keeps the best (a later pair must beat it strictly). Only validation events pick it:
-the test split is never read.
+(0 for the latest); n_i the known events of item i (N in all, I items), T the retrieval
+temperature. A temporal split asks for the user's next items, which resemble their last few more
+than their whole past: the ID state summarizes every training event alike, and a half-life of 10
+events averages further back than the next items reach. Training subtracts log p_i from its
+in-batch logits (tasks.logq_strength; in-batch negatives are drawn by popularity), so the trained
+cosine ranks an item by how much more the user likes it than the crowd does; the next item a user
+picks also depends on how popular it is, which g gives back (g = 1: the whole log p_i of the
+softmax over all items).
+
+After the best epoch is restored, `tfgrec train` scores every (a, h) of
+tasks.query_user_weights x tasks.query_half_lives on the validation split (the early-stopping
+metric, NDCG@train.validation_k), starting from the training query (a = 1, h, g = 0), then every g
+of tasks.query_popularity_weights with the best (a, h); a later candidate must beat the pick
+strictly. Only validation events pick it: the test split is never read.
 
   query = fit_query(model, config, inputs)       # writes <run_dir>/query.json
   query = read_query(config)                     # the training query for older runs
-  emb = embeddings(model, config, inputs, "test", query)
+  emb = embeddings(model, config, inputs, "test", query)   # {'user', 'item', 'item_bias'}
 
-evaluate (the "full model" row), the export (known users' stored queries, and the half-life of an
-unknown user's readout) and embeddings.npz use it. A model without the readout
-(user_history_half_life 0) keeps its training query.
+evaluate (the "full model" row), the export (known users' stored queries, the half-life of an
+unknown user's readout, the items' prior) and embeddings.npz use it. A model without the readout
+(user_history_half_life 0) keeps its training query, and picks only g.
 """
 import dataclasses
 import itertools
@@ -41,16 +50,18 @@ QUERY_FILE = "query.json"
 
 @dataclasses.dataclass(frozen=True)
 class Query:
-  """q_u = user_weight * l2norm(user state) + readout with this half-life (module docstring).
+  """score = l2norm(user_weight * l2norm(user state) + readout(half_life)) . item + the item's
+  popularity prior with popularity_weight (module docstring).
 
-  half_life 0: no readout (a model trained without it)."""
+  half_life 0: no readout (a model trained without it); popularity_weight 0: no prior."""
   user_weight: float
   half_life: float
+  popularity_weight: float
 
 
 def training_query(config: config_lib.RunConfig) -> Query:
   """The query the model trains with."""
-  return Query(1.0, float(config.tasks.user_history_half_life))
+  return Query(1.0, float(config.tasks.user_history_half_life), 0.0)
 
 
 def read_query(config: config_lib.RunConfig) -> Query:
@@ -58,16 +69,28 @@ def read_query(config: config_lib.RunConfig) -> Query:
   saved = storage.read_json(os.path.join(config.run_dir, QUERY_FILE), {})
   if not saved:
     return training_query(config)
-  return Query(float(saved["user_weight"]), float(saved["half_life"]))
+  return Query(float(saved["user_weight"]), float(saved["half_life"]),
+               float(saved.get("popularity_weight", 0.0)))
+
+
+def popularity_prior(items: np.ndarray, num_items: int, weight: float, temperature: float
+                     ) -> np.ndarray:
+  """[num_items] float32 bias_i = weight * temperature * (log p_i - max log p), p_i = (n_i + 1)
+  / (N + num_items), n_i the occurrences of item i in `items` (the known events)."""
+  counts = np.bincount(np.asarray(items, np.int64), minlength=num_items).astype(np.float64)
+  log_p = np.log((counts + 1.0) / (counts.sum() + num_items))
+  return (weight * temperature * (log_p - log_p.max())).astype(np.float32)
 
 
 def embeddings(model, config: config_lib.RunConfig, inputs: inputs_lib.RunInputs, split: str,
                query: Query, states: Optional[Dict] = None) -> Dict[str, np.ndarray]:
-  """{'user': [U, D], 'item': [I, D]} normalized embeddings predicting `split` with `query`.
+  """{'user': [U, D], 'item': [I, D]} normalized embeddings predicting `split` with `query`,
+  and 'item_bias' [I] when the query has a popularity prior (scores:
+  callbacks.embedding_scorer).
 
   split: 'validation' (the training graph and history) or 'test' (plus the validation events,
-  tfgrec.train.inputs.known_graph / known_history). states: the tower's states of that split's
-  graph, when already computed.
+  tfgrec.train.inputs.known_graph / known_history / known_events). states: the tower's states
+  of that split's graph, when already computed.
   """
   history = None
   if query.half_life:
@@ -75,8 +98,13 @@ def embeddings(model, config: config_lib.RunConfig, inputs: inputs_lib.RunInputs
   graph = None
   if states is None and split != "validation":
     graph = inputs_lib.known_graph(config, inputs, split)
-  return model.embeddings(history=history, graph=graph, user_weight=query.user_weight,
-                          states=states)
+  emb = model.embeddings(history=history, graph=graph, user_weight=query.user_weight,
+                         states=states)
+  if query.popularity_weight:
+    emb["item_bias"] = popularity_prior(
+        inputs_lib.known_events(inputs, split)["item"], inputs.data.num_items,
+        query.popularity_weight, config.tasks.temperature)
+  return emb
 
 
 def fit_query(model, config: config_lib.RunConfig, inputs: inputs_lib.RunInputs,
@@ -85,25 +113,35 @@ def fit_query(model, config: config_lib.RunConfig, inputs: inputs_lib.RunInputs,
   start = training_query(config)
   k = config.train.validation_k
   tasks = config.tasks
-  grid: List[Query] = [start]
-  if start.half_life:  # Without the readout in the model there is nothing to weigh.
-    grid += [Query(float(a), float(h)) for a, h in
-             itertools.product(tasks.query_user_weights, tasks.query_half_lives)]
   states = model.states()
   scores = []
-  for query in dict.fromkeys(grid):  # Distinct, in grid order.
-    emb = embeddings(model, config, inputs, "validation", query, states=states)
-    scores.append((query, callbacks.validation_metrics(emb, inputs.data, k)[f"val_ndcg@{k}"]))
-  best, best_score = scores[0]
-  for query, score in scores[1:]:
-    if score > best_score:
-      best, best_score = query, score
+
+  def best_of(grid: List[Query]) -> Query:
+    for query in dict.fromkeys(grid):  # Distinct, in grid order.
+      if query not in dict(scores):
+        emb = embeddings(model, config, inputs, "validation", query, states=states)
+        scores.append((query, callbacks.validation_metrics(emb, inputs.data, k)[
+            f"val_ndcg@{k}"]))
+    best, best_score = grid[0], dict(scores)[grid[0]]
+    for query in grid[1:]:
+      if dict(scores)[query] > best_score:
+        best, best_score = query, dict(scores)[query]
+    return best
+
+  grid: List[Query] = [start]
+  if start.half_life:  # Without the readout in the model there is nothing to weigh.
+    grid += [Query(float(a), float(h), 0.0) for a, h in
+             itertools.product(tasks.query_user_weights, tasks.query_half_lives)]
+  best = best_of(grid)
+  best = best_of([best] + [dataclasses.replace(best, popularity_weight=float(g))
+                           for g in tasks.query_popularity_weights])
+  best_score = dict(scores)[best]
   storage.write_json(os.path.join(config.run_dir, QUERY_FILE), {
       **dataclasses.asdict(best), f"val_ndcg@{k}": best_score,
       f"training_query_val_ndcg@{k}": scores[0][1],
       "grid": [{**dataclasses.asdict(q), f"val_ndcg@{k}": s} for q, s in scores]})
   if progress:
-    print(f"  query: user weight {best.user_weight:g}, history half-life {best.half_life:g} "
-          f"(validation NDCG@{k} {best_score:.4f}; training query {scores[0][1]:.4f})",
-          flush=True)
+    print(f"  query: user weight {best.user_weight:g}, history half-life {best.half_life:g}, "
+          f"popularity weight {best.popularity_weight:g} (validation NDCG@{k} "
+          f"{best_score:.4f}; training query {scores[0][1]:.4f})", flush=True)
   return best

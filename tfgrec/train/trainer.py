@@ -12,7 +12,7 @@ The run directory afterwards holds:
   history.json, best.json      per-epoch figures and the best epoch
   query.json                   the user query picked on validation (tfgrec.train.query)
   embeddings.npz               final user / item embeddings of the best epoch (users with that
-                               query), with their ids
+                               query), the query's item_bias (its popularity prior), their ids
 
 A run killed midway resumes from its last finished epoch when started again with the same
 run_dir (tf.keras.callbacks.BackupAndRestore); a finished run is retrained from scratch.
@@ -107,6 +107,7 @@ def save_embeddings(model, config: config_lib.RunConfig, inputs: inputs_lib.RunI
   (query.json), to `path`."""
   emb = query_lib.embeddings(model, config, inputs, "validation", query_lib.read_query(config))
   storage.save_npz(path, user=emb["user"], item=emb["item"],
+                   item_bias=emb.get("item_bias", np.zeros(len(emb["item"]), np.float32)),
                    user_ids=inputs.user_ids.astype(str), item_ids=inputs.item_ids.astype(str))
   return emb
 
@@ -116,7 +117,8 @@ def dataset_of(config: config_lib.RunConfig, inputs: inputs_lib.RunInputs,
   return inputs_lib.training_dataset(
       inputs, batch_size or config.train.batch_size, config.train.seed,
       pair_recency_half_life=config.tasks.pair_recency_half_life,
-      user_history_half_life=config.tasks.user_history_half_life)
+      user_history_half_life=config.tasks.user_history_half_life,
+      readout=config.tasks.training_readout)
 
 
 def build(model, dataset: tf.data.Dataset) -> None:
