@@ -12,6 +12,7 @@ and embed the text first, e.g. with `tfgrec train`).
 import tfgrec  # noqa: F401  # Keras 2 before TensorFlow loads.
 
 import argparse
+import dataclasses
 
 import yaml
 
@@ -43,6 +44,7 @@ def main() -> None:
   _entry.quiet_start(verbose=False)  # TensorFlow's C++ logs stay out of the figures.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tfgrec import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tfgrec.models import graph_tower  # pylint: disable=g-import-not-at-top
   from tfgrec.train import inputs as inputs_lib  # pylint: disable=g-import-not-at-top
   from tfgrec.train import trainer  # pylint: disable=g-import-not-at-top
   _entry.configure_graph_optimizer()  # As `tfgrec train` runs.
@@ -59,6 +61,9 @@ def main() -> None:
   for variant in args.variant or ["default"]:
     config = config_lib.config_from_dict(overrides_of(variant), base=base)
     tf.keras.utils.set_random_seed(config.train.seed)
+    # The graph's edge features follow the variant's tower (e.g. model.attention_recent).
+    inputs = dataclasses.replace(inputs, graph=graph_tower.prepare_graph(inputs.raw_graph,
+                                                                         config.model))
     model = inputs_lib.build_model(config, inputs)
     dataset = trainer.dataset_of(config, inputs)
     trainer.build(model, dataset)

@@ -89,6 +89,35 @@ def test_new_item_embedding_matches_a_cold_item_of_the_graph(graph, kwargs):
     assert not np.allclose(new[1].numpy(), full[0], atol=1e-3)
 
 
+def test_attention_reads_only_the_recent_interactions_of_each_user():
+  edges = pd.DataFrame({"user_id": ["a", "a", "b", "c"], "item_id": ["x", "y", "y", "z"],
+                        "value": np.float32([1, 1, 1, 1]), "timestamp": [1, 2, 3, 4],
+                        "count": [1, 1, 1, 1]})
+  catalog = pd.DataFrame({"item_id": ["x", "y", "z", "cold"], "text": ["X", "Y", "Z", "Cold"],
+                          "categories": [("A",), ("A", "B"), ("B",), ("B",)]})
+  raw = build.to_graph_tensor(build.make_tables(edges, catalog))
+  text = tf.random.normal([4, 5], seed=3)
+  x = 1  # Item order: cold, x, y, z. User a's older item x is outside a window of 1.
+  moved = {}
+  for window in (0, 1):
+    cfg = gt.GraphTowerConfig(dim=8, rounds=1, heads=2, dropout=0.0, branches="attention",
+                              attention_recent=window)
+    graph = gt.prepare_graph(raw, cfg)
+    tower = gt.GraphTower(cfg, num_users=3, num_items=4, num_categories=2, item_text_dim=5)
+    before = tower({"graph": graph, "item_text": text})["user"].numpy()
+    changed = tf.tensor_scatter_nd_add(text, [[x]], [tf.ones([5])])
+    after = tower({"graph": graph, "item_text": changed})["user"].numpy()
+    moved[window] = np.abs(after[0] - before[0]).max()
+    # A new item is encoded as a cold item of the graph is, with the window's edge feature.
+    states = tower.category_round_states({"graph": graph, "item_text": text})
+    degree = gt.tfgnn.node_degree(graph, "has_item", gt.tfgnn.SOURCE)
+    new = tower.encode_new_items(text[:1], tf.ragged.constant([[1]], dtype=tf.int64), states,
+                                 degree)
+    np.testing.assert_allclose(new[0], tower({"graph": graph, "item_text": text})["item"][0],
+                               rtol=1e-5, atol=1e-5)
+  assert moved[0] > 1e-4 and moved[1] < 1e-6  # The attention of user a no longer hears x.
+
+
 def test_zero_rounds_is_an_embedding_table(graph):
   tower = gt.GraphTower(gt.GraphTowerConfig(dim=4, rounds=0, heads=1), num_users=3,
                         num_items=4, num_categories=2)

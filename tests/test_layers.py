@@ -182,6 +182,33 @@ def test_graph_attention_config_and_reload(tmp_path):
     layers.GraphAttentionConv(num_heads=0, per_head_channels=2)
 
 
+def test_graph_attention_with_an_edge_mask_equals_it_without_the_masked_edges():
+  g = _attention_graph(seed=2)
+  keep = np.array([1, 0, 1, 1, 1, 0, 0, 1, 1], np.float32)  # Item 0 keeps 2 of 3, item 2 2.
+  masked = g.replace_features(edge_sets={"interacted": {
+      "r": g.edge_sets["interacted"]["r"], "m": tf.constant(keep)}})
+  adjacency = g.edge_sets["interacted"].adjacency
+  kept = np.flatnonzero(keep)
+  pruned = _graph(g.node_sets["user"]["hidden_state"].numpy().tolist(),
+                  g.node_sets["item"]["hidden_state"].numpy().tolist(),
+                  list(zip(adjacency.source.numpy()[kept], adjacency.target.numpy()[kept])))
+  pruned = pruned.replace_features(edge_sets={"interacted": {
+      "r": tf.gather(g.edge_sets["interacted"]["r"], kept)}})
+  layer = layers.GraphAttentionConv(num_heads=2, per_head_channels=3, sender_edge_feature="r",
+                                    edge_mask_feature="m")
+  plain = layers.GraphAttentionConv(num_heads=2, per_head_channels=3, sender_edge_feature="r")
+  out = layer(masked, edge_set_name="interacted").numpy()
+  plain(pruned, edge_set_name="interacted")
+  plain.set_weights(layer.get_weights())
+  np.testing.assert_allclose(out, plain(pruned, edge_set_name="interacted"), rtol=1e-5,
+                             atol=1e-6)
+  assert not np.allclose(out, plain(g, edge_set_name="interacted"), atol=1e-4)
+  again = tf.keras.layers.deserialize(tf.keras.layers.serialize(layer))
+  assert again.get_config()["edge_mask_feature"] == "m"
+  with pytest.raises(ValueError, match="no feature 'm' \\(edge_mask_feature\\)"):
+    layer(g, edge_set_name="interacted")
+
+
 _NO_EDGES = r"""
 import sys
 import tensorflow as tf

@@ -33,6 +33,9 @@ def test_features_on_both_interaction_edge_sets():
                    back[recency.RECENCY].numpy()[:, 0]))
   assert ranks == {(0, 0): 0.5, (0, 1): 1.0, (1, 0): 1.0}
   assert recency.RECENCY not in graph.edge_sets["in_category"].features
+  assert recency.RECENT not in fwd.features  # Only with a window.
+  windowed = graph_lib.add_recency_features(graph, [1.0], recent_window=1)
+  assert windowed.edge_sets["interacted"][recency.RECENT].numpy().tolist() == [0.0, 1.0, 1.0]
 
 
 def test_add_interactions_extends_both_directions_and_keeps_nodes():

@@ -26,6 +26,8 @@ tfgnn = schema_lib.tfgnn
 
 RECENCY = "recency"
 RECENCY_WEIGHT = "recency_weight"
+# [E] 1.0 on the edges among their user's `window` most recent interactions, else 0.0.
+RECENT = "recent"
 # Interaction edge set -> the tag of its user endpoint.
 USER_ENDPOINT = {schema_lib.INTERACTED: tfgnn.SOURCE, schema_lib.INTERACTED_BY: tfgnn.TARGET}
 
@@ -120,18 +122,21 @@ def encode(ranks, half_lives: Sequence[float]):
 
 
 def add_recency_features(graph: "tfgnn.GraphTensor", half_lives: Sequence[float],
-                         conv_half_life: float = 0.0) -> "tfgnn.GraphTensor":
-  """Returns `graph` with `recency` (and `recency_weight`) on the interaction edge sets.
+                         conv_half_life: float = 0.0, recent_window: int = 0
+                         ) -> "tfgnn.GraphTensor":
+  """Returns `graph` with `recency` (and `recency_weight`, `recent`) on the interaction edge
+  sets.
 
   Args:
     graph: a scalar GraphTensor with a `timestamp` feature on interacted / interacted_by.
     half_lives: half-lives of the `recency` encoding (empty: no `recency` feature).
     conv_half_life: half-life of the [E, 1] `recency_weight` feature (0: none).
+    recent_window: the [E] `recent` feature, 1.0 where the rank is below this (0: none).
   """
   edge_sets = {}
   for name, edge_set in graph.edge_sets.items():
     features = dict(edge_set.features)
-    if name in USER_ENDPOINT and (half_lives or conv_half_life):
+    if name in USER_ENDPOINT and (half_lives or conv_half_life or recent_window):
       users = edge_set.adjacency[USER_ENDPOINT[name]]
       ranks = tf.numpy_function(recency_ranks, [users, edge_set["timestamp"]], tf.int64,
                                 stateful=False)
@@ -139,5 +144,7 @@ def add_recency_features(graph: "tfgnn.GraphTensor", half_lives: Sequence[float]
         features[RECENCY] = tf.ensure_shape(encode(ranks, half_lives), [None, len(half_lives)])
       if conv_half_life:
         features[RECENCY_WEIGHT] = tf.ensure_shape(encode(ranks, [conv_half_life]), [None, 1])
+      if recent_window:
+        features[RECENT] = tf.cast(ranks < recent_window, tf.float32)
     edge_sets[name] = features
   return graph.replace_features(edge_sets=edge_sets)

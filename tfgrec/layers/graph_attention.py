@@ -81,13 +81,16 @@ class GraphAttentionConv(tf.keras.layers.Layer):
     per_head_channels: width of each head's queries, keys and values (output: their product).
     receiver_tag: tfgnn.TARGET or tfgnn.SOURCE, the side of the edges that attends.
     sender_edge_feature: optional edge feature [E, F] that enters keys and values (None: none).
+    edge_mask_feature: optional [E] edge feature; only the edges where it is > 0 are attended
+      over (None: every edge). The edges are the same in every step, so this is how the
+      attention reads a part of a large edge set cheaply.
     use_bias: biases on the query, key and value transforms.
     kernel_initializer, kernel_regularizer: of every transform.
   """
 
   def __init__(self, *, num_heads: int, per_head_channels: int,
                receiver_tag: str = tfgnn.TARGET, sender_edge_feature: Optional[str] = None,
-               use_bias: bool = True, kernel_initializer="glorot_uniform",
+               edge_mask_feature: Optional[str] = None, use_bias: bool = True, kernel_initializer="glorot_uniform",
                kernel_regularizer=None, **kwargs):
     super().__init__(**kwargs)
     if num_heads < 1 or per_head_channels < 1:
@@ -99,6 +102,7 @@ class GraphAttentionConv(tf.keras.layers.Layer):
     self.per_head_channels = int(per_head_channels)
     self.receiver_tag = receiver_tag
     self.sender_edge_feature = sender_edge_feature
+    self.edge_mask_feature = edge_mask_feature
     self.use_bias = bool(use_bias)
     self._kernel_initializer = tf.keras.initializers.get(kernel_initializer)
     self._kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
@@ -120,7 +124,8 @@ class GraphAttentionConv(tf.keras.layers.Layer):
   def get_config(self):
     return {**super().get_config(), "num_heads": self.num_heads,
             "per_head_channels": self.per_head_channels, "receiver_tag": self.receiver_tag,
-            "sender_edge_feature": self.sender_edge_feature, "use_bias": self.use_bias,
+            "sender_edge_feature": self.sender_edge_feature,
+            "edge_mask_feature": self.edge_mask_feature, "use_bias": self.use_bias,
             "kernel_initializer": tf.keras.initializers.serialize(self._kernel_initializer),
             "kernel_regularizer": (tf.keras.regularizers.serialize(self._kernel_regularizer)
                                    if self._kernel_regularizer else None)}
@@ -145,6 +150,15 @@ class GraphAttentionConv(tf.keras.layers.Layer):
       edge_feature = tf.cast(edge_set[self.sender_edge_feature], receivers.dtype)
       if edge_feature.shape.rank == 1:
         edge_feature = edge_feature[:, None]
+    if self.edge_mask_feature is not None:
+      if self.edge_mask_feature not in edge_set.features:
+        raise ValueError(f"edge set {edge_set_name!r} has no feature "
+                         f"{self.edge_mask_feature!r} (edge_mask_feature)")
+      keep = tf.reshape(edge_set[self.edge_mask_feature], [-1]) > 0
+      receiver_index = tf.boolean_mask(receiver_index, keep)
+      sender_index = tf.boolean_mask(sender_index, keep)
+      if edge_feature is not None:
+        edge_feature = tf.boolean_mask(edge_feature, keep)
 
     split = lambda x: tf.reshape(x, [-1, heads, channels])
     query = split(self._query(receivers))                                # [R, H, d]

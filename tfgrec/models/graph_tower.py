@@ -85,6 +85,8 @@ class GraphTowerConfig:
       (0 for the latest). Fed to the attention with each message (empty: no encoding).
     conv_recency_half_life: the convolution weighs each interaction message by
       0.5 ** (r / h) with this h (0: unweighted).
+    attention_recent: on the interaction edge sets the attention reads only each user's this
+      many most recent interactions (r < this; 0: all of them); the convolution reads all.
   """
   dim: int = 64
   rounds: int = 2
@@ -101,6 +103,7 @@ class GraphTowerConfig:
   l2: float = 0.0
   recency_half_lives: Tuple[float, ...] = (5.0, 20.0, 80.0)
   conv_recency_half_life: float = 20.0
+  attention_recent: int = 0
 
   def __post_init__(self):
     if self.dim < 1 or self.rounds < 0:
@@ -119,6 +122,8 @@ class GraphTowerConfig:
       raise ValueError(f"combine must be one of {COMBINES}, got {self.combine!r}")
     if not 0.0 <= self.dropout < 1.0:
       raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+    if self.attention_recent < 0:
+      raise ValueError(f"attention_recent must be >= 0, got {self.attention_recent}")
     if any(h <= 0 for h in self.recency_half_lives) or self.conv_recency_half_life < 0:
       raise ValueError("recency half-lives must be > 0 (conv_recency_half_life >= 0), got "
                        f"{self.recency_half_lives}, {self.conv_recency_half_life}")
@@ -215,6 +220,8 @@ class GraphTower(tf.keras.layers.Layer):
           receiver_tag=tfgnn.TARGET,
           sender_edge_feature=(recency.RECENCY
                                if interaction and cfg.recency_half_lives else None),
+          edge_mask_feature=(recency.RECENT
+                             if interaction and cfg.attention_recent else None),
           name=f"attention_{round_index}_{edge_set}"))
     return ParallelConvolutions(convs, name=f"round_{round_index}_{edge_set}")
 
@@ -376,6 +383,8 @@ class GraphTower(tf.keras.layers.Layer):
       interaction[recency.RECENCY] = tf.zeros([0, len(self.config.recency_half_lives)])
     if self.config.conv_recency_half_life:
       interaction[recency.RECENCY_WEIGHT] = tf.zeros([0, 1])
+    if self.config.attention_recent:
+      interaction[recency.RECENT] = tf.zeros([0])
 
     def no_interactions(source, target):
       return tfgnn.EdgeSet.from_fields(
@@ -456,5 +465,5 @@ def prepare_graph(graph: tfgnn.GraphTensor,
   if graph.rank != 0:
     graph = graph.merge_batch_to_components()
   graph = recency.add_recency_features(graph, config.recency_half_lives,
-                                       config.conv_recency_half_life)
+                                       config.conv_recency_half_life, config.attention_recent)
   return gcn_conv.add_gcn_normalization(graph)
