@@ -11,14 +11,19 @@ from tfgrec.models import graph_tower as gt
 tf = gt.tf
 
 
-@pytest.fixture(scope="module")
-def graph():
+def _raw_graph():
+  """Users a, b, c; items cold, x, y, z (in node order); a had x, then y."""
   edges = pd.DataFrame({"user_id": ["a", "a", "b", "c"], "item_id": ["x", "y", "y", "z"],
                         "value": np.float32([1, 1, 1, 1]), "timestamp": [1, 2, 3, 4],
                         "count": [1, 1, 1, 1]})
   catalog = pd.DataFrame({"item_id": ["x", "y", "z", "cold"], "text": ["X", "Y", "Z", "Cold"],
                           "categories": [("A",), ("A", "B"), ("B",), ("B",)]})
-  return gt.prepare_graph(build.to_graph_tensor(build.make_tables(edges, catalog)))
+  return build.to_graph_tensor(build.make_tables(edges, catalog))
+
+
+@pytest.fixture(scope="module")
+def graph():
+  return gt.prepare_graph(_raw_graph())
 
 
 @pytest.mark.parametrize("branches,combine", [("both", "mean"), ("conv", "concat"),
@@ -90,12 +95,7 @@ def test_new_item_embedding_matches_a_cold_item_of_the_graph(graph, kwargs):
 
 
 def test_attention_reads_only_the_recent_interactions_of_each_user():
-  edges = pd.DataFrame({"user_id": ["a", "a", "b", "c"], "item_id": ["x", "y", "y", "z"],
-                        "value": np.float32([1, 1, 1, 1]), "timestamp": [1, 2, 3, 4],
-                        "count": [1, 1, 1, 1]})
-  catalog = pd.DataFrame({"item_id": ["x", "y", "z", "cold"], "text": ["X", "Y", "Z", "Cold"],
-                          "categories": [("A",), ("A", "B"), ("B",), ("B",)]})
-  raw = build.to_graph_tensor(build.make_tables(edges, catalog))
+  raw = _raw_graph()
   text = tf.random.normal([4, 5], seed=3)
   x = 1  # Item order: cold, x, y, z. User a's older item x is outside a window of 1.
   moved = {}
