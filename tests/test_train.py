@@ -138,7 +138,7 @@ def test_ablations_and_fine_tuning_run(workdir):
   for run, sections in [("dcn_click", {"tasks": {"ranking_head": "dcn", "ranking_target": "click",
                                                  "user_history_half_life": 0.0}}),
                         ("fine_tune", {"text": {"fine_tune": "on", "trainable_layers": 1}}),
-                        ("leave_one_out", {"tasks": {"training_readout": "leave_one_out"}})]:
+                        ("causal", {"tasks": {"training_readout": "causal"}})]:
     config = _config(workdir, run, train={"epochs": 1}, **sections)
     result = train.train(config, progress=False)
     assert result.best["epoch"] == 1 and result.best["val_ndcg@20"] > 0

@@ -19,10 +19,10 @@ their graph-tower embedding plus the recency-weighted mean of the (normalized) e
 items they interacted with, weights 0.5 ** (rank from the latest / half-life), the factored
 item-item model of FISM (Kabbur et al., 2013). A training pair never sees its own item in that mean,
 so the model cannot score an item by its similarity to itself. Two readouts for training
-(tasks.training_readout): 'causal' reads only the user's events before the pair, weighted by
-their recency as of the pair's time, which is what the query reads at test time (the history up to
-now); 'leave_one_out' reads the user's whole history without the pair's item, later events
-included. The readout makes the user side inductive: a user unknown to the graph is embedded from
+(tasks.training_readout): 'leave_one_out' (the default) reads the user's whole history without
+the pair's item, later events included, as the graph holds every training edge; 'causal' reads
+only the user's events before the pair, weighted by their recency as of the pair's time, which is
+what the query reads at test time (the history up to now). The readout makes the user side inductive: a user unknown to the graph is embedded from
 their history alone.
 
 Scores at inference are cosine similarities of the final embeddings (`embeddings()`).
@@ -93,7 +93,7 @@ class TaskConfig:
   retrieval_groups: int = 4
   pair_recency_half_life: float = 10.0
   user_history_half_life: float = 10.0
-  training_readout: str = "causal"
+  training_readout: str = "leave_one_out"
   query_user_weights: Tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
   query_half_lives: Tuple[float, ...] = (1.0, 2.0, 3.0, 5.0, 10.0, 20.0)
   query_popularity_weights: Tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)

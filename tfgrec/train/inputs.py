@@ -230,7 +230,7 @@ CAUSAL_WINDOW_HALF_LIVES = 6.0
 def training_dataset(inputs: RunInputs, batch_size: int, seed: int,
                      pair_recency_half_life: float = 0.0,
                      user_history_half_life: float = 0.0,
-                     readout: str = "causal") -> tf.data.Dataset:
+                     readout: str = "leave_one_out") -> tf.data.Dataset:
   """Shuffled batches of training pairs, reshuffled every epoch: {'user', 'item', 'value'},
   with 'weight' (0.5 ** (recency rank / pair_recency_half_life), scaled to mean 1) when that is
   on, and the history readout's inputs when user_history_half_life is on:
