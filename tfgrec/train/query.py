@@ -114,18 +114,17 @@ def fit_query(model, config: config_lib.RunConfig, inputs: inputs_lib.RunInputs,
   k = config.train.validation_k
   tasks = config.tasks
   states = model.states()
-  scores = []
+  scored: Dict[Query, float] = {}  # Every candidate's validation NDCG@k, in the order scored.
 
   def best_of(grid: List[Query]) -> Query:
-    for query in dict.fromkeys(grid):  # Distinct, in grid order.
-      if query not in dict(scores):
+    for query in grid:
+      if query not in scored:
         emb = embeddings(model, config, inputs, "validation", query, states=states)
-        scores.append((query, callbacks.validation_metrics(emb, inputs.data, k)[
-            f"val_ndcg@{k}"]))
-    best, best_score = grid[0], dict(scores)[grid[0]]
-    for query in grid[1:]:
-      if dict(scores)[query] > best_score:
-        best, best_score = query, dict(scores)[query]
+        scored[query] = callbacks.validation_metrics(emb, inputs.data, k)[f"val_ndcg@{k}"]
+    best = grid[0]
+    for query in grid[1:]:  # A later candidate must beat the pick strictly.
+      if scored[query] > scored[best]:
+        best = query
     return best
 
   grid: List[Query] = [start]
@@ -135,7 +134,8 @@ def fit_query(model, config: config_lib.RunConfig, inputs: inputs_lib.RunInputs,
   best = best_of(grid)
   best = best_of([best] + [dataclasses.replace(best, popularity_weight=float(g))
                            for g in tasks.query_popularity_weights])
-  best_score = dict(scores)[best]
+  best_score = scored[best]
+  scores = list(scored.items())
   storage.write_json(os.path.join(config.run_dir, QUERY_FILE), {
       **dataclasses.asdict(best), f"val_ndcg@{k}": best_score,
       f"training_query_val_ndcg@{k}": scores[0][1],
