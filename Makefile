@@ -30,9 +30,10 @@ demo: $(BIN)/.installed
 	$(BIN)/tfgrec demo --out $(OUT) $(ARGS)
 
 # Two pytest workers, a test file each at a time (module fixtures stay in one process): much of a
-# test's time is single-threaded (imports, tracing, subprocess start), so two cores run two.
+# test's time is single-threaded (imports, tracing, subprocess start), so two cores run two. The
+# longest files start first (tests/conftest.py; xdist would otherwise order files by test count).
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(ARGS)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder $(ARGS)
 
 test-slow: $(BIN)/.installed
 	$(BIN)/python -m pytest -q -m slow $(ARGS)

@@ -17,6 +17,8 @@ from tfgrec import demo
 from tfgrec import text
 from tfgrec.data import synthetic
 
+pytestmark = pytest.mark.minutes(1.6)  # tests/conftest.py: long files start first.
+
 SYNTHETIC = dict(users=200, items=400, interactions=8000, seed=3)
 
 

@@ -14,6 +14,8 @@ from tfgrec.train import trainer
 
 from tests import test_train
 
+pytestmark = pytest.mark.minutes(2.7)  # tests/conftest.py: long files start first.
+
 tf = trainer.tf
 
 workdir = test_train.workdir  # Module-scoped fixtures: the synthetic graph and tiny BERT.

@@ -25,6 +25,8 @@ import yaml
 
 from tfgrec import text
 
+pytestmark = pytest.mark.minutes(6.5)  # tests/conftest.py: long files start first.
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
 BIN = os.path.dirname(sys.executable)

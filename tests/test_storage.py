@@ -20,6 +20,8 @@ from tfgrec.train import trainer
 
 from tests import test_train
 
+pytestmark = pytest.mark.minutes(1.3)  # tests/conftest.py: long files start first.
+
 tf = storage.tf
 workdir = test_train.workdir  # Module-scoped fixtures: the synthetic graph and tiny BERT.
 

@@ -16,6 +16,8 @@ from tfgrec.data import contract, prepare, readers, synthetic, writers
 from tfgrec.graph import recency
 from tfgrec.graph import schema as schema_lib
 
+pytestmark = pytest.mark.minutes(1.3)  # tests/conftest.py: long files start first.
+
 tf = schema_lib.tf
 tfgnn = schema_lib.tfgnn
 

@@ -16,6 +16,8 @@ from tfgrec.graph import recency
 from tfgrec.train import query as query_lib
 from tfgrec.train import trainer
 
+pytestmark = pytest.mark.minutes(2.9)  # tests/conftest.py: long files start first.
+
 tf = trainer.tf
 
 SYNTHETIC = synthetic.SyntheticConfig(users=300, items=600, interactions=15_000, seed=3)

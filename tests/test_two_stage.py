@@ -16,6 +16,8 @@ from tfgrec.train import evaluate, trainer
 
 from tests import test_export, test_train
 
+pytestmark = pytest.mark.minutes(3.2)  # tests/conftest.py: long files start first.
+
 tf = trainer.tf
 
 workdir = test_train.workdir  # Module-scoped fixtures: the synthetic graph and tiny BERT.
