@@ -390,6 +390,37 @@ def test_embedding_neighbours_hand_checked_and_saved(tmp_path):
     embedding.EmbeddingNeighbours(key="v").fit([0], [0], [0], num_items=4)
 
 
+def test_graph_tower_source_scores_the_picked_query_with_the_popularity_prior(tmp_path):
+  """The same items and history as above, as the graph-tower source: the cosine of the query
+  plus g * T * (log p - max log p) over the fit events. TINY_ITEM counts items 0..3 as 2, 3, 1,
+  1 (N = 7, I = 4): p = 3/11, 4/11, 2/11, 2/11, so log p - max = log 3/4, 0, log 1/2, log 1/2.
+  q = (e1 + 0.5 e0) / 1.5 is (1, 2) / sqrt(5) normalized: cosines 1/sqrt(5), 2/sqrt(5),
+  3/sqrt(10), 0. With weight 0.5 the prior moves item 1 above item 2."""
+  e = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0], [0.0, 0.0]], np.float32)
+  source = embedding.EmbeddingNeighbours.graph_tower(half_life=1.0, popularity_weight=0.5).fit(
+      TINY_USER, TINY_ITEM, TINY_TIME, num_items=4, item_data={embedding.ITEM_EMBEDDING: e})
+  bias = 0.5 * np.log(np.array([3 / 4, 1.0, 1 / 2, 1 / 2]))
+  np.testing.assert_allclose(base.popularity_prior(TINY_ITEM, 4, 0.5), bias, rtol=1e-6)
+  want = np.array([1 / np.sqrt(5), 2 / np.sqrt(5), 3 / np.sqrt(10), 0.0]) + bias
+  np.testing.assert_allclose(source.score_numpy(HISTORY, HISTORY_TIME, NOW)[0], want, rtol=1e-5)
+  np.testing.assert_allclose(tf_scores(source, HISTORY, HISTORY_TIME, NOW)[0], want, rtol=1e-5)
+  assert np.argmax(want) == 1 and np.argmax(want - bias) == 2
+  # No history: a user's own query part alone (cosine with (1, 0)); neither: the prior alone,
+  # the most popular item first.
+  empty = (np.full([2, 1], -1, np.int32), np.full([2, 1], -1, np.int64), np.array([30, 30]))
+  scores = source._scores(*(tf.constant(x) for x in empty),  # pylint: disable=protected-access
+                          user_query=tf.constant([[2.0, 0.0], [0.0, 0.0]])).numpy()
+  np.testing.assert_allclose(scores[0], np.array([1.0, 0.0, np.sqrt(0.5), 0.0]) + bias,
+                             rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(scores[1], bias, rtol=1e-5, atol=1e-7)
+  path = str(tmp_path / "tower")
+  base.save_source(source, path)
+  np.testing.assert_allclose(tf_scores(base.load_source(path), HISTORY, HISTORY_TIME, NOW)[0],
+                             want, rtol=1e-5)
+  with pytest.raises(ValueError, match="popularity_weight must be >= 0"):
+    embedding.EmbeddingNeighbours.graph_tower(popularity_weight=-1.0)
+
+
 @pytest.mark.parametrize("every", [1, 2, 3, 7, 1000])
 def test_event_index_prefix_tables_count_like_the_searches(every):
   # Random events with repeated times (ties at a table row's edge) and bounds before, inside

@@ -130,6 +130,36 @@ def test_a_known_users_fresh_history_counts(two_stage):
   assert not set(fresh) & set(after)  # The fresh events are known items now.
 
 
+def test_the_graph_tower_source_scores_with_the_runs_picked_query(two_stage, trained_model):
+  from tfgrec.sources import base  # pylint: disable=g-import-not-at-top
+  from tfgrec.train import query as query_lib  # pylint: disable=g-import-not-at-top
+  config, module, _ = two_stage
+  model, inputs = trained_model
+  _, info = ranking_run.load(config)
+  assert info[ranking_run.TOWER_QUERY] is True
+  query = query_lib.read_query(config)
+  tower = ranking_run.tower_space(model, config, inputs, "test")
+  assert (tower.half_life, tower.popularity_weight) == (
+      query.half_life or 5.0, query.popularity_weight * config.tasks.temperature)
+  np.testing.assert_allclose(np.linalg.norm(tower.user, axis=1), query.user_weight, rtol=1e-5)
+  # The export stores each known user's part, and the served source is fit as in process.
+  np.testing.assert_allclose(module.user_states.numpy(), tower.user, rtol=1e-5, atol=1e-6)
+  source = module.features.sources[module.features.source_names.index("graph_tower")]
+  assert (source.half_life, source.popularity_weight) == (
+      tower.half_life, tower.popularity_weight)
+  events = ranking_run.all_events(inputs.data)
+  np.testing.assert_allclose(source.item_bias.numpy(), base.popularity_prior(
+      events["item"], inputs.data.num_items, tower.popularity_weight), rtol=1e-5, atol=1e-6)
+  # A known user's part reaches the source; an unknown user gets none.
+  users = _vocab(config, "user")
+  part = module._user_query(tf.constant([users[2], "nobody"])).numpy()  # pylint: disable=protected-access
+  np.testing.assert_allclose(part[0], tower.user[2], rtol=1e-5, atol=1e-6)
+  assert not part[1].any()
+  # Off: the readout alone, as rankers trained before the option read it.
+  off = ranking_run.tower_space(model, config, inputs, "test", picked_query=False)
+  assert (off.half_life, off.popularity_weight) == (5.0, 0.0) and not off.user.any()
+
+
 def test_recommend_at_defaults_equal_recommend_and_now_moves_the_time_features(two_stage):
   config, module, _ = two_stage
   users, items = _vocab(config, "user"), _vocab(config, "item")

@@ -128,7 +128,8 @@ class CandidatesConfig:
     ease: EASE on the recency-weighted history (tfgrec.sources.Ease).
     graph_filter: GF-CF linear filter on the item-item graph (tfgrec.sources.GraphFilter).
     sequence: time-aware causal self-attention over the history (tfgrec.sources.SequenceSource).
-    graph_tower: the trained graph tower's item space, history readout as the query.
+    graph_tower: the trained graph tower's item space, queried as the run's picked query
+      (RankingConfig.tower_query).
     text: text neighbours of the recent history (the source of cold items).
     trending: most interacted with in windows ending at the reference time.
     fresh: first seen recently.
@@ -236,6 +237,10 @@ class RankingConfig:
       attributes) the graph tower's state from their attributes as the served model computes
       it for a user it does not know. The ranker then learns that regime instead of meeting it
       first at serving time (0: off).
+    tower_query: the graph-tower source scores as the run's picked query does (the user's own
+      state with its weight, the readout's half-life, the items' popularity prior;
+      tfgrec.train.query); off, with the recency-weighted readout of the history alone
+      (half-life 5 events, no prior).
     new_item_budget: items the sources were fit without (new items) get a constant added to
       their ranker logit: the largest (in steps of 0.25) whose NDCG@K on the ranker's held-out
       lists stays within this share of the NDCG@K without it (0: no boost; tfgrec/ranking/README.md
@@ -252,6 +257,7 @@ class RankingConfig:
   refit_trained_sources: bool = True
   release_attribute: Optional[str] = "year"
   new_user_lists: float = 0.2
+  tower_query: bool = True
   new_item_budget: float = 0.0025
 
   def __post_init__(self):

@@ -45,8 +45,8 @@ def build_module(config: config_lib.RunConfig, k: int = 20,
   model, inputs = trainer.load_trained(config, inputs)
   graph = inputs_lib.known_graph(config, inputs, "test")
   query = query_lib.read_query(config)  # Known users' stored queries, unknown users' readout.
-  emb = query_lib.embeddings(model, config, inputs, "test", query,
-                             states=model.states(graph))
+  states = model.states(graph)
+  emb = query_lib.embeddings(model, config, inputs, "test", query, states=states)
   data = inputs.data
   # Each known user's items, most recent first (the order of a `history` input): recommend
   # leaves them out, explain reads them as the user's history.
@@ -69,19 +69,22 @@ def build_module(config: config_lib.RunConfig, k: int = 20,
       item_text_embeddings=None if item_text is None else np.asarray(item_text))
   if not config.ranking.enabled:
     return serving_module.ServingModule(**kwargs)
-  return two_stage(config, inputs, emb["item"], kwargs)
+  from tfgrec.ranking import run as ranking_run  # pylint: disable=g-import-not-at-top
+  return two_stage(config, inputs, ranking_run.tower_space(model, config, inputs, "test",
+                                                           states=states), kwargs)
 
 
-def two_stage(config: config_lib.RunConfig, inputs: inputs_lib.RunInputs,
-              item_embedding: np.ndarray, kwargs: dict) -> two_stage_module.TwoStageModule:
+def two_stage(config: config_lib.RunConfig, inputs: inputs_lib.RunInputs, tower,
+              kwargs: dict) -> two_stage_module.TwoStageModule:
   """The two-stage module: the run's ranker over the sources refit on every known event (the
-  trained ones, sequence, keep their training fit unless ranking.refit_trained_sources)."""
+  trained ones, sequence, keep their training fit unless ranking.refit_trained_sources).
+
+  tower: the graph tower's space (tfgrec.ranking.run.tower_space; None without it)."""
   from tfgrec.ranking import run as ranking_run  # pylint: disable=g-import-not-at-top
   ranker, info = ranking_run.load(config)
   events = ranking_run.all_events(inputs.data)
   reuse = {} if config.ranking.refit_trained_sources else ranking_run.trained_sources(config)
-  stage = ranking_run.Stage(config, inputs, events, item_embedding, reuse=reuse,
-                            progress=False)
+  stage = ranking_run.Stage(config, inputs, events, tower, reuse=reuse, progress=False)
   features = stage.features(config.ranking.drop_features)
   if features.feature_names != info["feature_names"]:
     raise ValueError(f"the ranker of {config.run_dir} reads features {info['feature_names']}, "
@@ -101,7 +104,7 @@ def two_stage(config: config_lib.RunConfig, inputs: inputs_lib.RunInputs,
   return two_stage_module.TwoStageModule(
       features=features, ranker=ranker, seen_times=ts,
       clock=int(events["timestamp"].max(initial=0)),
-      new_items=stage.new_items,
+      new_items=stage.new_items, user_states=stage.user_query,
       new_item_boost=float(info.get("new_item_boost", 0.0)), **kwargs)
 
 

@@ -23,12 +23,13 @@ request's events (distinct items, most recent first) to now, now − 1 s, ...; `
 takes `now` and `history_time` (−1: the same default times) from the request. The user's known
 items (at or before now) are never recommended. Stock TensorFlow ops only.
 
-New users' attributes (recommend_at's `user_attributes`; read when the export has a user encoder,
-i.e. its graph has user attributes and its tower reads them, else ignored): for a user the model
-does not know, with at least one known attribute value, the graph tower source's query becomes
-the model's own query of such a user, l2norm(state from the attributes) + the history readout
-(tfgrec.sources.embedding), so a new user with no history gets the tower's candidates for their
-attributes instead of none. A known user's attributes are already in their graph state: ignored.
+The graph tower source's query has the model's user part (tfgrec.sources.embedding): a known
+user's stored a * l2norm(tower state) (`user_states`); for a user the model does not know, with
+at least one known attribute value (recommend_at's `user_attributes`; read when the export has a
+user encoder, i.e. its graph has user attributes and its tower reads them, else ignored),
+l2norm(state from the attributes), so a new user with no history gets the tower's candidates for
+their attributes instead of the most popular items. A known user's attributes are already in
+their graph state: ignored.
 """
 from typing import Dict
 
@@ -58,13 +59,23 @@ class TwoStageModule(serving_module.ServingModule):
     new_items: [num_items] bool, the items without a stored event (None: none); their ranker
       logit gets `new_item_boost` (tfgrec.ranking.ranker.boost_new_items).
     new_item_boost: that boost (the run's, fit with the ranker).
+    user_states: [num_users, D] the graph tower source's user part of each known user's query
+      (tfgrec.ranking.run.TowerSpace.user; None: none).
     **kwargs: `ServingModule` arguments (seen_indptr / seen_indices: each known user's items,
       most recent first).
   """
 
   def __init__(self, *, features: features_lib.CandidateFeatures, ranker, seen_times,
-               clock: int, new_items=None, new_item_boost: float = 0.0, **kwargs):
+               clock: int, new_items=None, new_item_boost: float = 0.0, user_states=None,
+               **kwargs):
     super().__init__(**kwargs)
+    self.user_states = None
+    if user_states is not None:
+      user_states = np.asarray(user_states, np.float32)
+      if user_states.ndim != 2 or user_states.shape[0] != len(kwargs["user_ids"]):
+        raise ValueError(f"user_states must be [{len(kwargs['user_ids'])}, D] (one row per "
+                         f"known user), got {user_states.shape}")
+      self.user_states = tf.constant(user_states)
     if ranker.num_features != features.num_features:
       raise ValueError(f"the ranker reads {ranker.num_features} features, the feature builder "
                        f"makes {features.num_features}")
@@ -118,14 +129,20 @@ class TwoStageModule(serving_module.ServingModule):
                       axis=1)
     return tf.cast(items, tf.int32), times, now
 
-  def _user_query(self, user_id, user_attributes):
-    """[B, D] the attribute query of users the model does not know (zeros elsewhere), or None
-    when the export reads no user attributes."""
-    if user_attributes is None or self.user_encoder is None:
-      return None
-    query, _ = self.user_encoder(user_attributes)
-    unknown = self.user_table.lookup(user_id) < 0
-    return tf.where(unknown[:, None], query, 0.0)
+  def _user_query(self, user_id, user_attributes=None):
+    """[B, D] the graph tower source's user part (module docstring): a known user's stored one,
+    an unknown user's from their attributes, zeros for the others; None when the export has
+    neither."""
+    user = self.user_table.lookup(user_id)
+    query = None
+    if self.user_states is not None:
+      query = tf.where((user >= 0)[:, None], tf.gather(self.user_states, tf.maximum(user, 0)),
+                       0.0)
+    if user_attributes is not None and self.user_encoder is not None:
+      new, _ = self.user_encoder(user_attributes)
+      new = tf.where((user < 0)[:, None], new, 0.0)
+      query = new if query is None else query + new
+    return query
 
   def _recommend(self, user_id, history, history_time=None, now=None, user_attributes=None):
     items, times, now = self._request(user_id, history, history_time, now)
@@ -164,7 +181,7 @@ class TwoStageModule(serving_module.ServingModule):
     base = serving_module.ServingModule.explain.python_function(self, user_id, history,
                                                                   item_ids)
     items, times, now = self._request(user_id, history, None, None)
-    out = self.features(items, times, now)
+    out = self.features(items, times, now, user_query=self._user_query(user_id))
     target = tf.cast(self.item_table.lookup(item_ids), tf.int32)          # [B, N]
     hit = tf.logical_and(tf.equal(target[:, :, None], out["candidates"][:, None, :]),
                          out["valid"][:, None, :])                       # [B, N, C]

@@ -31,6 +31,7 @@ RANKER_DIR = "ranker"
 CHECKPOINT = "checkpoint"
 INFO = "ranker.json"
 LISTS = "training_lists.npz"
+TOWER_QUERY = "tower_query"  # ranker.json: the graph tower source's query (tower_space).
 EVALUATION = "evaluation.json"  # The last `evaluate`'s rows, reused while nothing they read changed.
 # Sources that train (minutes on a real log): fit once on the training split, then evaluation
 # reuses them with the longer histories; an export refits them on every event.
@@ -72,8 +73,53 @@ def release_times(config: config_lib.RunConfig, inputs) -> Optional[np.ndarray]:
   return out if (out != base.NO_TIME).any() else None
 
 
-def source_factories(config: config_lib.RunConfig, *, has_text: bool, has_tower: bool,
-                     verbose: bool = True
+@dataclasses.dataclass
+class TowerSpace:
+  """The trained graph tower as its candidate source reads it (tfgrec.sources.embedding).
+
+  Attributes:
+    item: [I, D] the items' normalized states.
+    user: [U, D] the users' own part of the query, a * l2norm(user state) (zeros without
+      ranking.tower_query).
+    half_life: the history readout's half-life, in events.
+    popularity_weight: g * T, the popularity prior in cosine units (0: none).
+  """
+  item: np.ndarray
+  user: np.ndarray
+  half_life: float
+  popularity_weight: float
+
+
+def tower_space(model, config: config_lib.RunConfig, inputs, split: Optional[str],
+                states=None, *, picked_query: Optional[bool] = None) -> Optional[TowerSpace]:
+  """The graph tower's space predicting `split` (None: the training graph; 'test': the graph
+  with the validation events, tfgrec.train.inputs.known_graph), None without a tower or its
+  source. With picked_query the source scores with the run's picked query (tfgrec.train.query:
+  its user weight a, half-life h and popularity weight g); without it, with the history readout
+  alone (half-life 5, no prior). picked_query None: as the run's ranker was trained (its
+  ranker.json; rankers from before the option: off), else ranking.tower_query."""
+  if model is None or config.ranking.candidates.graph_tower <= 0:
+    return None
+  from tfgrec.train import inputs as inputs_lib  # pylint: disable=g-import-not-at-top
+  from tfgrec.train import query as query_lib  # pylint: disable=g-import-not-at-top
+  if states is None:
+    states = model.states(None if split is None else inputs_lib.known_graph(config, inputs,
+                                                                            split))
+  item = tf.math.l2_normalize(states[gs.ITEM], axis=-1).numpy()
+  user = tf.math.l2_normalize(states[gs.USER], axis=-1).numpy()
+  if picked_query is None:
+    picked_query = (load_info(config).get(TOWER_QUERY, False) if has_ranker(config)
+                    else config.ranking.tower_query)
+  if not picked_query:
+    return TowerSpace(item, np.zeros_like(user), 5.0, 0.0)
+  query = query_lib.read_query(config)
+  # A model without the readout (half-life 0) still reads a new user's history: the default.
+  return TowerSpace(item, np.float32(query.user_weight) * user, query.half_life or 5.0,
+                    query.popularity_weight * config.tasks.temperature)
+
+
+def source_factories(config: config_lib.RunConfig, *, has_text: bool,
+                     tower: Optional[TowerSpace], verbose: bool = True
                      ) -> Dict[str, Tuple[Callable[[], base.CandidateSource], int]]:
   """{name: (factory, N)} of the sources the config turns on (and the run can feed)."""
   n = config.ranking.candidates
@@ -93,12 +139,13 @@ def source_factories(config: config_lib.RunConfig, *, has_text: bool, has_tower:
       "graph_filter": lambda: (graph_filter.GraphFilter(dense_max_items=0, neighbours=m) if m
                                else graph_filter.GraphFilter()),
       "sequence": sequence,
-      "graph_tower": embedding.EmbeddingNeighbours.graph_tower,
+      "graph_tower": lambda: embedding.EmbeddingNeighbours.graph_tower(
+          half_life=tower.half_life, popularity_weight=tower.popularity_weight),
       "text": embedding.EmbeddingNeighbours.text,
       "trending": time_context.Trending,
       "fresh": lambda: time_context.Fresh(half_life_days=3650.0),
   }
-  usable = {"text": has_text, "graph_tower": has_tower}
+  usable = {"text": has_text, "graph_tower": tower is not None}
   return {name: (make, getattr(n, name)) for name, make in makers.items()
           if getattr(n, name) > 0 and usable.get(name, True)}
 
@@ -117,22 +164,25 @@ def all_events(data) -> Dict[str, np.ndarray]:
 class Stage:
   """Sources fit on some events, and the candidate features over them.
 
+  tower: the graph tower's space (tower_space), None without it.
   reuse: {name: an already fit source} used instead of fitting that one.
   """
 
-  def __init__(self, config, inputs, events, item_embedding, *,
+  def __init__(self, config, inputs, events, tower: Optional[TowerSpace], *,
                reuse: Optional[Dict[str, base.CandidateSource]] = None, progress: bool = True):
     data = inputs.data
     item_data = {}
     if inputs.item_text is not None:
       item_data[embedding.TEXT_EMBEDDING] = inputs.item_text
-    if item_embedding is not None:
-      item_data[embedding.ITEM_EMBEDDING] = item_embedding
+    if tower is not None:
+      item_data[embedding.ITEM_EMBEDDING] = tower.item
     available = release_times(config, inputs)
     if available is not None:
       item_data[time_context.AVAILABLE_TIME] = available
-    make = source_factories(config, has_text=inputs.item_text is not None,
-                            has_tower=item_embedding is not None, verbose=progress)
+    make = source_factories(config, has_text=inputs.item_text is not None, tower=tower,
+                            verbose=progress)
+    # The users' own part of the graph-tower source's query (known users; `lists`).
+    self.user_query = tower.user if tower is not None and "graph_tower" in make else None
     reuse = {k: v for k, v in (reuse or {}).items() if k in make}
     start = time.time()
     fitted, self.fit_seconds = pipeline.fit_sources(
@@ -156,18 +206,10 @@ class Stage:
         item_categories=self.categories, config=features_lib.FeatureConfig(drop=tuple(drop)))
 
   def lists(self, config, users, now, relevant, progress=False) -> pipeline.Lists:
+    """The candidate lists of known `users` (their histories here, their user query)."""
     return pipeline.build_lists(self.features(config.ranking.drop_features), self.histories,
-                                users, now, relevant, progress=progress)
-
-
-def _tower_items(model, config, inputs, split: Optional[str]) -> Optional[np.ndarray]:
-  if model is None or config.ranking.candidates.graph_tower <= 0:
-    return None
-  from tfgrec.train import inputs as inputs_lib  # pylint: disable=g-import-not-at-top
-  if split is None:
-    return model.embeddings()[gs.ITEM]
-  return model.embeddings(history=inputs_lib.known_history(config, inputs, split),
-                          graph=inputs_lib.known_graph(config, inputs, split))[gs.ITEM]
+                                users, now, relevant, progress=progress,
+                                user_query=self.user_query)
 
 
 def _new_user_sample(config: config_lib.RunConfig, users: np.ndarray) -> np.ndarray:
@@ -230,9 +272,9 @@ def train(config: config_lib.RunConfig, inputs, model=None, *, progress: bool = 
   """
   data = inputs.data
   start = time.time()
-  stage = Stage(config, inputs, _events(data.train_events), _tower_items(model, config, inputs,
-                                                                         None),
-                progress=progress)
+  stage = Stage(config, inputs, _events(data.train_events),
+                tower_space(model, config, inputs, None,
+                            picked_query=config.ranking.tower_query), progress=progress)
   users = np.flatnonzero(data.validation.sizes() > 0)
   if not len(users):
     raise ValueError("the ranker needs validation events (its labels); the split has none")
@@ -262,6 +304,7 @@ def train(config: config_lib.RunConfig, inputs, model=None, *, progress: bool = 
       "candidate_recall": candidate_recall(lists),
       "candidates_per_user": float(lists.valid.sum(1).mean()),
       "new_user_lists": int(len(new_users)),
+      TOWER_QUERY: bool(config.ranking.tower_query),
       "holdout_ndcg": history["member_holdout_ndcg"], "epochs": len(history["loss"]),
       "ensemble": len(ranker.members),
       "permutation_importance": importance,
@@ -314,13 +357,19 @@ def load_lists(config) -> pipeline.Lists:
   return pipeline.Lists(**{k: data[k] for k in data})
 
 
-def load(config) -> Tuple[ranker_lib.Ranker, dict]:
-  """(the trained ranker, ranker.json) of a run."""
+def load_info(config) -> dict:
+  """ranker.json of a run."""
   folder = ranker_dir(config)
   if not has_ranker(config):
     raise FileNotFoundError(f"{folder}: no trained ranker; run `tfgrec train` with "
                             "ranking.enabled: true")
-  info = json.loads(storage.read_text(storage.join(folder, INFO)))
+  return json.loads(storage.read_text(storage.join(folder, INFO)))
+
+
+def load(config) -> Tuple[ranker_lib.Ranker, dict]:
+  """(the trained ranker, ranker.json) of a run."""
+  folder = ranker_dir(config)
+  info = load_info(config)
   r = config.ranking.ranker
   ranker = ranker_lib.RankerEnsemble([
       ranker_lib.Ranker(num_features=info["num_features"], cross_layers=r.cross_layers,
@@ -377,7 +426,7 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
   ranker, info = load(config)
   reuse = {} if config.ranking.refit_trained_sources else trained_sources(config)
   stage = Stage(config, inputs, _events(data.history_events("test")),
-                _tower_items(model, config, inputs, "test"), reuse=reuse, progress=progress)
+                tower_space(model, config, inputs, "test"), reuse=reuse, progress=progress)
   users = np.flatnonzero(data.test.sizes() > 0)
   now = _now(data, "test", stage.histories)
   exclude = [data.train, data.validation]
@@ -403,7 +452,9 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
   recall = {"two-stage": candidate_recall(lists)}
   names = info["feature_names"]
   for name, (source, n) in stage.sources.items():
-    out[f"source: {name}"] = score(base.user_scorer(source, stage.histories, now, use_tf=True))
+    out[f"source: {name}"] = score(base.user_scorer(
+        source, stage.histories, now, use_tf=True,
+        user_query=stage.user_query if getattr(source, "reads_user_query", False) else None))
     column = names.index(f"source/{name}/proposed") if f"source/{name}/proposed" in names else -1
     if column >= 0:  # Recall of this source's top N alone.
       hit = (lists.features[..., column] > 0) & (lists.labels > 0)
@@ -440,10 +491,13 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
 
 def _evaluation_key(config: config_lib.RunConfig) -> str:
   """A digest of what `evaluate`'s rows depend on: the graph's splits (stats.json), the tower's
-  best epoch, the ranker (its checkpoint index and ranker.json) and the ranking config."""
+  best epoch and picked query, the ranker (its checkpoint index and ranker.json) and the
+  ranking config."""
+  from tfgrec.train import query as query_lib  # pylint: disable=g-import-not-at-top
   digest = hashlib.sha256()
   for path in (storage.join(config.graph_dir, "stats.json"),
                storage.join(config.run_dir, "best.json"),
+               storage.join(config.run_dir, query_lib.QUERY_FILE),
                storage.join(ranker_dir(config), INFO),
                storage.join(ranker_dir(config), CHECKPOINT + ".index")):
     digest.update(path.encode() + b"\0")

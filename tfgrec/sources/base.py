@@ -323,6 +323,23 @@ def validate_half_life(name: str, value: Optional[float]) -> Optional[float]:
   return value
 
 
+def popularity_prior(items: np.ndarray, num_items: int, weight: float, temperature: float = 1.0
+                     ) -> np.ndarray:
+  """[num_items] float32 bias_i = weight * temperature * (log p_i - max log p), p_i = (n_i + 1)
+  / (N + num_items), n_i the occurrences of item i in `items` (the known events, N in all).
+
+  The items' popularity prior added to a cosine score (the graph tower's query,
+  tfgrec.train.query; the graph-tower source, tfgrec.sources.embedding): 0 for the most popular
+  item, lower for the others; temperature converts it to the cosine's scale.
+
+  >>> [round(float(b), 3) for b in popularity_prior([0, 0, 0, 1], 3, 1.0)]
+  [0.0, -0.693, -1.386]
+  """
+  counts = np.bincount(np.asarray(items, np.int64), minlength=num_items).astype(np.float64)
+  log_p = np.log((counts + 1.0) / (counts.sum() + num_items))
+  return (weight * temperature * (log_p - log_p.max())).astype(np.float32)
+
+
 # === Evaluation helpers ===
 class UserHistories:
   """Each user's known events, most recent first, to build query batches for evaluation.
@@ -366,7 +383,8 @@ class UserHistories:
 
 
 def user_scorer(source: CandidateSource, histories: UserHistories,
-                now: Optional[np.ndarray] = None, *, use_tf: bool = False
+                now: Optional[np.ndarray] = None, *, use_tf: bool = False,
+                user_query: Optional[np.ndarray] = None
                 ) -> Callable[[np.ndarray], np.ndarray]:
   """A `tfgrec.eval.metrics.ScoreFn` (user indices [B] -> scores [B, num_items]) for a source.
 
@@ -375,12 +393,18 @@ def user_scorer(source: CandidateSource, histories: UserHistories,
     histories: the users' known events.
     now: [num_users] int64 reference time per user (default: each user's latest known time).
     use_tf: score with the TF path (`scores`) instead of `score_numpy`.
+    user_query: [num_users, D] the users' own query part, for a source that reads one
+      (`reads_user_query`, the graph tower's; TF path).
   """
   now = histories.latest if now is None else np.asarray(now, np.int64)
 
   def score(users):
     history, history_time = histories.batch(users)
     batch_now = now[np.asarray(users)]
+    if user_query is not None:
+      return source._scores(  # pylint: disable=protected-access
+          tf.constant(history), tf.constant(history_time), tf.constant(batch_now),
+          user_query=tf.constant(user_query[np.asarray(users)])).numpy()
     if use_tf:
       return source.scores(tf.constant(history), tf.constant(history_time),
                            tf.constant(batch_now))["scores"].numpy()

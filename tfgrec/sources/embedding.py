@@ -17,11 +17,20 @@ weighted by recency (x_h = 0.5 ** (rank_h / half_life), rank 0 = most recent):
 Items without an embedding (an all-zero row) score 0. A user without usable history scores 0
 everywhere.
 
+The graph-tower source scores as the run's picked query does (tfgrec.train.query): the
+cosine of the query, plus the items' popularity prior over the events it is fit on,
+
+  score_i = <l2norm(q), e_i> + g * T * (log p_i - max log p)    (base.popularity_prior)
+
+(`normalize_query`, `popularity_weight` = g * T), so a user without history or state gets the
+most popular items.
+
 The graph-tower source also reads an optional ``user_query`` [B, D] (``reads_user_query``): the
-state of a new user from their attributes, unit norm, zero rows for everyone else
-(tfgrec.export.item_encoder.NewUserEncoder). Then q = user_query + the readout above, the
-model's query of a user node (l2norm(own state) + history readout, tfgrec.models.recommender),
-so a new user without history is scored by their attributes alone.
+user's own part of the model's query, a * l2norm(the user's tower state) for a user the model
+knows, the state of a new user from their attributes (unit norm,
+tfgrec.export.item_encoder.NewUserEncoder), zero rows for the others. Then q = user_query + the
+readout above, the model's query of a user node (a * l2norm(own state) + history readout,
+tfgrec.models.recommender), so a new user without history is scored by their attributes alone.
 """
 from typing import Dict, Optional
 
@@ -51,12 +60,20 @@ class EmbeddingNeighbours(base.CandidateSource):
     name: the module name.
     reads_user_query: `_scores` adds a request's user_query to the readout (module
       docstring); on for the graph-tower space, whose users live in the items' space.
+    normalize_query: score with the cosine of the query (else its dot product).
+    popularity_weight: the weight of the items' popularity prior over the fit events, in the
+      score's units (module docstring; 0: none).
   """
 
   def __init__(self, *, key: str, half_life: Optional[float] = 5.0, max_history: int = 200,
-               name: str = "embedding", reads_user_query: bool = False):
+               name: str = "embedding", reads_user_query: bool = False,
+               normalize_query: bool = False, popularity_weight: float = 0.0):
     super().__init__(name=name)
     self.reads_user_query = bool(reads_user_query)
+    self.normalize_query = bool(normalize_query)
+    self.popularity_weight = float(popularity_weight)
+    if not self.popularity_weight >= 0:
+      raise ValueError(f"popularity_weight must be >= 0, got {popularity_weight}")
     if not key:
       raise ValueError("key must name an item_data entry, got an empty string")
     if int(max_history) <= 0:
@@ -73,12 +90,18 @@ class EmbeddingNeighbours(base.CandidateSource):
 
   @classmethod
   def graph_tower(cls, *, half_life: Optional[float] = 5.0, **kwargs) -> "EmbeddingNeighbours":
-    """The graph-tower source (reads item_data["item_embedding"])."""
+    """The graph-tower source (reads item_data["item_embedding"]; the query's cosine)."""
     return cls(key=ITEM_EMBEDDING, half_life=half_life, name=kwargs.pop("name", "graph_tower"),
-               reads_user_query=kwargs.pop("reads_user_query", True), **kwargs)
+               reads_user_query=kwargs.pop("reads_user_query", True),
+               normalize_query=kwargs.pop("normalize_query", True), **kwargs)
 
   def _fit(self, events: base.Events, item_data: Dict[str, np.ndarray]) -> None:
-    del events  # The space is given; no interaction is read.
+    # The space is given; the events give only the popularity prior.
+    bias = np.zeros([events.num_items], np.float32)
+    if self.popularity_weight:
+      bias = base.popularity_prior(events.item, events.num_items, self.popularity_weight)
+    self._bias = bias
+    self.item_bias = tf.Variable(bias, trainable=False, name="item_bias")
     if self.key not in item_data:
       raise ValueError(f"{self.name} reads item_data[{self.key!r}], which fit was not given "
                        f"(keys: {sorted(item_data)})")
@@ -102,7 +125,12 @@ class EmbeddingNeighbours(base.CandidateSource):
     q = self.query(history, history_time, now)
     if user_query is not None and self.reads_user_query:
       q = q + tf.cast(user_query, q.dtype)
-    return tf.matmul(q, self.embeddings, transpose_b=True)
+    if self.normalize_query:
+      q = tf.math.l2_normalize(q, axis=-1)
+    scores = tf.matmul(q, self.embeddings, transpose_b=True)
+    if self.popularity_weight:
+      scores += base.read_table(self.item_bias)[None, :]
+    return scores
 
   def _score_numpy(self, history, history_time, now):
     rows, item, rank = base.history_ranks_numpy(history, history_time, now)
@@ -113,4 +141,6 @@ class EmbeddingNeighbours(base.CandidateSource):
       w = base.recency_weight_numpy(rank[mine][order], self.half_life)
       if w.sum() > 0:
         out[row] = (w[:, None] * self._e[item[mine][order]]).sum(0) / w.sum()
-    return out @ self._e.T
+    if self.normalize_query:
+      out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return out @ self._e.T + self._bias[None, :]

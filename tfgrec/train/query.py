@@ -42,6 +42,7 @@ import numpy as np
 
 from tfgrec import config as config_lib
 from tfgrec import storage
+from tfgrec.sources import base
 from tfgrec.train import callbacks
 from tfgrec.train import inputs as inputs_lib
 
@@ -73,15 +74,6 @@ def read_query(config: config_lib.RunConfig) -> Query:
                float(saved.get("popularity_weight", 0.0)))
 
 
-def popularity_prior(items: np.ndarray, num_items: int, weight: float, temperature: float
-                     ) -> np.ndarray:
-  """[num_items] float32 bias_i = weight * temperature * (log p_i - max log p), p_i = (n_i + 1)
-  / (N + num_items), n_i the occurrences of item i in `items` (the known events)."""
-  counts = np.bincount(np.asarray(items, np.int64), minlength=num_items).astype(np.float64)
-  log_p = np.log((counts + 1.0) / (counts.sum() + num_items))
-  return (weight * temperature * (log_p - log_p.max())).astype(np.float32)
-
-
 def embeddings(model, config: config_lib.RunConfig, inputs: inputs_lib.RunInputs, split: str,
                query: Query, states: Optional[Dict] = None) -> Dict[str, np.ndarray]:
   """{'user': [U, D], 'item': [I, D]} normalized embeddings predicting `split` with `query`,
@@ -101,7 +93,7 @@ def embeddings(model, config: config_lib.RunConfig, inputs: inputs_lib.RunInputs
   emb = model.embeddings(history=history, graph=graph, user_weight=query.user_weight,
                          states=states)
   if query.popularity_weight:
-    emb["item_bias"] = popularity_prior(
+    emb["item_bias"] = base.popularity_prior(
         inputs_lib.known_events(inputs, split)["item"], inputs.data.num_items,
         query.popularity_weight, config.tasks.temperature)
   return emb
