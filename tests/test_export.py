@@ -123,6 +123,20 @@ def test_cli_export_writes_the_next_version(exported, capsys):
   loaded = tf.saved_model.load(os.path.join(base, "recs", "2"))
   out = loaded.signatures["similar_items"](item_id=tf.constant(["no-such-item"]))
   assert out["item_ids"].shape == (1, 3)
+  # The base's models.config now serves the new version, as `tfgrec serve` reads it.
+  from tfgrec.serving import model_config  # pylint: disable=g-import-not-at-top
+  path = os.path.join(base, model_config.MODELS_CONFIG)
+  (entry,) = model_config.load_models_config(path)
+  assert (entry.name, entry.versions, entry.labels) == (
+      "recs", (2,), {"stable": 2, "canary": 2})
+  # A models.config the user wrote is theirs: an export leaves it as it is.
+  mine = "model_config_list {}\n"
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(mine)
+  assert model_config.write_models_config(base, "recs", 2, keep_foreign=True) is None
+  with open(path, encoding="utf-8") as f:
+    assert f.read() == mine
+  os.remove(path)
 
 
 def test_warmup_file_parses_and_replays(exported):

@@ -123,13 +123,24 @@ def _evaluate(args) -> int:
 
 
 def _export(args) -> int:
+  from tfgrec import storage  # pylint: disable=g-import-not-at-top
   from tfgrec.export import export  # pylint: disable=g-import-not-at-top
+  from tfgrec.serving import model_config  # pylint: disable=g-import-not-at-top
   config = _run_config(args)
   k = args.k or config.export.k
-  path = export.export_run(config, args.base or config.export.base,
-                           args.name or config.export.name, args.version, k)
+  base, name = args.base or config.export.base, args.name or config.export.name
+  path = export.export_run(config, base, name, args.version, k)
   print(f"[export] {config.run_dir} -> {path} (signatures: "
         f"{export.signatures_line(path)}; serving_default = recommend; K = {k})")
+  # The models.config `tfgrec serve` and TF Serving read, on the new version (a file tfgrec
+  # did not write is the user's: left alone).
+  version = int(os.path.basename(path.rstrip("/")))
+  written = model_config.write_models_config(base, name, version, keep_foreign=True)
+  if written:
+    print(f"[export] {written} serves {name} version {version} (labels stable, canary)")
+  else:
+    print(f"[export] {storage.join(base, model_config.MODELS_CONFIG)} was not written by "
+          f"tfgrec: left as it is (add version {version} of {name} to it to serve it)")
   return 0
 
 
@@ -140,14 +151,19 @@ def _serve(args) -> int:
   config = _file_config(args)
   models_config = args.models_config
   if models_config is None:  # The config's exported model, all at its latest version.
-    from tfgrec import demo  # pylint: disable=g-import-not-at-top
     from tfgrec import saved_models  # pylint: disable=g-import-not-at-top
+    from tfgrec.serving import model_config  # pylint: disable=g-import-not-at-top
     latest = saved_models.next_version(os.path.join(config.export.base, config.export.name)) - 1
     if latest < 1:
       raise FileNotFoundError(f"no exported model in {config.export.base}/"
                               f"{config.export.name}/: run `tfgrec export` (or pass "
                               "--models-config)")
-    models_config = demo.write_models_config(config, latest)
+    models_config = model_config.write_models_config(config.export.base, config.export.name,
+                                                     latest, keep_foreign=True)
+    if models_config is None:  # The user's own file in the base: served as written.
+      models_config = os.path.join(config.export.base, model_config.MODELS_CONFIG)
+      print(f"[serve] {models_config} was not written by tfgrec: serving it as written",
+            flush=True)
   server = server_lib.LocalModelServer(
       models_config, host=args.host or config.serve.host,
       port=config.serve.port if args.port is None else args.port,

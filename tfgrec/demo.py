@@ -213,20 +213,6 @@ def _export(config: config_lib.RunConfig) -> Dict:
   return {"outputs": path, "version": int(os.path.basename(path))}
 
 
-def write_models_config(config: config_lib.RunConfig, version: int) -> str:
-  """<export.base>/models.config serving the exported model (labels stable and canary)."""
-  path = os.path.join(config.export.base, "models.config")
-  name = config.export.name
-  with open(path, "w", encoding="utf-8") as f:
-    f.write(f"# Written by tfgrec demo: serve with `tfgrec serve --models-config {path}`.\n"
-            f'model_config_list {{\n  config {{\n    name: "{name}"\n    base_path: "{name}"\n'
-            '    model_platform: "tensorflow"\n'
-            f"    model_version_policy {{ specific {{ versions: {version} }} }}\n"
-            f'    version_labels {{ key: "stable" value: {version} }}\n'
-            f'    version_labels {{ key: "canary" value: {version} }}\n  }}\n}}\n')
-  return path
-
-
 def _titles(graph_dir: str) -> Dict[str, str]:
   import pandas as pd  # pylint: disable=g-import-not-at-top
   catalog = pd.read_parquet(os.path.join(graph_dir, "catalog.parquet"),
@@ -261,7 +247,9 @@ def _print_answer(heading: str, items: List[str], scores: List[float], titles: D
 def serve_and_query(config: config_lib.RunConfig, version: int) -> Dict:
   """Starts the local server on loopback, asks it the demo's questions over gRPC, stops it."""
   from tfgrec import serving  # pylint: disable=g-import-not-at-top
-  models_config = write_models_config(config, version)
+  from tfgrec.serving import model_config  # pylint: disable=g-import-not-at-top
+  models_config = model_config.write_models_config(config.export.base, config.export.name,
+                                                   version)
   titles = _titles(config.graph_dir)
   by_title = {}
   for item, title in titles.items():
@@ -335,6 +323,7 @@ def run(config: Optional[config_lib.RunConfig] = None, force: bool = False) -> i
 
 def _summary(config: config_lib.RunConfig, flow: _Flow) -> None:
   from tfgrec.eval import report  # pylint: disable=g-import-not-at-top
+  from tfgrec.serving import model_config  # pylint: disable=g-import-not-at-top
   from tfgrec.train import evaluate  # pylint: disable=g-import-not-at-top
   with open(os.path.join(config.run_dir, evaluate.METRICS_FILE), encoding="utf-8") as f:
     metrics = json.load(f)
@@ -342,5 +331,6 @@ def _summary(config: config_lib.RunConfig, flow: _Flow) -> None:
   print(report.headline_table(metrics, k=20))
   print(f"\nreport: {os.path.join(config.run_dir, 'report.md')} (and its PNG figures)")
   print(f"model:  {config.export.base}/{config.export.name}/ (TF Serving layout); serve it with "
-        f"`tfgrec serve --models-config {os.path.join(config.export.base, 'models.config')}`")
+        f"`tfgrec serve --models-config "
+        f"{os.path.join(config.export.base, model_config.MODELS_CONFIG)}`")
   print(f"tfgrec demo finished in {_elapsed(time.time() - flow.start)}")

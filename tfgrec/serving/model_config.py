@@ -9,6 +9,7 @@ model, its `base_path` (integer version folders below it) and a `model_version_p
   models[0].name, models[0].versions, models[0].labels   # 'tfgrec', (1,), {'stable': 1, ...}
   models[0].version_path(1)                              # '/models/tfgrec/1'
   read_max_batch_size("serving/batching_parameters.pbtxt")   # 64
+  write_models_config("out/models", "tfgrec", 3)            # out/models/models.config
 
 A relative `base_path` is taken relative to the config file's folder (TF Serving takes it
 relative to its working directory; the folder of the file is what a local run means).
@@ -32,6 +33,8 @@ from tfgrec.serving import _protos
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 PLATFORM = "tensorflow"
+MODELS_CONFIG = "models.config"  # The file `tfgrec export` / `tfgrec demo` write in the base.
+WRITTEN_BY = "# Written by tfgrec"  # First line of a models.config tfgrec may rewrite.
 _LABEL = re.compile(r"[a-zA-Z0-9_]+")
 
 
@@ -166,3 +169,27 @@ def read_max_batch_size(path: str) -> Optional[int]:
     raise ModelConfigError(f"{path}: max_batch_size must be >= 1, got "
                            f"{params.max_batch_size.value}")
   return int(params.max_batch_size.value)
+
+
+def write_models_config(base: str, name: str, version: int, *, keep_foreign: bool = False
+                        ) -> Optional[str]:
+  """Writes <base>/models.config serving model `name` (base_path `name`, next to the file) at
+  `version`, with the labels stable and canary on it; returns its path.
+
+  keep_foreign: leave a models.config that tfgrec did not write (its first line is not
+  WRITTEN_BY) as it is, and return None: a user's own file is theirs to edit.
+  """
+  from tfgrec import storage  # pylint: disable=g-import-not-at-top
+  path = storage.join(base, MODELS_CONFIG)
+  if keep_foreign and storage.exists(path) and not storage.read_text(path).startswith(
+      WRITTEN_BY):
+    return None
+  storage.makedirs(base)
+  storage.write_text(path, (
+      f"{WRITTEN_BY}: serve with `tfgrec serve --models-config {path}`.\n"
+      f'model_config_list {{\n  config {{\n    name: "{name}"\n    base_path: "{name}"\n'
+      f'    model_platform: "{PLATFORM}"\n'
+      f"    model_version_policy {{ specific {{ versions: {int(version)} }} }}\n"
+      f'    version_labels {{ key: "stable" value: {int(version)} }}\n'
+      f'    version_labels {{ key: "canary" value: {int(version)} }}\n  }}\n}}\n'))
+  return path
