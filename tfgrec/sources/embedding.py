@@ -15,7 +15,7 @@ weighted by recency (x_h = 0.5 ** (rank_h / half_life), rank 0 = most recent):
   events count as they happen).
 
 Items without an embedding (an all-zero row) score 0. A user without usable history scores 0
-everywhere.
+everywhere (without a popularity prior, below).
 
 The graph-tower source scores as the run's picked query does (tfgrec.train.query): the
 cosine of the query, plus the items' popularity prior over the events it is fit on,
@@ -96,12 +96,6 @@ class EmbeddingNeighbours(base.CandidateSource):
                normalize_query=kwargs.pop("normalize_query", True), **kwargs)
 
   def _fit(self, events: base.Events, item_data: Dict[str, np.ndarray]) -> None:
-    # The space is given; the events give only the popularity prior.
-    bias = np.zeros([events.num_items], np.float32)
-    if self.popularity_weight:
-      bias = base.popularity_prior(events.item, events.num_items, self.popularity_weight)
-    self._bias = bias
-    self.item_bias = tf.Variable(bias, trainable=False, name="item_bias")
     if self.key not in item_data:
       raise ValueError(f"{self.name} reads item_data[{self.key!r}], which fit was not given "
                        f"(keys: {sorted(item_data)})")
@@ -111,6 +105,11 @@ class EmbeddingNeighbours(base.CandidateSource):
     norm = np.linalg.norm(e, axis=1, keepdims=True)
     self._e = np.where(norm > 0, e / np.maximum(norm, 1e-12), 0.0).astype(np.float32)
     self.embeddings = tf.Variable(self._e, trainable=False, name="embeddings")
+    # The space is given; the events give only the popularity prior (when it has a weight).
+    self._bias = None
+    if self.popularity_weight:
+      self._bias = base.popularity_prior(events.item, events.num_items, self.popularity_weight)
+      self.item_bias = tf.Variable(self._bias, trainable=False, name="item_bias")
 
   def query(self, history, history_time, now):
     """[B, D] the recency-weighted mean of the usable history's normalized embeddings."""
@@ -143,4 +142,5 @@ class EmbeddingNeighbours(base.CandidateSource):
         out[row] = (w[:, None] * self._e[item[mine][order]]).sum(0) / w.sum()
     if self.normalize_query:
       out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-    return out @ self._e.T + self._bias[None, :]
+    scores = out @ self._e.T
+    return scores if self._bias is None else scores + self._bias[None, :]
