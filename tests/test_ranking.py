@@ -319,3 +319,49 @@ def test_the_new_item_boost_is_the_largest_the_held_out_lists_accept():
   assert pipeline.fit_new_item_boost(ensemble, _lists([[3.0, 2.0, 1.0, 0.0]], [[0, 0, 0, 0]],
                                                       [[0, 1, 2, 3]]),
                                      [[0], [0]], new, k=2, budget=0.01)[0] == 0
+
+
+def test_the_boost_is_priced_on_held_out_lists_thinned_to_the_later_lists_share():
+  ensemble = types.SimpleNamespace(members=[_FirstFeature(), _FirstFeature()])
+  new = np.array([False, False, False, True])
+  # Ten lists as `misses` above: a boost over 2 puts new item 3 above hit 1 (NDCG@2 0.61) and
+  # over 3 above hit 0 too (0.39). One candidate in four is new.
+  lists = _lists([[3.0, 2.0, 1.0, 0.0]] * 10, [[1, 1, 0, 0]] * 10, [[0, 1, 2, 3]] * 10)
+  rows = [np.arange(10), np.arange(10)]
+  assert pipeline.new_candidate_share(lists, new) == 0.25
+  # Half as many new candidates later: each kept with probability 1/2; never above 1, never
+  # below MIN_NEW_ITEM_KEEP; no later share, no thinning.
+  assert pipeline.new_item_keep_share(lists, rows, new, 0.125) == 0.5
+  assert pipeline.new_item_keep_share(lists, rows, new, 0.4) == 1.0
+  assert pipeline.new_item_keep_share(lists, rows, new, 0.0) == pipeline.MIN_NEW_ITEM_KEEP
+  assert pipeline.new_item_keep_share(lists, rows, new, None) == 1.0
+  full, full_curve = pipeline.fit_new_item_boost(ensemble, lists, rows, new, k=2, budget=0.25)
+  assert full == 2.0  # Every list loses 39% at 2.25.
+  half, curve = pipeline.fit_new_item_boost(ensemble, lists, rows, new, k=2, budget=0.25,
+                                            keep_share=0.5, seed=3)
+  # Thinned, about half the lists keep their new item: about 19% lost over 2, 31% over 3.
+  assert half == 3.0
+  lost = {b: 1.0 - v for b, v in curve}
+  assert 0.1 < lost[2.25] < 0.25 < lost[3.25] < 0.45 and lost[2.0] == 0.0
+  assert all(1.0 - v >= lost[b] for b, v in full_curve)  # Never dearer than unthinned here.
+  # Seeded: the same draws again.
+  assert pipeline.fit_new_item_boost(ensemble, lists, rows, new, k=2, budget=0.25,
+                                     keep_share=0.5, seed=3)[1] == curve
+  with pytest.raises(ValueError, match="keep_share must be in"):
+    pipeline.fit_new_item_boost(ensemble, lists, rows, new, k=2, budget=0.25, keep_share=0.0)
+  # A masked candidate does not count in the share.
+  masked = _lists([[3.0, 2.0, 1.0, 0.0]], [[1, 1, 0, 0]], [[0, 1, 2, 3]])
+  masked.valid[0, 3] = False
+  assert pipeline.new_candidate_share(masked, new) == 0.0
+
+
+def test_the_held_out_rows_are_those_each_ranker_was_trained_without():
+  lists = _lists(np.random.default_rng(0).normal(size=[40, 4]), [[1, 0, 0, 0]] * 39 + [[0] * 4],
+                 [[0, 1, 2, 3]] * 40)
+  config = pipeline.RankerConfig(epochs=1, patience=1, ensemble=2, holdout=0.25,
+                                 batch_lists=8, hidden=(4,))
+  _, history = pipeline.train_ranker(lists, config, progress=False)
+  rows = pipeline.member_holdout_rows(lists, config, 2)
+  assert [r.tolist() for r in rows] == [np.asarray(r).tolist()
+                                        for r in history["member_holdout_rows"]]
+  assert len(rows[0]) == 10 and 39 not in rows[0] and rows[0].tolist() != rows[1].tolist()

@@ -72,9 +72,13 @@ def test_evaluate_scores_the_two_stages_each_source_and_the_ablations(two_stage)
     assert name in results, sorted(results)
     assert 0 <= results[name]["all"]["ndcg@20"] <= 1
   assert "cold_items" in results[evaluate.TWO_STAGE]
-  # Without the new-item boost: a row when the run has one.
-  boost = ranking_run.load(config)[1]["new_item_boost"]
-  assert ("two-stage − new-item boost" in results) == (boost > 0)
+  # The boost is fit again for the test lists' share of new candidates; without it: a row
+  # when there is one.
+  with open(os.path.join(ranking_run.ranker_dir(config), ranking_run.EVALUATION)) as f:
+    boost = json.load(f)["figures"]["new_item_boost"]
+  assert 0 < boost["keep_share"] <= 1 and 0 <= boost["test_share"] <= 1
+  assert boost["training"] == ranking_run.load(config)[1]["new_item_boost"]
+  assert ("two-stage − new-item boost" in results) == (boost["boost"] > 0)
   with open(os.path.join(config.run_dir, "metrics.json")) as f:
     assert evaluate.TWO_STAGE in json.load(f)
 
@@ -179,14 +183,23 @@ def test_recommend_at_defaults_equal_recommend_and_now_moves_the_time_features(t
   assert early["scores"].numpy().tolist() != plain["scores"].numpy().tolist()
 
 
-def test_new_items_get_the_runs_boost_in_the_served_model(two_stage):
+def test_new_items_get_the_runs_boost_in_the_served_model(two_stage, trained_model):
   config, module, _ = two_stage
-  _, info = ranking_run.load(config)
-  boost = info["new_item_boost"]
-  assert 0.0 <= boost <= 8.0 and len(info["new_item_curve"]) == 33
-  assert float(module.new_item_boost.numpy()) == boost
+  ranker, info = ranking_run.load(config)
+  assert 0.0 <= info["new_item_boost"] <= 8.0 and len(info["new_item_curve"]) == 33
+  assert len(info[ranking_run.HOLDOUT_ROWS]) == len(ranker.members)
+  # The served boost is priced for the served lists: the sources fit on every event, whose new
+  # items (without any event) are rarer among the candidates than in the held-out lists.
+  model, inputs = trained_model
+  data = inputs.data
+  events = ranking_run.all_events(data)
+  stage = ranking_run.Stage(config, inputs, events,
+                            ranking_run.tower_space(model, config, inputs, "test"),
+                            reuse=ranking_run.trained_sources(config), progress=False)
+  served, keep = ranking_run.served_new_item_boost(config, ranker, info, stage, data)
+  assert 0.0 <= served <= 8.0 and keep < 1.0
+  assert float(module.new_item_boost.numpy()) == pytest.approx(served, abs=0.25)
   # The served model's new items: those without any event (the synthetic catalog has some).
-  events = ranking_run.all_events(trainer.load_trained(config)[1].data)
   new = module.new_items.numpy()
   assert new.any() and not new[events["item"]].any()
   assert new.sum() == module.item_ids.shape[0] - len(np.unique(events["item"]))

@@ -77,7 +77,8 @@ def build_module(config: config_lib.RunConfig, k: int = 20,
 def two_stage(config: config_lib.RunConfig, inputs: inputs_lib.RunInputs, tower,
               kwargs: dict) -> two_stage_module.TwoStageModule:
   """The two-stage module: the run's ranker over the sources refit on every known event (the
-  trained ones, sequence, keep their training fit unless ranking.refit_trained_sources).
+  trained ones, sequence, keep their training fit unless ranking.refit_trained_sources), its
+  new items (without any event) boosted as `ranking.run.served_new_item_boost` fits it.
 
   tower: the graph tower's space (tfgrec.ranking.run.tower_space; None without it)."""
   from tfgrec.ranking import run as ranking_run  # pylint: disable=g-import-not-at-top
@@ -105,7 +106,8 @@ def two_stage(config: config_lib.RunConfig, inputs: inputs_lib.RunInputs, tower,
       features=features, ranker=ranker, seen_times=ts,
       clock=int(events["timestamp"].max(initial=0)),
       new_items=stage.new_items, user_states=stage.user_query,
-      new_item_boost=float(info.get("new_item_boost", 0.0)), **kwargs)
+      new_item_boost=ranking_run.served_new_item_boost(config, ranker, info, stage,
+                                                       inputs.data)[0], **kwargs)
 
 
 def new_item_encoder(config: config_lib.RunConfig, model, graph

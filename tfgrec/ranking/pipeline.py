@@ -16,8 +16,10 @@ Protocol (the time discipline; model README "Two stages"):
    (`fit_new_item_boost`) is chosen on each ranker's held-out lists, the items without a
    training event being the new ones there.
 4. To predict later events (the test split, or serving), the sources are refit on every event
-   known by then and the ranker and the boost are kept; the new items are then those without
-   any of these events.
+   known by then and the ranker is kept; the new items are then those without any of these
+   events. They are fewer than in the held-out lists, so the boost is fit again on the held-out
+   lists with their new candidates thinned to the share the later lists have
+   (`new_item_keep_share`; the lists' candidates only, no label is read).
 """
 import dataclasses
 import time
@@ -175,10 +177,9 @@ def _train_one(lists: Lists, config: RankerConfig, *, progress: bool
   if keep.sum() < 2:
     raise ValueError(f"train_ranker needs >= 2 lists with a positive candidate, got "
                      f"{int(keep.sum())}")
-  rng = np.random.default_rng(config.seed)
-  rows = rng.permutation(np.flatnonzero(keep))
-  num_held = max(1, int(round(config.holdout * len(rows)))) if config.holdout > 0 else 0
-  held, train = lists.take(rows[:num_held]), lists.take(rows[num_held:])
+  held_rows, train_rows = _holdout_split(lists, config)
+  num_held = len(held_rows)
+  held, train = lists.take(held_rows), lists.take(train_rows)
   valid = train.valid.reshape(-1)
   flat = train.features.reshape(-1, train.features.shape[-1])[valid]
   tf.keras.utils.set_random_seed(config.seed)
@@ -191,7 +192,7 @@ def _train_one(lists: Lists, config: RankerConfig, *, progress: bool
   selection = _HeldOutSelection(held if num_held else None, config, progress)
   model.fit(data, epochs=config.epochs, verbose=0, callbacks=[selection])
   history = {"loss": selection.losses, "holdout_ndcg": selection.values,
-             "holdout_rows": rows[:num_held]}
+             "holdout_rows": held_rows}
   model.set_weights(selection.best_weights)
   return model, history
 
@@ -245,16 +246,70 @@ def boosted(logits: np.ndarray, lists: Lists, new: np.ndarray, boost: float) -> 
   return ranker_lib.boost_new_items(logits, lists.candidates, lists.valid, new, boost).numpy()
 
 
+# The held-out lists cannot price new items much rarer than theirs: a new candidate is kept with
+# at least this probability when they are thinned (new_item_keep_share).
+MIN_NEW_ITEM_KEEP = 0.1
+NEW_ITEM_DRAWS = 8  # Thinned copies of the held-out lists the boost's curve is averaged over.
+
+
+def new_candidate_share(lists: Lists, new: np.ndarray) -> float:
+  """Share of the valid candidates of `lists` that are new items (`new`: [num_items] bool)."""
+  if not lists.valid.any():
+    return 0.0
+  return float(np.asarray(new, bool)[np.maximum(lists.candidates, 0)][lists.valid].mean())
+
+
+def member_holdout_rows(lists: Lists, config: RankerConfig, members: int) -> List[np.ndarray]:
+  """Each ensemble member's held-out rows of its training `lists`, as `train_ranker` draws them
+  (member m: seed config.seed + m)."""
+  return [_holdout_split(lists, dataclasses.replace(config, seed=config.seed + m))[0]
+          for m in range(members)]
+
+
+def _holdout_split(lists: Lists, config: RankerConfig) -> Tuple[np.ndarray, np.ndarray]:
+  """(held-out rows, training rows) of one ranker: the lists with a positive, shuffled by
+  config.seed, the first `config.holdout` share held out."""
+  keep = lists.labels.sum(1) > 0
+  rows = np.random.default_rng(config.seed).permutation(np.flatnonzero(keep))
+  num_held = max(1, int(round(config.holdout * len(rows)))) if config.holdout > 0 else 0
+  return rows[:num_held], rows[num_held:]
+
+
+def new_item_keep_share(lists: Lists, holdout_rows: Sequence[np.ndarray], new: np.ndarray,
+                        target_share: Optional[float]) -> float:
+  """The probability with which `fit_new_item_boost` keeps each new candidate of the held-out
+  lists so that their share of new candidates matches `target_share` (the share in the lists
+  the boost will be applied to: `new_candidate_share`): 1 when that is None, or at least the
+  held-out share; at least MIN_NEW_ITEM_KEEP.
+
+  A boost's cost grows with how many new candidates it lifts over the known ones: lists with
+  fewer new items (the test lists, whose new items are those without a training or validation
+  event, or the served lists, without any event) pay less for the same boost than the held-out
+  lists (without a training event), so the boost is priced on held-out lists thinned to them.
+  """
+  rows = np.concatenate([np.asarray(r, np.int64) for r in holdout_rows] + [np.zeros([0], int)])
+  if target_share is None or not len(rows):
+    return 1.0
+  held = new_candidate_share(lists.take(np.unique(rows)), new)
+  if held <= target_share:
+    return 1.0
+  return float(max(MIN_NEW_ITEM_KEEP, target_share / held))
+
+
 def fit_new_item_boost(ranker: ranker_lib.RankerEnsemble, lists: Lists,
                        holdout_rows: Sequence[np.ndarray], new: np.ndarray, *, k: int,
-                       budget: float, step: float = 0.25, max_boost: float = 8.0
+                       budget: float, step: float = 0.25, max_boost: float = 8.0,
+                       keep_share: float = 1.0, seed: int = 0
                        ) -> Tuple[float, List[Tuple[float, float]]]:
   """The logit boost of new items: the largest multiple of `step` up to `max_boost` such that
   it and every smaller one keep the held-out NDCG@k within `budget` (a share) of no boost.
 
   Each member is scored on its own held-out lists (`holdout_rows[m]`, lists it never trained
   on) and the NDCG@k of every boost is averaged over the members; the ensemble's logit is the
-  members' mean, so their common boost adds to it unchanged.
+  members' mean, so their common boost adds to it unchanged. With `keep_share` < 1
+  (new_item_keep_share) each new candidate of those lists is kept with that probability (a
+  dropped one leaves its list, as an item no source proposed), and the curve is the mean over
+  NEW_ITEM_DRAWS such draws (seeds seed, seed + 1, ...).
 
   Returns:
     (boost, [(boost, mean held-out NDCG@k)] over the grid); 0.0 when `budget` is 0 or no member
@@ -264,14 +319,26 @@ def fit_new_item_boost(ranker: ranker_lib.RankerEnsemble, lists: Lists,
   rows = [np.asarray(r, np.int64) for r in holdout_rows]
   if budget <= 0 or not any(len(r) for r in rows):
     return 0.0, []
+  if not 0.0 < keep_share <= 1.0:
+    raise ValueError(f"keep_share must be in (0, 1], got {keep_share}")
   grid = np.arange(0.0, max_boost + step / 2, step)
+  draws = 1 if keep_share >= 1.0 else NEW_ITEM_DRAWS
+  new = np.asarray(new, bool)
   curves = []
   for member, held_rows in zip(ranker.members, rows):
     if not len(held_rows):
       continue
     held = lists.take(held_rows)
     logits = rank_lists(member, held)
-    curves.append([list_ndcg(boosted(logits, held, new, b), held, k) for b in grid])
+    is_new = new[np.maximum(held.candidates, 0)] & held.valid
+    for draw in range(draws):
+      thinned, thinned_logits = held, logits
+      if draws > 1:
+        dropped = is_new & (np.random.default_rng(seed + draw).random(is_new.shape) >= keep_share)
+        thinned = dataclasses.replace(held, valid=held.valid & ~dropped)
+        thinned_logits = np.where(dropped, features_lib.MASKED, logits)
+      curves.append([list_ndcg(boosted(thinned_logits, thinned, new, b), thinned, k)
+                     for b in grid])
   mean = np.mean(curves, axis=0)
   curve = [(float(b), float(v)) for b, v in zip(grid, mean)]
   if not mean[0] > 0:  # No hit in the held-out top k to lose: the best boost, if any helps.

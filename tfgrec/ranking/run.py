@@ -32,7 +32,11 @@ CHECKPOINT = "checkpoint"
 INFO = "ranker.json"
 LISTS = "training_lists.npz"
 TOWER_QUERY = "tower_query"  # ranker.json: the graph tower source's query (tower_space).
+HOLDOUT_ROWS = "member_holdout_rows"  # ranker.json: each ranker's held-out training lists.
 EVALUATION = "evaluation.json"  # The last `evaluate`'s rows, reused while nothing they read changed.
+# Changed when the way `evaluate` computes its rows changes, so rows kept by older code are not
+# reused (2: the new-item boost fit for the test lists' share of new candidates).
+EVALUATION_VERSION = "2"
 # Sources that train (minutes on a real log): fit once on the training split, then evaluation
 # reuses them with the longer histories; an export refits them on every event.
 TRAINED_SOURCES = ("sequence",)
@@ -264,6 +268,49 @@ def candidate_recall(lists: pipeline.Lists) -> float:
   return float((lists.labels.sum(1) / np.maximum(lists.num_relevant, 1)).mean())
 
 
+def new_item_boost(config: config_lib.RunConfig, ranker: ranker_lib.RankerEnsemble, info: dict,
+                   train_lists: pipeline.Lists, train_new: np.ndarray, lists: pipeline.Lists,
+                   new: np.ndarray) -> Tuple[float, float]:
+  """(boost, keep share): the new-item boost of the run's `ranker` for `lists`, whose new items
+  are `new` ([num_items] bool), fit on the ranker's held-out training lists (`train_lists`,
+  new items `train_new`: without a training event) with their new candidates thinned to the
+  share `lists` has (pipeline.new_item_keep_share; candidates only, no label is read)."""
+  rows = info.get(HOLDOUT_ROWS)
+  if rows is None:  # A ranker trained before the rows were kept: drawn again as it drew them.
+    rows = pipeline.member_holdout_rows(train_lists, config.ranking.ranker, len(ranker.members))
+  keep = pipeline.new_item_keep_share(train_lists, rows, train_new,
+                                      pipeline.new_candidate_share(lists, new))
+  boost, _ = pipeline.fit_new_item_boost(
+      ranker, train_lists, rows, train_new, k=config.ranking.ranker.k,
+      budget=config.ranking.new_item_budget, keep_share=keep, seed=config.ranking.ranker.seed)
+  return boost, keep
+
+
+SERVED_SHARE_USERS = 256  # Known users whose served lists give the export's new-candidate share.
+
+
+def served_new_item_boost(config: config_lib.RunConfig, ranker: ranker_lib.RankerEnsemble,
+                          info: dict, stage: "Stage", data) -> Tuple[float, float]:
+  """(boost, keep share) of the exported model: new_item_boost for the lists the server builds,
+  the sources fit on every event (`stage`), measured on up to SERVED_SHARE_USERS known users
+  (seeded sample) at their latest event, the server's default `now`. Without a new item in the
+  catalog the boost is never added; the run's (training) boost is kept then."""
+  if not stage.new_items.any():
+    return float(info.get("new_item_boost", 0.0)), 1.0
+  users = np.flatnonzero(np.diff(stage.histories.indptr) > 0)
+  if len(users) > SERVED_SHARE_USERS:
+    rng = np.random.default_rng(config.ranking.ranker.seed)
+    users = np.sort(rng.choice(users, size=SERVED_SHARE_USERS, replace=False))
+  lists = stage.lists(config, users, stage.histories.latest, None)
+  return new_item_boost(config, ranker, info, load_lists(config), training_new_items(data),
+                        lists, stage.new_items)
+
+
+def training_new_items(data) -> np.ndarray:
+  """[num_items] bool: the new items of the ranker's training lists (no training event)."""
+  return pipeline.new_items(data.train_events["item"].to_numpy(np.int64), data.num_items)
+
+
 def train(config: config_lib.RunConfig, inputs, model=None, *, progress: bool = True
           ) -> Dict[str, float]:
   """Fits the sources on training events, the ranker on validation lists; saves the ranker.
@@ -289,6 +336,8 @@ def train(config: config_lib.RunConfig, inputs, model=None, *, progress: bool = 
   lists_s = time.time() - start - stage.seconds
   t = time.time()
   ranker, history = pipeline.train_ranker(lists, config.ranking.ranker, progress=progress)
+  # At the held-out lists' own share of new candidates; evaluate and export fit it again at
+  # the share of the lists they rank (new_item_boost).
   boost, boost_curve = pipeline.fit_new_item_boost(
       ranker, lists, history["member_holdout_rows"], stage.new_items,
       k=config.ranking.ranker.k, budget=config.ranking.new_item_budget)
@@ -309,6 +358,7 @@ def train(config: config_lib.RunConfig, inputs, model=None, *, progress: bool = 
       "ensemble": len(ranker.members),
       "permutation_importance": importance,
       "new_item_boost": boost, "new_item_curve": boost_curve,
+      HOLDOUT_ROWS: [np.asarray(r).tolist() for r in history["member_holdout_rows"]],
       "seconds": {"sources": stage.seconds, **{f"source {k}": v for k, v in
                                                stage.fit_seconds.items()},
                   "lists": lists_s, "ranker": time.time() - t},
@@ -394,8 +444,8 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
   the lists (the training lists saved by `train`, the test lists): a dropped feature group
   loses its columns, a dropped source also its candidates; `ranking.ablation_ensemble` rankers
   are fit for each, and for the reference row "two-stage − none" (every feature) the same way,
-  each with its own new-item boost (pipeline.fit_new_item_boost). "two-stage − new-item boost"
-  is the run's ranker on the same lists without its boost.
+  each with its own new-item boost (new_item_boost: fit for the test lists' share of new
+  candidates). "two-stage − new-item boost" is the run's ranker on the same lists without it.
 
   The rows are kept in `<run_dir>/ranker/evaluation.json` and reused by the next call while
   the graph, the tower's best epoch, the ranker and the ranking config are unchanged (and, with
@@ -408,7 +458,9 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
   Returns:
     ({"two-stage": ..., "source: <name>": ..., "two-stage − <group>": ...},
      {"candidate_recall": {"two-stage" and each source: share of the test items among its
-      candidates}, "permutation_importance": {group: held-out NDCG lost} (from training)}).
+      candidates}, "permutation_importance": {group: held-out NDCG lost} (from training),
+      "new_item_boost": {"boost", "keep_share", "test_share": the run's boost on test
+      (new_item_boost), "training": the boost at the held-out lists' own share}}).
   """
   data = inputs.data
   if not has_ranker(config):
@@ -442,8 +494,13 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
 
   lists = stage.lists(config, users, now, data.test, progress=progress)
   logits = pipeline.rank_lists(ranker, lists)
-  boost = float(info.get("new_item_boost", 0.0))
-  new = stage.new_items
+  train_lists = load_lists(config)
+  new, new_train = stage.new_items, training_new_items(data)
+  boost, keep = new_item_boost(config, ranker, info, train_lists, new_train, lists, new)
+  if progress:
+    print(f"  new-item boost {boost:.2f} (the held-out lists' new candidates kept with "
+          f"probability {keep:.2f}: the test lists' share "
+          f"{pipeline.new_candidate_share(lists, new):.4f})", flush=True)
   out = {"two-stage": score(pipeline.list_scorer(lists, pipeline.boosted(logits, lists, new, boost),
                                                  data.num_items))}
   if boost:  # The same lists and ranker without the boost: what placing new items costs.
@@ -463,19 +520,16 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
       print(f"  source {name}: ndcg@20 {headline(out[f'source: {name}']):.4f}, candidate "
             f"recall@{n} {recall.get(name, float('nan')):.4f}", flush=True)
   if config.ranking.ablations:
-    train_lists = load_lists(config)
     groups = info["feature_groups"]
     small = dataclasses.replace(config.ranking.ranker, ensemble=config.ranking.ablation_ensemble)
-    # Each ablation's rankers get their own new-item boost, fit as `train` fits the run's (the
-    # training lists' new items: those without a training event).
-    new_train = pipeline.new_items(data.train_events["item"].to_numpy(np.int64), data.num_items)
+    # Each ablation's rankers get their own new-item boost, fit as the run's is for its lists.
     for group in ["none"] + sorted(set(groups), key=groups.index):
       keep_cols = np.array([g != group for g in groups])
       tr, te = _drop(train_lists, keep_cols, group, names), _drop(lists, keep_cols, group, names)
       model_g, history_g = pipeline.train_ranker(tr, small, progress=False)
-      boost_g, _ = pipeline.fit_new_item_boost(
-          model_g, tr, history_g["member_holdout_rows"], new_train, k=small.k,
-          budget=config.ranking.new_item_budget)
+      boost_g, _ = new_item_boost(
+          dataclasses.replace(config, ranking=dataclasses.replace(config.ranking, ranker=small)),
+          model_g, {HOLDOUT_ROWS: history_g["member_holdout_rows"]}, tr, new_train, te, new)
       out[f"two-stage − {group}"] = score(pipeline.list_scorer(
           te, pipeline.boosted(pipeline.rank_lists(model_g, te), te, new, boost_g),
           data.num_items))
@@ -483,7 +537,10 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
         print(f"  ablation − {group}: ndcg@20 {headline(out[f'two-stage − {group}']):.4f}",
               flush=True)
   figures = {"candidate_recall": recall,
-             "permutation_importance": info.get("permutation_importance", {})}
+             "permutation_importance": info.get("permutation_importance", {}),
+             "new_item_boost": {"boost": boost, "keep_share": keep,
+                                "test_share": pipeline.new_candidate_share(lists, new),
+                                "training": float(info.get("new_item_boost", 0.0))}}
   if key is not None:
     storage.write_json(cache, {"key": key, "results": out, "figures": figures})
   return out, figures
@@ -494,7 +551,7 @@ def _evaluation_key(config: config_lib.RunConfig) -> str:
   best epoch and picked query, the ranker (its checkpoint index and ranker.json) and the
   ranking config."""
   from tfgrec.train import query as query_lib  # pylint: disable=g-import-not-at-top
-  digest = hashlib.sha256()
+  digest = hashlib.sha256(EVALUATION_VERSION.encode())
   for path in (storage.join(config.graph_dir, "stats.json"),
                storage.join(config.run_dir, "best.json"),
                storage.join(config.run_dir, query_lib.QUERY_FILE),

@@ -146,6 +146,13 @@ def evaluate_run(config: config_lib.RunConfig, *, baselines: Optional[Sequence[s
     notes.append("Two stages (tfgrec/ranking/README.md): candidate recall on test (the share of "
                  "held-out items among the candidates, the ranker's ceiling): " + ", ".join(
                      f"{k} {v:.4f}" for k, v in figures["candidate_recall"].items()) + ".")
+    boost = figures.get("new_item_boost")
+    if boost:
+      notes.append(
+          f"New items (no training or validation event) get the logit boost {boost['boost']:g}, "
+          f"fit on the ranker's held-out lists with each new candidate kept with probability "
+          f"{boost['keep_share']:.2f}, to the test lists' share of new candidates "
+          f"({boost['test_share']:.4f}); {boost['training']:g} at the held-out lists' own share.")
   results[FULL_MODEL] = tower
   histories[FULL_MODEL] = cb.read_history(config.run_dir)
   _print_row(FULL_MODEL, results[FULL_MODEL], progress)
