@@ -10,6 +10,7 @@ sources and their N, training figures), `training_lists.npz` (the lists it was f
 import dataclasses
 import hashlib
 import json
+import logging
 import time
 from typing import Callable, Dict, Optional, Tuple
 
@@ -26,6 +27,7 @@ from tfgrec.ranking import ranker as ranker_lib
 from tfgrec.sources import base, embedding, graph_filter, time_context
 
 tf = features_lib.tf
+logger = logging.getLogger(__name__)
 
 RANKER_DIR = "ranker"
 CHECKPOINT = "checkpoint"
@@ -302,8 +304,12 @@ def served_new_item_boost(config: config_lib.RunConfig, ranker: ranker_lib.Ranke
     rng = np.random.default_rng(config.ranking.ranker.seed)
     users = np.sort(rng.choice(users, size=SERVED_SHARE_USERS, replace=False))
   lists = stage.lists(config, users, stage.histories.latest, None)
-  return new_item_boost(config, ranker, info, load_lists(config), training_new_items(data),
-                        lists, stage.new_items)
+  boost, keep = new_item_boost(config, ranker, info, load_lists(config),
+                               training_new_items(data), lists, stage.new_items)
+  logger.info("new items: %d without any event; their boost %.2f (held-out new candidates kept "
+              "with probability %.2f: the served lists' share %.4f)", int(stage.new_items.sum()),
+              boost, keep, pipeline.new_candidate_share(lists, stage.new_items))
+  return boost, keep
 
 
 def training_new_items(data) -> np.ndarray:
