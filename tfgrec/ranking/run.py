@@ -380,7 +380,8 @@ def train(config: config_lib.RunConfig, inputs, model=None, *, progress: bool = 
           f"candidate recall {info['candidate_recall']:.4f}, held-out ndcg@"
           f"{config.ranking.ranker.k} of each ranker "
           + " ".join(f"{v:.4f}" for v in info["holdout_ndcg"])
-          + f", new-item boost {boost:.2f}", flush=True)
+          + f", new-item boost {boost:.2f} at their share of new candidates (evaluate and "
+          "export price it for theirs)", flush=True)
   return info
 
 
