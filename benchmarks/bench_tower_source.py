@@ -66,7 +66,9 @@ def main():
     out[arm] = {"ndcg@20": {k: v["all"]["ndcg@20"] for k, v in results.items()},
                 "cold_items_ndcg@20": results["two-stage"]["cold_items"]["ndcg@20"],
                 "candidate_recall": figures["candidate_recall"],
-                "new_item_boost": info["new_item_boost"],
+                # The boost evaluate added (priced for the test lists; ranking/README.md).
+                "new_item_boost": figures["new_item_boost"]["boost"],
+                "new_item_boost_training": info["new_item_boost"],
                 "seconds": {"train": train_s, "evaluate": evaluate_s}}
     row = out[arm]
     print(f"\nranking.tower_query: {arm}  (train {train_s:.0f} s, evaluate {evaluate_s:.0f} s, "
