@@ -270,22 +270,30 @@ def candidate_recall(lists: pipeline.Lists) -> float:
   return float((lists.labels.sum(1) / np.maximum(lists.num_relevant, 1)).mean())
 
 
-def new_item_boost(config: config_lib.RunConfig, ranker: ranker_lib.RankerEnsemble, info: dict,
-                   train_lists: pipeline.Lists, train_new: np.ndarray, lists: pipeline.Lists,
-                   new: np.ndarray) -> Tuple[float, float]:
-  """(boost, keep share): the new-item boost of the run's `ranker` for `lists`, whose new items
-  are `new` ([num_items] bool), fit on the ranker's held-out training lists (`train_lists`,
-  new items `train_new`: without a training event) with their new candidates thinned to the
-  share `lists` has (pipeline.new_item_keep_share; candidates only, no label is read)."""
-  rows = info.get(HOLDOUT_ROWS)
-  if rows is None:  # A ranker trained before the rows were kept: drawn again as it drew them.
-    rows = pipeline.member_holdout_rows(train_lists, config.ranking.ranker, len(ranker.members))
-  keep = pipeline.new_item_keep_share(train_lists, rows, train_new,
-                                      pipeline.new_candidate_share(lists, new))
+def new_item_boost(config: config_lib.RunConfig, ranker: ranker_lib.RankerEnsemble,
+                   holdout_rows, train_lists: pipeline.Lists, train_new: np.ndarray,
+                   lists: pipeline.Lists, new: np.ndarray) -> Tuple[float, float, float]:
+  """(boost, keep share, share): the new-item boost of `ranker` for `lists`, whose new items are
+  `new` ([num_items] bool) and make `share` of their candidates, fit on the ranker's held-out
+  training lists (`holdout_rows` of `train_lists`, new items `train_new`: without a training
+  event) with their new candidates thinned to that share (pipeline.new_item_keep_share;
+  candidates only, no label is read)."""
+  share = pipeline.new_candidate_share(lists, new)
+  keep = pipeline.new_item_keep_share(train_lists, holdout_rows, train_new, share)
   boost, _ = pipeline.fit_new_item_boost(
-      ranker, train_lists, rows, train_new, k=config.ranking.ranker.k,
+      ranker, train_lists, holdout_rows, train_new, k=config.ranking.ranker.k,
       budget=config.ranking.new_item_budget, keep_share=keep, seed=config.ranking.ranker.seed)
-  return boost, keep
+  return boost, keep, share
+
+
+def holdout_rows(config: config_lib.RunConfig, ranker: ranker_lib.RankerEnsemble, info: dict,
+                 train_lists: pipeline.Lists):
+  """Each ranker's held-out training lists (ranker.json; drawn again as `train` drew them for a
+  ranker trained before they were kept)."""
+  rows = info.get(HOLDOUT_ROWS)
+  if rows is None:
+    rows = pipeline.member_holdout_rows(train_lists, config.ranking.ranker, len(ranker.members))
+  return rows
 
 
 SERVED_SHARE_USERS = 256  # Known users whose served lists give the export's new-candidate share.
@@ -304,11 +312,13 @@ def served_new_item_boost(config: config_lib.RunConfig, ranker: ranker_lib.Ranke
     rng = np.random.default_rng(config.ranking.ranker.seed)
     users = np.sort(rng.choice(users, size=SERVED_SHARE_USERS, replace=False))
   lists = stage.lists(config, users, stage.histories.latest, None)
-  boost, keep = new_item_boost(config, ranker, info, load_lists(config),
-                               training_new_items(data), lists, stage.new_items)
+  train_lists = load_lists(config)
+  boost, keep, share = new_item_boost(
+      config, ranker, holdout_rows(config, ranker, info, train_lists), train_lists,
+      training_new_items(data), lists, stage.new_items)
   logger.info("new items: %d without any event; their boost %.2f (held-out new candidates kept "
               "with probability %.2f: the served lists' share %.4f)", int(stage.new_items.sum()),
-              boost, keep, pipeline.new_candidate_share(lists, stage.new_items))
+              boost, keep, share)
   return boost, keep
 
 
@@ -503,11 +513,12 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
   logits = pipeline.rank_lists(ranker, lists)
   train_lists = load_lists(config)
   new, new_train = stage.new_items, training_new_items(data)
-  boost, keep = new_item_boost(config, ranker, info, train_lists, new_train, lists, new)
+  boost, keep, share = new_item_boost(config, ranker,
+                                      holdout_rows(config, ranker, info, train_lists),
+                                      train_lists, new_train, lists, new)
   if progress:
     print(f"  new-item boost {boost:.2f} (the held-out lists' new candidates kept with "
-          f"probability {keep:.2f}: the test lists' share "
-          f"{pipeline.new_candidate_share(lists, new):.4f})", flush=True)
+          f"probability {keep:.2f}: the test lists' share {share:.4f})", flush=True)
   out = {"two-stage": score(pipeline.list_scorer(lists, pipeline.boosted(logits, lists, new, boost),
                                                  data.num_items))}
   if boost:  # The same lists and ranker without the boost: what placing new items costs.
@@ -534,9 +545,8 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
       keep_cols = np.array([g != group for g in groups])
       tr, te = _drop(train_lists, keep_cols, group, names), _drop(lists, keep_cols, group, names)
       model_g, history_g = pipeline.train_ranker(tr, small, progress=False)
-      boost_g, _ = new_item_boost(
-          dataclasses.replace(config, ranking=dataclasses.replace(config.ranking, ranker=small)),
-          model_g, {HOLDOUT_ROWS: history_g["member_holdout_rows"]}, tr, new_train, te, new)
+      boost_g = new_item_boost(config, model_g, history_g["member_holdout_rows"], tr,
+                               new_train, te, new)[0]
       out[f"two-stage − {group}"] = score(pipeline.list_scorer(
           te, pipeline.boosted(pipeline.rank_lists(model_g, te), te, new, boost_g),
           data.num_items))
@@ -545,8 +555,7 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
               flush=True)
   figures = {"candidate_recall": recall,
              "permutation_importance": info.get("permutation_importance", {}),
-             "new_item_boost": {"boost": boost, "keep_share": keep,
-                                "test_share": pipeline.new_candidate_share(lists, new),
+             "new_item_boost": {"boost": boost, "keep_share": keep, "test_share": share,
                                 "training": float(info.get("new_item_boost", 0.0))}}
   if key is not None:
     storage.write_json(cache, {"key": key, "results": out, "figures": figures})
