@@ -20,10 +20,20 @@ import timing  # benchmarks/timing.py, beside this script
 
 
 def overrides_of(variant: str) -> dict:
-  """'a.b=1,c.d=x' -> {'a': {'b': 1}, 'c': {'d': 'x'}}; 'default' -> {}."""
+  """'a.b=1,c.d.e=x' -> {'a': {'b': 1}, 'c': {'d': {'e': 'x'}}}; 'default' -> {}."""
   nested = {}
   if variant == "default":
     return nested
+  for assignment in variant.split(","):
+    key, sep, value = assignment.partition("=")
+    if not sep or "." not in key:
+      raise ValueError(f"a variant is section.key=value[,...], got {assignment!r}")
+    *path, name = key.split(".")
+    node = nested
+    for part in path:
+      node = node.setdefault(part, {})
+    node[name] = yaml.safe_load(value)
+  return nested
   for assignment in variant.split(","):
     key, sep, value = assignment.partition("=")
     if not sep or "." not in key:

@@ -12,9 +12,16 @@ training seconds, validation NDCG@20 at the best epoch (the training query), the
 validation (user weight / half-life / popularity weight, tfgrec.train.query) and its validation
 NDCG@20, test NDCG@20 (with that query) of all users and of the cold-item slice; writes
 <out>/variants.json.
+
+With --two-stage the ranker stays on (its drop-one ablations off, `ranking.ablations: false`,
+unless a variant turns them on) and each row adds the two-stage model's test NDCG@20 and its
+cold-item slice: whole-run ablations, e.g. `--variant model.use_text=false,ranking.candidates.text=0,
+ranking.drop_features=[text]` (no text anywhere). The median epoch's seconds come from the
+run's history.json (the first epoch, which traces the step, left out).
 """
 import argparse
 import json
+import statistics
 import os
 import subprocess
 import sys
@@ -38,9 +45,10 @@ VARIANT_NAMES = {
 
 
 def merged(base: dict, overrides: dict) -> dict:
+  """`base` with `overrides` merged in, nested sections key by key."""
   out = dict(base)
-  for section, values in overrides.items():
-    out[section] = {**(out.get(section) or {}), **values}
+  for key, value in overrides.items():
+    out[key] = (merged(out.get(key) or {}, value) if isinstance(value, dict) else value)
   return out
 
 
@@ -51,16 +59,18 @@ def main() -> None:
   parser.add_argument("--variant", action="append", default=None,
                       help="'default' or section.key=value[,...] (repeatable; default: the "
                       "drop-one set and the LightGCN-style tower)")
+  parser.add_argument("--two-stage", action="store_true",
+                      help="keep the ranker on and report the two-stage model too")
   args = parser.parse_args()
   with open(args.config) as f:
     base = yaml.safe_load(f) or {}
-  base = merged(base, {"ranking": {"enabled": False}})
+  base = merged(base, {"ranking": {"ablations": False} if args.two_stage else {"enabled": False}})
   os.makedirs(args.out, exist_ok=True)
   tfgrec = [sys.executable, "-m", "tfgrec.cli"]
   rows = []
-  print(f"{'variant':62s} {'epochs':>8s} {'train s':>8s} {'val':>7s} {'query':>14s} "
-        f"{'q val':>7s} {'test':>7s} {'cold':>7s}",
-        flush=True)
+  print(f"{'variant':62s} {'epochs':>8s} {'s/ep':>5s} {'train s':>8s} {'val':>7s} "
+        f"{'query':>14s} {'q val':>7s} {'test':>7s} {'cold':>7s}"
+        + (f" {'2-stage':>7s} {'cold':>7s}" if args.two_stage else ""), flush=True)
   for index, variant in enumerate(args.variant or list(VARIANT_NAMES)):
     run_dir = os.path.join(args.out, f"variant_{index}")
     config = merged(base, overrides_of(variant))
@@ -78,24 +88,36 @@ def main() -> None:
     with open(os.path.join(run_dir, "best.json")) as f:
       best = json.load(f)
     with open(os.path.join(run_dir, "history.json")) as f:
-      epochs = len(json.load(f))
+      history = json.load(f)
+    epochs = len(history)
+    epoch_seconds = statistics.median(
+        [h["seconds"] for h in history[1:]] or [h["seconds"] for h in history])
     with open(os.path.join(run_dir, "metrics.json")) as f:
-      metrics = json.load(f)["full model"]
+      all_metrics = json.load(f)
+    metrics = all_metrics["full model"]
     with open(os.path.join(run_dir, "query.json")) as f:
       query = json.load(f)
     row = {"variant": variant, "name": VARIANT_NAMES.get(variant, variant), "epochs": epochs,
            "best_epoch": best["epoch"], "train_seconds": round(seconds, 1),
+           "epoch_seconds": round(epoch_seconds, 2),
            "validation_ndcg@20": best["val_ndcg@20"],
            "query": (f"{query['user_weight']:g} / {query['half_life']:g} / "
                      f"{query.get('popularity_weight', 0.0):g}"),
            "query_validation_ndcg@20": query["val_ndcg@20"],
            "test_ndcg@20": metrics["all"]["ndcg@20"],
-           "cold_ndcg@20": metrics["cold_items"]["ndcg@20"]}
+           "cold_ndcg@20": metrics.get("cold_items", {}).get("ndcg@20", float("nan"))}
+    if args.two_stage:
+      two_stage = all_metrics["two-stage"]
+      row["two_stage_ndcg@20"] = two_stage["all"]["ndcg@20"]
+      row["two_stage_cold_ndcg@20"] = two_stage.get("cold_items", {}).get("ndcg@20",
+                                                                           float("nan"))
     rows.append(row)
-    print(f"{row['name'][:62]:62s} {epochs:>4d} ({best['epoch']:>2d}) {seconds:8.0f} "
-          f"{row['validation_ndcg@20']:7.4f} {row['query']:>14s} "
+    print(f"{row['name'][:62]:62s} {epochs:>4d} ({best['epoch']:>2d}) {epoch_seconds:5.1f} "
+          f"{seconds:8.0f} {row['validation_ndcg@20']:7.4f} {row['query']:>14s} "
           f"{row['query_validation_ndcg@20']:7.4f} {row['test_ndcg@20']:7.4f} "
-          f"{row['cold_ndcg@20']:7.4f}", flush=True)
+          f"{row['cold_ndcg@20']:7.4f}"
+          + (f" {row['two_stage_ndcg@20']:7.4f} {row['two_stage_cold_ndcg@20']:7.4f}"
+             if args.two_stage else ""), flush=True)
     with open(os.path.join(args.out, "variants.json"), "w") as f:
       json.dump(rows, f, indent=1)
 

@@ -15,7 +15,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_synthetic_then_build_graph(tmp_path, capsys):
   raw, graph = tmp_path / "raw", tmp_path / "graph"
   assert cli.main(["data", "synthetic", "--users", "30", "--items", "50", "--interactions",
-                   "600", "--seed", "1", "--out", str(raw), "--format", "jsonl"]) == 0
+                   "600", "--seed", "1", "--release-fraction", "0.2", "--end-days", "7",
+                   "--out", str(raw), "--format", "jsonl"]) == 0
   assert sorted(os.listdir(raw)) == ["interactions.jsonl", "items.jsonl", "users.jsonl"]
   assert cli.main(["build-graph", "--raw", str(raw), "--out", str(graph), "--num-shards", "2",
                    "--test-fraction", "0.2", "--direct_num_workers=1"]) == 0
@@ -28,6 +29,8 @@ def test_synthetic_then_build_graph(tmp_path, capsys):
   assert stats["tables"]["users"]["accepted"] == 30
   assert stats["graph"]["attributes"]["users"] == {"age_group": "categorical"}
   assert stats["graph"]["attributes"]["items"]["price"] == "numeric"
+  # Items released while the log runs carry their release time, a numeric attribute too.
+  assert stats["graph"]["attributes"]["items"]["released"] == "numeric"
 
 
 def test_data_contract_prints_the_contract(capsys):

@@ -2,6 +2,7 @@
 
   tfgrec data movielens --out DIR [--source DIR] [--format csv|jsonl|parquet]
   tfgrec data synthetic --users N --items M --interactions K --seed S --out DIR
+                        [--release-fraction F --end-days N]
   tfgrec data contract                      print the raw-log contract (JSON)
   tfgrec build-graph --raw DIR --out DIR    the Beam job (python -m tfgrec.jobs.build_graph)
   tfgrec train [--config FILE] [--graph DIR] [--run DIR]     train the model (model.fit)
@@ -50,7 +51,9 @@ def _data_synthetic(args) -> int:
   from tfgrec.data import synthetic, writers  # pylint: disable=g-import-not-at-top
   cfg = synthetic.SyntheticConfig(users=args.users, items=args.items,
                                   interactions=args.interactions, seed=args.seed,
-                                  clusters=args.clusters, cold_fraction=args.cold_fraction)
+                                  clusters=args.clusters, cold_fraction=args.cold_fraction,
+                                  release_fraction=args.release_fraction,
+                                  end_days=args.end_days)
   start = time.time()
   tables = synthetic.generate(cfg)
   paths = writers.write_tables(tables, args.out, args.format)
@@ -292,6 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
   syn.add_argument("--clusters", type=int, default=0, help="taste clusters (0: by catalog size)")
   syn.add_argument("--cold-fraction", type=float, default=0.05,
                    help="share of items that never get an interaction")
+  syn.add_argument("--release-fraction", type=float, default=0.0,
+                   help="share of items released while the log runs (new at test time when "
+                   "late; the items table gets a 'released' time)")
+  syn.add_argument("--end-days", type=int, default=0,
+                   help="every user's last event falls in the log's last N days, a log read up "
+                   "to one date (0: users start within the first 300 days)")
   syn.add_argument("--out", required=True, metavar="DIR")
   syn.add_argument("--format", choices=constants.FORMATS, default="csv")
   syn.set_defaults(func=_data_synthetic, needs_tensorflow=False)

@@ -15,6 +15,16 @@
   brands, or any brand for one item in five) and a ``price`` (log-normal around a price level
   of its cluster); each user has an ``age_group`` (the group of their first favourite cluster,
   or any group for three users in ten). The users table holds it.
+* New releases (``release_fraction`` > 0; their own random stream too): that share of the
+  catalog is released while the log runs, at times spread over its later part, and gets no event
+  before its release; an event that drew an unreleased item draws again among the items of the
+  same cluster already out. Users like what is new: a share of in-taste events
+  (``FRESH_SHARE``) goes to a cluster item released in the last ``FRESH_DAYS`` days when there is
+  one. Every item then has a ``released`` time (epoch seconds, a numeric attribute; the rest of
+  the catalog came out in the two years before the log), so a run can read it as its release
+  attribute (``ranking.release_attribute: released``). With ``end_days`` (a log read up to one
+  date), the items released late are new at test time: they have test events and no training
+  event, the cold slice that text and attributes have to carry.
 
 Everything is a function of the seed.
 """
@@ -68,6 +78,12 @@ class SyntheticConfig:
     noise: share of events drawn from global popularity instead of the user's taste.
     zipf: popularity exponent inside a cluster.
     start: epoch seconds of the earliest event.
+    release_fraction: share of catalog items released during the log (0: the whole catalog is
+      out before it starts, and the items table has no ``released`` column).
+    end_days: 0: users start within the log's first 300 days, so their timelines are staggered;
+      N > 0: a log read up to one date, where each user's last event falls in the log's last N
+      days (the per-user time split then holds out every user's recent past, and the items
+      released late are new at test time).
   """
   users: int = 1000
   items: int = 2000
@@ -78,6 +94,8 @@ class SyntheticConfig:
   noise: float = 0.15
   zipf: float = 1.0
   start: int = 1_600_000_000
+  release_fraction: float = 0.0
+  end_days: int = 0
 
   def __post_init__(self):
     for name in ("users", "items", "interactions"):
@@ -90,6 +108,10 @@ class SyntheticConfig:
       raise ValueError(f"cold_fraction must be in [0, 1), got {self.cold_fraction}")
     if not 0 <= self.noise <= 1:
       raise ValueError(f"noise must be in [0, 1], got {self.noise}")
+    if not 0 <= self.release_fraction < 1:
+      raise ValueError(f"release_fraction must be in [0, 1), got {self.release_fraction}")
+    if self.end_days < 0:
+      raise ValueError(f"end_days must be >= 0, got {self.end_days}")
 
   @property
   def num_clusters(self) -> int:
@@ -182,6 +204,17 @@ def generate(config: SyntheticConfig) -> Dict[str, pd.DataFrame]:
   total = np.cumsum(gaps)
   elapsed = total - np.repeat(total[starts], per_user)
   timestamp = user_start[user_of] + elapsed
+  if config.end_days:
+    # A log read up to one date: each user's last event falls in the log's last `end_days` days.
+    span = elapsed[np.cumsum(per_user) - 1]
+    end = config.start + int(span.max()) + config.end_days * _DAY
+    user_end = end - np.random.default_rng([config.seed, 3]).integers(
+        0, config.end_days * _DAY, size=n_users)
+    timestamp = (user_end - span)[user_of] + elapsed
+  released = None
+  if config.release_fraction > 0:
+    released = _releases(config, item_cluster, cold, popularity, cluster, noisy, timestamp,
+                         item_of)
 
   liked = (favourites[user_of] == item_cluster[item_of][:, None]).any(axis=1)
   rating = np.clip(np.round((2.6 + 1.4 * liked + rng.normal(0, 0.8, n_events)) * 2) / 2, 0.5, 5)
@@ -202,6 +235,8 @@ def generate(config: SyntheticConfig) -> Dict[str, pd.DataFrame]:
       "brand": brand,
       "price": price,
   })
+  if released is not None:
+    items["released"] = released.astype(np.int64)
   users = pd.DataFrame({
       "user_id": np.char.add("u", np.char.zfill(np.arange(n_users).astype(str), width)),
       "age_group": age_group,
@@ -210,6 +245,50 @@ def generate(config: SyntheticConfig) -> Dict[str, pd.DataFrame]:
 
 
 _AGE_GROUPS = ("18-24", "25-34", "35-49", "50+")
+_DAY = 86400
+# New releases: the share of in-taste events that go to a cluster item released in the last
+# FRESH_DAYS days, when the cluster has one; the part of the log's time span (event-time
+# quantiles) over which releases are spread.
+FRESH_SHARE = 0.1
+FRESH_DAYS = 30
+RELEASE_SPAN = (0.5, 1.0)
+
+
+def _releases(config: SyntheticConfig, item_cluster: np.ndarray, cold: np.ndarray,
+              popularity: np.ndarray, cluster: np.ndarray, noisy: np.ndarray,
+              timestamp: np.ndarray, item_of: np.ndarray) -> np.ndarray:
+  """[items] release times; moves events off unreleased items (in place in `item_of`) and
+  sends FRESH_SHARE of in-taste events to fresh releases (module docstring)."""
+  rng = np.random.default_rng([config.seed, 2])
+  n_items = len(item_cluster)
+  released = config.start - rng.integers(_DAY, 730 * _DAY, size=n_items)
+  candidates = np.flatnonzero(~cold)
+  late = rng.choice(candidates, size=int(round(config.release_fraction * len(candidates))),
+                    replace=False)
+  low, high = np.quantile(timestamp, RELEASE_SPAN)
+  released[late] = rng.integers(int(low), int(high) + 1, size=len(late))
+  members = {c: np.flatnonzero((item_cluster == c) & ~cold) for c in np.unique(item_cluster)}
+  everyone = np.flatnonzero(~cold)
+
+  def draw(pool, t):
+    out = pool[released[pool] <= t]
+    if not len(out):
+      return None
+    p = popularity[out]
+    return out[rng.choice(len(out), p=p / p.sum())] if p.sum() > 0 else rng.choice(out)
+
+  for e in np.flatnonzero(released[item_of] > timestamp):
+    pick = draw(everyone if noisy[e] else members.get(cluster[e], everyone), timestamp[e])
+    # A cluster with nothing out yet: any item out (the catalog before the log always is).
+    item_of[e] = pick if pick is not None else draw(everyone, timestamp[e])
+  fresh = np.flatnonzero(~noisy & (rng.random(len(item_of)) < FRESH_SHARE))
+  for e in fresh:
+    pool = members.get(cluster[e], everyone)
+    pool = pool[(released[pool] <= timestamp[e])
+                & (released[pool] > timestamp[e] - FRESH_DAYS * _DAY)]
+    if len(pool):
+      item_of[e] = rng.choice(pool)
+  return released
 
 
 def _attributes(config: SyntheticConfig, item_cluster: np.ndarray, first_favourite: np.ndarray):

@@ -1,6 +1,6 @@
 """The graph tower: initial node states, rounds of convolution + attention, layer combination.
 
-  tower = GraphTower(GraphTowerConfig(dim=64, rounds=2), num_users=U, num_items=I,
+  tower = GraphTower(GraphTowerConfig(dim=64, rounds=1), num_users=U, num_items=I,
                      num_categories=C, item_text_dim=384)
   states = tower({"graph": graph, "item_text": text_embeddings})
   states["user"]  # [U, 64]
@@ -89,7 +89,7 @@ class GraphTowerConfig:
       many most recent interactions (r < this; 0: all of them); the convolution reads all.
   """
   dim: int = 64
-  rounds: int = 2
+  rounds: int = 1
   heads: int = 4
   dropout: float = 0.1
   branches: str = "both"
@@ -103,7 +103,7 @@ class GraphTowerConfig:
   l2: float = 0.0
   recency_half_lives: Tuple[float, ...] = (5.0, 20.0, 80.0)
   conv_recency_half_life: float = 20.0
-  attention_recent: int = 0
+  attention_recent: int = 20
 
   def __post_init__(self):
     if self.dim < 1 or self.rounds < 0:
