@@ -178,3 +178,25 @@ print(turned_off, tf.config.optimizer.get_experimental_options().get("disable_me
   bad = run("sometimes")
   assert bad.returncode != 0 and "TFGREC_GRAPH_OPTIMIZER must be 'on' or 'off'" in bad.stderr
   assert set(cli._GRAPH_OPTIMIZER_OFF) == {"train", "evaluate", "export", "demo"}  # pylint: disable=protected-access
+
+
+def test_quiet_start_drops_tensorflows_retracing_warning_only():
+  # A fresh process each: the filter is process-wide. Ten functions traced once each, as the
+  # evaluation's drop-one ablations do, make TensorFlow warn of excessive retracing.
+  script = """
+import logging, sys
+from tfgrec import _entry
+_entry.quiet_start(verbose=sys.argv[1] == "verbose")
+import tensorflow as tf
+for n in range(10):
+  tf.function(lambda x: x * 2.0)(tf.zeros([n + 1]))
+logging.getLogger("tensorflow").warning("a warning the user should see")
+"""
+  def run(mode):
+    return subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True,
+                          timeout=300).stderr
+
+  quiet, verbose = run("quiet"), run("verbose")
+  assert "triggered tf.function retracing" in verbose
+  assert "triggered tf.function retracing" not in quiet
+  assert "a warning the user should see" in quiet

@@ -85,12 +85,22 @@ def import_tensorflow_quietly() -> None:
     import tensorflow  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
 
 
+class RetracingNoteFilter:
+  """Drops TensorFlow's "N out of the last M calls to <function> triggered tf.function
+  retracing" warning. `tfgrec evaluate` builds one candidate-feature function per drop-one
+  ablation, each traced once by design, which TensorFlow reports as excessive retracing."""
+
+  def filter(self, record) -> bool:
+    return "triggered tf.function retracing" not in record.getMessage()
+
+
 def quiet_start(verbose: bool, import_tensorflow: bool = True) -> None:
   """Silences TensorFlow's C++ and absl start-up logs unless `verbose`.
 
   Sets ``TF_CPP_MIN_LOG_LEVEL=3`` (unless already set; child processes inherit it) and, with
-  `import_tensorflow`, imports TensorFlow through :func:`import_tensorflow_quietly`. Call it
-  after parsing arguments and before anything imports TensorFlow.
+  `import_tensorflow`, imports TensorFlow through :func:`import_tensorflow_quietly` and drops
+  its retracing warnings (:class:`RetracingNoteFilter`). Call it after parsing arguments and
+  before anything imports TensorFlow.
 
   Args:
     verbose: leave TensorFlow's logs as they are.
@@ -102,6 +112,9 @@ def quiet_start(verbose: bool, import_tensorflow: bool = True) -> None:
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_TF_CPP_MIN_LOG_LEVEL)
   if import_tensorflow:
     import_tensorflow_quietly()
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, RetracingNoteFilter) for f in logger.filters):
+      logger.addFilter(RetracingNoteFilter())
 
 
 # TensorFlow's graph optimizer (Grappler) rewrites every tf.function graph before its first run.
