@@ -18,11 +18,14 @@ unless a variant turns them on) and each row adds the two-stage model's test NDC
 cold-item slice: whole-run ablations, e.g. `--variant model.use_text=false,ranking.candidates.text=0,
 ranking.drop_features=[text]` (no text anywhere). The median epoch's seconds come from the
 run's history.json (the first epoch, which traces the step, left out).
+
+With --report-run RUN the rows also go to RUN/tower_parts.json; RUN's next `tfgrec evaluate`
+shows them in its report as the table of the tower's parts (tfgrec/eval/report.py).
 """
 import argparse
 import json
-import statistics
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -61,6 +64,8 @@ def main() -> None:
                       "drop-one set and the LightGCN-style tower)")
   parser.add_argument("--two-stage", action="store_true",
                       help="keep the ranker on and report the two-stage model too")
+  parser.add_argument("--report-run", default=None, metavar="RUN",
+                      help="also write the rows to RUN/tower_parts.json for RUN's report")
   args = parser.parse_args()
   with open(args.config) as f:
     base = yaml.safe_load(f) or {}
@@ -120,6 +125,12 @@ def main() -> None:
              if args.two_stage else ""), flush=True)
     with open(os.path.join(args.out, "variants.json"), "w") as f:
       json.dump(rows, f, indent=1)
+  if args.report_run:
+    from tfgrec.eval import report  # pylint: disable=g-import-not-at-top
+    path = os.path.join(args.report_run, report.TOWER_PARTS_FILE)
+    with open(path, "w") as f:
+      json.dump({"graph_dir": base.get("graph_dir"), "rows": rows}, f, indent=1)
+    print(f"{path}: `tfgrec evaluate --run {args.report_run}` puts them in its report")
 
 
 if __name__ == "__main__":

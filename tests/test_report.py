@@ -1,4 +1,5 @@
 """Evaluation reports from small made-up metrics."""
+import json
 import os
 
 from tfgrec.eval import report
@@ -78,3 +79,28 @@ def test_headline_table_is_fixed_width():
   # A metric the model lacks prints as '-'.
   assert report.headline_table({"m": {"all": {"recall@20": 0.5}}}).splitlines()[1].split() == [
       "m", "0.5000", "-", "-", "-", "-", "-"]
+
+
+def test_report_shows_the_measured_tower_parts(tmp_path):
+  assert report.read_tower_parts(str(tmp_path)) is None
+  path = report.write_report(str(tmp_path), METRICS)
+  assert "tower's parts" not in open(path).read()  # Not measured: no section.
+  parts = {"graph_dir": "g/", "rows": [
+      {"name": "tower (defaults)", "epochs": 20, "best_epoch": 15, "test_ndcg@20": 0.1541,
+       "cold_ndcg@20": 0.0139, "two_stage_ndcg@20": 0.1894, "two_stage_cold_ndcg@20": 0.0876},
+      {"name": "− text", "epochs": 11, "best_epoch": 6, "test_ndcg@20": 0.1456,
+       "cold_ndcg@20": 0.0031, "two_stage_ndcg@20": 0.1838,
+       "two_stage_cold_ndcg@20": float("nan")}]}
+  with open(os.path.join(tmp_path, report.TOWER_PARTS_FILE), "w") as f:
+    json.dump(parts, f)
+  assert report.read_tower_parts(str(tmp_path))["rows"][0]["epochs"] == 20
+  text = open(report.write_report(str(tmp_path), METRICS,
+                                  tower_parts=report.read_tower_parts(str(tmp_path)))).read()
+  section = text[text.index("## The graph tower's parts"):]
+  assert "| tower (defaults) | 20 (15) | 0.1541 | 0.0139 | 0.1894 | 0.0876 |" in section
+  assert "| − text | 11 (6) | 0.1456 | 0.0031 | 0.1838 | - |" in section
+  # Tower-only rows (no ranker): no two-stage columns.
+  only = {"rows": [{"name": "tower (defaults)", "epochs": 9, "best_epoch": 4,
+                    "test_ndcg@20": 0.11, "cold_ndcg@20": 0.0}]}
+  text = open(report.write_report(str(tmp_path), METRICS, tower_parts=only)).read()
+  assert "two-stage NDCG@20" not in text and "| tower (defaults) | 9 (4) | 0.1100 | 0.0000 |" in text

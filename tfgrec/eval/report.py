@@ -17,6 +17,11 @@ of per-epoch dicts (keys like "loss", "val_ndcg@20", "seconds"). `write_report` 
 * degree_distribution.png: how many users (items) have d training interactions, log-log, when
   the degrees are given.
 
+The graph tower's parts are measured by whole trainings, one per part left out
+(`benchmarks/bench_tower_variants.py --report-run RUN`), far too long for every evaluation: the
+script writes their rows to ``<run>/tower_parts.json`` (TOWER_PARTS_FILE) and the run's next
+report shows them as a table (`read_tower_parts`).
+
 Figures are drawn on matplotlib's Agg canvas through the object API, without pyplot: writing a
 report changes no global matplotlib state (backend, open figures) and leaves no figure open.
 """
@@ -39,6 +44,12 @@ _SLICES = {
     "short_history": "users with a short training history",
 }
 _PNG_DPI = 120
+TOWER_PARTS_FILE = "tower_parts.json"
+# Columns of the tower-parts table: (row key, header).
+_TOWER_PART_COLUMNS = (("test_ndcg@20", "tower alone NDCG@20"),
+                       ("cold_ndcg@20", "tower alone, cold slice"),
+                       ("two_stage_ndcg@20", "two-stage NDCG@20"),
+                       ("two_stage_cold_ndcg@20", "two-stage, cold slice"))
 
 
 def _fmt(metric: str, value: Optional[float]) -> str:
@@ -94,6 +105,32 @@ def _markdown_table(metrics: Metrics, slice_name: str, keys: Sequence[str],
     for key in keys:
       text = _fmt(key, row.get(key))
       cells.append(f"**{text}**" if key in best and text == best[key] else text)
+    lines.append("| " + " | ".join(cells) + " |")
+  return lines
+
+
+def read_tower_parts(run_dir: str) -> Optional[Dict]:
+  """The run's tower_parts.json ({"graph_dir", "rows": [...]}, bench_tower_variants.py), or
+  None when the parts have not been measured for it."""
+  path = os.path.join(run_dir, TOWER_PARTS_FILE)
+  return storage.read_json(path) if storage.exists(path) else None
+
+
+def _tower_parts_table(parts: Dict) -> List[str]:
+  """Markdown lines: one row per whole training (the tower's defaults first, then one part
+  left out each), the columns the rows have."""
+  rows = parts.get("rows") or []
+  columns = [(key, head) for key, head in _TOWER_PART_COLUMNS
+             if any(key in row for row in rows)]
+  lines = [f"Whole trainings on {parts.get('graph_dir', 'this graph')}, one tower part left out "
+           "each (`benchmarks/bench_tower_variants.py`); test split, the tower with its query "
+           "picked on validation.", "",
+           "| tower | epochs (best) | " + " | ".join(head for _, head in columns) + " |",
+           "|---|---:|" + "|".join("---:" for _ in columns) + "|"]
+  for row in rows:
+    cells = [str(row.get("name", row.get("variant", "?"))).replace("|", "\\|"),
+             f"{row.get('epochs', '-')} ({row.get('best_epoch', '-')})"]
+    cells += [_fmt(key, row.get(key)) for key, _ in columns]
     lines.append("| " + " | ".join(cells) + " |")
   return lines
 
@@ -242,7 +279,8 @@ def _plot_two_stage(path: str, metrics: Metrics, figures: Dict[str, Dict[str, fl
 def write_report(out_dir: str, metrics: Metrics, histories: Optional[Histories] = None, *,
                  title: str = "tfgrec evaluation", k: int = 20, notes: Sequence[str] = (),
                  degrees: Optional[Dict[str, Sequence[int]]] = None,
-                 two_stage: Optional[Dict[str, Dict[str, float]]] = None) -> str:
+                 two_stage: Optional[Dict[str, Dict[str, float]]] = None,
+                 tower_parts: Optional[Dict] = None) -> str:
   """Writes report.md and its figures into `out_dir` (see the module docstring).
 
   Args:
@@ -257,6 +295,7 @@ def write_report(out_dir: str, metrics: Metrics, histories: Optional[Histories] 
     two_stage: {"candidate_recall": {source: recall}, "permutation_importance": {group: NDCG
       lost}} of a two-stage run; with the "two-stage − <group>" rows of `metrics`, the figure
       two_stage.png. Ablation rows stay out of the comparison and slice figures.
+    tower_parts: the run's measured tower parts (`read_tower_parts`), shown as a table.
 
   Returns:
     The path of report.md.
@@ -297,6 +336,9 @@ def write_report(out_dir: str, metrics: Metrics, histories: Optional[Histories] 
     lines += [f"## Slice {name}" + (f": {about}" if about else ""), ""]
     keys = [f"recall@{k}", f"ndcg@{k}", "users"]
     lines += _markdown_table(metrics, name, keys, bold=keys[:2]) + [""]
+  if tower_parts and tower_parts.get("rows"):
+    lines += ["## The graph tower's parts (drop-one, whole trainings)", ""]
+    lines += _tower_parts_table(tower_parts) + [""]
   if notes:
     lines += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
   lines += ["## Figures", ""]

@@ -198,7 +198,8 @@ def evaluate_run(config: config_lib.RunConfig, *, baselines: Optional[Sequence[s
                "are fit on training events; user histories include the validation events.")
   degrees = {"users": data.train.sizes(), "items": data.popularity}
   path = report_lib.write_report(config.run_dir, results, histories, k=20, notes=notes,
-                                 degrees=degrees, two_stage=figures)
+                                 degrees=degrees, two_stage=figures,
+                                 tower_parts=report_lib.read_tower_parts(config.run_dir))
   if progress:
     print(f"\nreport: {path}\nmetrics: {os.path.join(config.run_dir, METRICS_FILE)}")
   return results
