@@ -127,9 +127,7 @@ def main() -> None:
       json.dump(rows, f, indent=1)
   if args.report_run:
     from tfgrec.eval import report  # pylint: disable=g-import-not-at-top
-    path = os.path.join(args.report_run, report.TOWER_PARTS_FILE)
-    with open(path, "w") as f:
-      json.dump({"graph_dir": base.get("graph_dir"), "rows": rows}, f, indent=1)
+    path = report.write_tower_parts(args.report_run, base.get("graph_dir"), rows)
     print(f"{path}: `tfgrec evaluate --run {args.report_run}` puts them in its report")
 
 

@@ -1,5 +1,4 @@
 """Evaluation reports from small made-up metrics."""
-import json
 import os
 
 from tfgrec.eval import report
@@ -91,8 +90,8 @@ def test_report_shows_the_measured_tower_parts(tmp_path):
       {"name": "− text", "epochs": 11, "best_epoch": 6, "test_ndcg@20": 0.1456,
        "cold_ndcg@20": 0.0031, "two_stage_ndcg@20": 0.1838,
        "two_stage_cold_ndcg@20": float("nan")}]}
-  with open(os.path.join(tmp_path, report.TOWER_PARTS_FILE), "w") as f:
-    json.dump(parts, f)
+  written = report.write_tower_parts(str(tmp_path), parts["graph_dir"], parts["rows"])
+  assert written == os.path.join(tmp_path, report.TOWER_PARTS_FILE)
   assert report.read_tower_parts(str(tmp_path))["rows"][0]["epochs"] == 20
   text = open(report.write_report(str(tmp_path), METRICS,
                                   tower_parts=report.read_tower_parts(str(tmp_path)))).read()

@@ -60,6 +60,7 @@ _THEMES = {
     "Animation": "toy bunny robot kitten mouse dinosaur penguin cartoon fairy balloon",
     "Documentary": "truth interview archive footage report investigation climate census",
 }
+_DAY = 86_400  # Seconds (tfgrec.sources.time_context has it too; this module stays TF-free).
 _ADJECTIVES = ("Last Silent Broken Golden Hidden Lost Wild Dark Bright Final Little Great New "
                "Endless Secret Burning Frozen Crimson Quiet Distant").split()
 
@@ -198,8 +199,8 @@ def generate(config: SyntheticConfig) -> Dict[str, pd.DataFrame]:
   item_of[where] = rng.choice(n_items, size=len(where), p=popularity / popularity.sum())
 
   # Time: each user starts within the first 300 days; gaps are exponential (mean ~1 day).
-  user_start = config.start + rng.integers(0, 300 * 86400, size=n_users)
-  gaps = rng.exponential(86400.0, size=n_events).astype(np.int64) + 1
+  user_start = config.start + rng.integers(0, 300 * _DAY, size=n_users)
+  gaps = rng.exponential(float(_DAY), size=n_events).astype(np.int64) + 1
   gaps[starts] = 0
   total = np.cumsum(gaps)
   elapsed = total - np.repeat(total[starts], per_user)
@@ -245,7 +246,6 @@ def generate(config: SyntheticConfig) -> Dict[str, pd.DataFrame]:
 
 
 _AGE_GROUPS = ("18-24", "25-34", "35-49", "50+")
-_DAY = 86400
 # New releases: the share of in-taste events that go to a cluster item released in the last
 # FRESH_DAYS days, when the cluster has one; the part of the log's time span (event-time
 # quantiles) over which releases are spread.
@@ -274,8 +274,8 @@ def _releases(config: SyntheticConfig, item_cluster: np.ndarray, cold: np.ndarra
     out = pool[released[pool] <= t]
     if not len(out):
       return None
-    p = popularity[out]
-    return out[rng.choice(len(out), p=p / p.sum())] if p.sum() > 0 else rng.choice(out)
+    p = popularity[out]  # > 0: the pools hold no cold item.
+    return out[rng.choice(len(out), p=p / p.sum())]
 
   for e in np.flatnonzero(released[item_of] > timestamp):
     pick = draw(everyone if noisy[e] else members.get(cluster[e], everyone), timestamp[e])

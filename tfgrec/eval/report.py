@@ -109,6 +109,14 @@ def _markdown_table(metrics: Metrics, slice_name: str, keys: Sequence[str],
   return lines
 
 
+def write_tower_parts(run_dir: str, graph_dir: Optional[str], rows: Sequence[Dict]) -> str:
+  """Writes the measured tower parts (bench_tower_variants.py's rows) to the run's
+  tower_parts.json; returns its path."""
+  path = os.path.join(run_dir, TOWER_PARTS_FILE)
+  storage.write_json(path, {"graph_dir": graph_dir, "rows": list(rows)})
+  return path
+
+
 def read_tower_parts(run_dir: str) -> Optional[Dict]:
   """The run's tower_parts.json ({"graph_dir", "rows": [...]}, bench_tower_variants.py), or
   None when the parts have not been measured for it."""
