@@ -126,6 +126,8 @@ def main() -> None:
     with open(os.path.join(args.out, "variants.json"), "w") as f:
       json.dump(rows, f, indent=1)
   if args.report_run:
+    from tfgrec import _entry  # pylint: disable=g-import-not-at-top
+    _entry.quiet_start(verbose=False)  # The report module loads TensorFlow: no start-up lines.
     from tfgrec.eval import report  # pylint: disable=g-import-not-at-top
     path = report.write_tower_parts(args.report_run, base.get("graph_dir"), rows)
     print(f"{path}: `tfgrec evaluate --run {args.report_run}` puts them in its report")
