@@ -5,12 +5,13 @@
 Evaluates on the test split, excluding each user's train and validation items (models fit on
 training events; histories include the validation events), and prints
 Recall / NDCG / HR / MRR / coverage / novelty at 20, with fit and evaluation times. These rows
-are the bar the model has to clear (see BENCHMARKS.md).
+are the bar the model has to clear (BENCHMARKS.md, *Baselines*).
 """
 import argparse
 import time
 
 import tfgrec  # noqa: F401  # Keras 2 before TensorFlow loads.
+from tfgrec.data import splits
 from tfgrec.eval import baselines, metrics
 
 
@@ -21,7 +22,7 @@ def main():
   parser.add_argument("--half-life", type=float, default=20.0,
                       help="recency half-life in events for EASE + recency")
   args = parser.parse_args()
-  data = baselines.load_eval_data(args.graph)
+  data = splits.load_eval_data(args.graph)
   print(f"graph: {args.graph}: {data.num_users:,} users, {data.num_items:,} items, "
         f"{data.test.sizes().sum():,} test events")
   print(f"{'model':<24} {'recall@20':>9} {'ndcg@20':>8} {'hr@20':>7} {'mrr@20':>7} "

@@ -9,6 +9,8 @@ For each size it writes synthetic CSV logs (users = items = size / 50), then run
 (process start, TensorFlow import and output writing included) and the peak resident memory of the
 largest process of the job (with multi_processing, the largest worker or the driver). The size of the graph file is printed next to it, so memory growth
 can be read against the graph itself.
+
+Current figures: BENCHMARKS.md, *Raw logs → graph*.
 """
 import argparse
 import json

@@ -8,6 +8,8 @@ directory over graph G of `tfgrec data synthetic --seed S` with its default size
 the share of each cold item's 10 nearest warm items (cosine of the saved item embeddings) that
 belong to its planted cluster, the chance level (a random warm item's share) beside it, and
 the same for warm items. Higher is a better placement.
+
+Current figures: BENCHMARKS.md, *Cold-item placement*.
 """
 import argparse
 import os
@@ -25,12 +27,11 @@ def main() -> None:
   parser.add_argument("--interactions", type=int, default=50_000)
   parser.add_argument("--k", type=int, default=10)
   args = parser.parse_args()
-  from tfgrec.data import synthetic  # pylint: disable=g-import-not-at-top
-  from tfgrec.eval import baselines  # pylint: disable=g-import-not-at-top
+  from tfgrec.data import splits, synthetic  # pylint: disable=g-import-not-at-top
   config = synthetic.SyntheticConfig(users=args.users, items=args.items,
                                      interactions=args.interactions, seed=args.synthetic_seed)
   planted = synthetic.item_clusters(config)
-  data = baselines.load_eval_data(args.graph)
+  data = splits.load_eval_data(args.graph)
   print(f"{'run':40s} {'cold items':>10s} {'cold share':>11s} {'warm share':>11s} "
         f"{'chance':>7s}")
   for run in args.run:

@@ -6,6 +6,8 @@ MultiHeadAttentionConv, tfgrec's GraphAttentionConv (the same function) and tfgr
 Prints milliseconds per call, forward and forward + gradient, for each receiver side (items
 attend over their users, users over their items), median of --repeats calls in a tf.function.
 The sizes default to the MovieLens training graph's interaction edge set.
+
+Current figures: BENCHMARKS.md, *Graph layers*.
 """
 import tfgrec  # noqa: F401  # Keras 2 before TensorFlow loads.
 

@@ -6,6 +6,8 @@
 Each source is fit on training + validation events and ranks the whole catalog for the test
 users (known items excluded, tfgrec/eval/metrics.py); the latency is the mean of 20 calls of its
 `scores` (one user, batch 1, traced once first), in process.
+
+Current figures: BENCHMARKS.md, *Item–item neighbours*.
 """
 import argparse
 import time
@@ -13,7 +15,8 @@ import time
 import numpy as np
 
 import tfgrec  # noqa: F401  # Keras 2 before TensorFlow loads.
-from tfgrec.eval import baselines, metrics
+from tfgrec.data import splits
+from tfgrec.eval import metrics
 from tfgrec.sources import base, graph_filter
 
 
@@ -23,9 +26,8 @@ def main():
   parser.add_argument("--neighbours", default="200,500", help="comma-separated M values")
   args = parser.parse_args()
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  data = baselines.load_eval_data(args.graph)
-  frame = data.history_events("test")
-  e = {k: frame[k].to_numpy() for k in ("user", "item", "timestamp")}
+  data = splits.load_eval_data(args.graph)
+  e = data.known_events("test")
   hist = base.UserHistories(e["user"], e["item"], e["timestamp"], num_users=data.num_users)
   now = np.maximum(data.first_times("test"), hist.latest)
   ms = [int(m) for m in args.neighbours.split(",") if m]

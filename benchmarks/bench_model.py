@@ -7,6 +7,8 @@ Prints training figures (seconds per epoch, wall time to the best validation NDC
 resident memory of the process) and the test table of `tfgrec evaluate` (all slices are in
 <run>/metrics.json and <run>/report.md). The text embedding cache is cleared first unless
 --keep-text-cache, so the time includes embedding the catalog with the frozen BERT.
+
+Current figures: BENCHMARKS.md, *Two-stage model*.
 """
 import argparse
 import os

@@ -16,6 +16,8 @@ Relevant items: the user's test events (their latest; `--relevant all`: every ev
 user's whole profile). Prints NDCG@20 and recall@20 per row. The attribute states were
 trained with these users in the graph (each value's state aggregates over many users), so this
 is an upper bound for users never seen; the ranking of the rows is the point.
+
+Current figures: BENCHMARKS.md, *New users*.
 """
 import argparse
 
@@ -33,12 +35,13 @@ def main() -> None:
                       help="which of the user's events count as relevant")
   args = parser.parse_args()
   from tfgrec import saved_models  # pylint: disable=g-import-not-at-top
+  from tfgrec.data import splits  # pylint: disable=g-import-not-at-top
   from tfgrec.eval import baselines, metrics  # pylint: disable=g-import-not-at-top
   from tfgrec.graph import schema as gs  # pylint: disable=g-import-not-at-top
   from tfgrec.train import inputs  # pylint: disable=g-import-not-at-top
   tf = saved_models.tf
 
-  data = baselines.load_eval_data(args.graph)
+  data = splits.load_eval_data(args.graph)
   graph = inputs.read_graph(args.graph)
   if gs.USER_HAS_ATTRIBUTE not in graph.edge_sets:
     raise SystemExit(f"{args.graph} has no user attributes: build it with a users table")
@@ -55,11 +58,10 @@ def main() -> None:
                        "with user attributes has both)")
   item_ids = np.asarray(inputs.read_vocab(args.graph, gs.ITEM)).astype(str)
   position = {item: i for i, item in enumerate(item_ids)}
-  frames = ((data.test_events,) if args.relevant == "test" else
-            (data.train_events, data.validation_events, data.test_events))
-  relevant = metrics.Interactions.from_pairs(
-      *[np.concatenate([f[c].to_numpy() for f in frames]) for c in ("user", "item")],
-      data.num_users)
+  events = (data.test_events if args.relevant == "test"
+            else data.history_events(splits.SERVING))  # Every event.
+  relevant = metrics.Interactions.from_pairs(events["user"].to_numpy(),
+                                             events["item"].to_numpy(), data.num_users)
   # Training popularity per attribute value: [values, items].
   by_value = np.zeros([len(names), data.num_items], np.float32)
   train_user = data.train_events["user"].to_numpy()

@@ -76,10 +76,10 @@ def main() -> int:
   work = tempfile.mkdtemp(prefix="bench-serving-")
   if args.run:
     from tfgrec import config as config_lib  # pylint: disable=g-import-not-at-top
-    from tfgrec.export import export  # pylint: disable=g-import-not-at-top
+    from tfgrec.train import exporter  # pylint: disable=g-import-not-at-top
     start = time.time()
     config = config_lib.load_config(os.path.join(args.run, "config.yaml"))
-    path = export.export_run(config, work, "tfgrec", k=20)
+    path = exporter.export_run(config, work, "tfgrec", k=20)
     print(f"exported {args.run} -> {path} in {time.time() - start:.1f}s")
     model_dir = os.path.dirname(path)
   elif args.model:

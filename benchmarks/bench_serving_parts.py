@@ -5,6 +5,8 @@ whole signature, in process, on known users with their stored histories.
 
 Prints milliseconds per call at batch 1 and batch 32 (median of --repeats calls, each on another
 batch of users drawn from the graph's training + validation events).
+
+Current figures: BENCHMARKS.md, *Serving parts*.
 """
 import tfgrec  # noqa: F401  # Keras 2 before TensorFlow loads.
 
@@ -16,7 +18,7 @@ import time
 import numpy as np
 
 from tfgrec import config as config_lib
-from tfgrec.eval import baselines
+from tfgrec.data import histories, splits
 
 
 def main() -> None:
@@ -36,11 +38,11 @@ def main() -> None:
   sources = list(model.features.sources)
   if len(sources) != len(names):
     raise ValueError(f"the export has {len(sources)} sources, {args.run}'s config {names}")
-  events = baselines.load_eval_data(config.graph_dir).history_events("test").sort_values(
-      ["user", "timestamp"], ascending=[True, False])
-  counts = np.bincount(events["user"].to_numpy())
-  indptr = np.concatenate([[0], np.cumsum(counts)])
-  items, times = events["item"].to_numpy(), events["timestamp"].to_numpy()
+  events = splits.load_eval_data(config.graph_dir).known_events("test")
+  indptr, order = histories.user_csr(events["user"], num_users=int(events["user"].max()) + 1,
+                                     by=(-events["timestamp"],))  # Most recent first.
+  counts = np.diff(indptr)
+  items, times = events["item"][order], events["timestamp"][order]
   user_ids = np.array(open(os.path.join(config.graph_dir, "vocab", "user.txt"),
                            encoding="utf-8").read().split(), dtype=object)
   rng = np.random.default_rng(args.seed)

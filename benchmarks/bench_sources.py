@@ -14,16 +14,16 @@ event (the request time of a deployed server), or with --now last, the user's la
 event. The sequence source (SASRec with time buckets) is trained like the time-context sources:
 on training events for validation, on training + validation events for test. Candidate recall@N is recall@N of the source's own ranking (N = 50, 100, 200): the share
 of held-out items a ranker could still reach from this source's top N.
+
+Current figures: BENCHMARKS.md, *Candidate sources alone*.
 """
 import argparse
-import os
 import time
 
 import numpy as np
-import pandas as pd
 
 import tfgrec  # noqa: F401  # Keras 2 before TensorFlow loads.
-from tfgrec import storage
+from tfgrec.data import splits
 from tfgrec.eval import baselines, metrics
 from tfgrec.sources import base, graph_filter, sequence, time_context
 
@@ -40,36 +40,17 @@ SEQUENCE_GRID = [
 ]
 
 
-def held_out_times(graph_dir: str, data: baselines.EvalData, split: str) -> np.ndarray:
-  """[num_users] int64: each user's first held-out event time in `split` (NO_TIME if none)."""
-  if split == "validation":
-    frame = data.validation_events
-  else:  # EvalData keeps no test timestamps: read them (as baselines.load_eval_data does).
-    folder = os.path.join(graph_dir, "splits", split)
-    parts = [storage.read_parquet(os.path.join(folder, f)) for f in storage.listdir(folder)
-             if f.endswith(".parquet")]
-    raw = pd.concat(parts, ignore_index=True)
-    users = pd.Index(storage.read_text(os.path.join(graph_dir, "vocab", "user.txt")
-                                       ).splitlines())
-    frame = pd.DataFrame({"user": users.get_indexer(raw["user_id"]),
-                          "timestamp": raw["timestamp"].to_numpy(np.int64)})
-  out = np.full(data.num_users, base.NO_TIME, np.int64)
-  first = frame.groupby("user")["timestamp"].min()
-  out[first.index.to_numpy()] = first.to_numpy()
-  return out
-
-
 class Split:
   """What scoring one split needs: histories, reference times, relevant and excluded items."""
 
-  def __init__(self, graph_dir, data, split, now_mode):
+  def __init__(self, data, split, now_mode):
     self.name = split
     events = data.history_events(split)
     self.events = events
     self.histories = base.UserHistories(events["user"], events["item"], events["timestamp"],
                                         num_users=data.num_users)
     if now_mode == "next":
-      self.now = np.maximum(held_out_times(graph_dir, data, split), self.histories.latest)
+      self.now = np.maximum(data.first_times(split), self.histories.latest)
     else:
       self.now = self.histories.latest
     self.relevant = data.validation if split == "validation" else data.test
@@ -123,11 +104,11 @@ def main():
   parser.add_argument("--skip-sequence", action="store_true",
                       help="leave out the sequence source (its fits take minutes)")
   args = parser.parse_args()
-  data = baselines.load_eval_data(args.graph)
+  data = splits.load_eval_data(args.graph)
   print(f"graph: {args.graph}: {data.num_users:,} users, {data.num_items:,} items, "
         f"{data.test.sizes().sum():,} test events; now = {args.now}")
-  val = Split(args.graph, data, "validation", args.now)
-  test = Split(args.graph, data, "test", args.now)
+  val = Split(data, "validation", args.now)
+  test = Split(data, "test", args.now)
   gf_half_lives = GF_HALF_LIVES[:2] if args.quick else GF_HALF_LIVES
   gf_low_pass = GF_LOW_PASS[:2] if args.quick else GF_LOW_PASS
   rows = []

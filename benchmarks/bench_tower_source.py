@@ -5,7 +5,7 @@
 For each arm of `ranking.tower_query` (off: the history readout alone, half-life 5, no prior;
 on: the run's picked query, tfgrec/train/query.py) it copies the run (the tower's checkpoints,
 query.json; not its ranker) to <out>/tower_query_<arm>, then runs the library's own two stages
-on the same trained tower: `tfgrec.ranking.run.train` (sources fit on training events, rankers
+on the same trained tower: `tfgrec.train.two_stage.train` (sources fit on training events, rankers
 on validation lists) and `run.evaluate` without ablations (sources refit, test lists), with the
 run's config otherwise. Every other source is the same in both arms (the sequence source's fit
 is seeded). Prints, per arm, test NDCG@20 of the two stages and of each source alone, the cold
@@ -21,8 +21,9 @@ import tfgrec  # noqa: F401  # Keras 2 before TensorFlow loads.
 from tfgrec import _entry
 from tfgrec import config as config_lib
 from tfgrec.eval import slices
-from tfgrec.ranking import run as ranking_run
+from tfgrec.train import layout as layout_lib
 from tfgrec.train import trainer
+from tfgrec.train import two_stage as ranking_run
 
 
 def main():
@@ -36,9 +37,9 @@ def main():
   arms = [a.strip().lower() for a in args.arms.split(",") if a.strip()]
   if not arms or set(arms) - {"false", "true"}:
     raise SystemExit(f"--arms: comma-separated false / true, got {args.arms!r}")
-  saved = os.path.join(args.run, trainer.CONFIG_FILE)
+  saved = layout_lib.RunLayout(args.run).config
   if not os.path.exists(saved):
-    raise SystemExit(f"--run {args.run}: no {trainer.CONFIG_FILE}; train it first")
+    raise SystemExit(f"--run {args.run}: no config.yaml; train it first")
   model, inputs = trainer.load_trained(config_lib.load_config(saved))
   data = inputs.data
   out = {}
@@ -46,7 +47,7 @@ def main():
     run_dir = os.path.join(args.out, f"tower_query_{arm}")
     if not os.path.exists(run_dir):
       shutil.copytree(args.run, run_dir, ignore=shutil.ignore_patterns(
-          ranking_run.RANKER_DIR, "backup", "*.png"))
+          "ranker", "final", "manifest.json", "evaluation", "backup", "*.png"))
     config = config_lib.load_config(saved, {"run_dir": run_dir, "ranking": {
         "enabled": True, "tower_query": arm == "true", "ablations": False}})
     ev = config.evaluate

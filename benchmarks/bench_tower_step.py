@@ -1,8 +1,8 @@
 """One training step of the graph recommender on a real graph: the tower's forward pass and the
 loss + gradient, for variants of the run config.
 
-  python benchmarks/bench_tower_step.py --config my.yaml \
-      --variant default --variant tasks.retrieval_groups=1 --variant model.branches=conv
+  python benchmarks/bench_tower_step.py --config my.yaml --variant default \
+      --variant tasks.retrieval_groups=1 --variant experimental.model.branches=conv
 
 A variant is `default` or comma-separated `section.key=value` overrides of the config (values in
 YAML). Prints seconds per call, median of --repeats calls in a tf.function, on one batch of the
@@ -73,7 +73,7 @@ def main() -> None:
     tf.keras.utils.set_random_seed(config.train.seed)
     # The graph's edge features follow the variant's tower (e.g. model.attention_recent).
     inputs = dataclasses.replace(inputs, graph=graph_tower.prepare_graph(inputs.raw_graph,
-                                                                         config.model))
+                                                                         config.tower))
     model = inputs_lib.build_model(config, inputs)
     dataset = trainer.dataset_of(config, inputs)
     trainer.build(model, dataset)

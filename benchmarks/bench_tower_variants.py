@@ -1,7 +1,8 @@
 """The graph tower alone, trained and evaluated once per variant: its drop-one ablations.
 
   python benchmarks/bench_tower_variants.py --config my.yaml --out /tmp/variants \
-      --variant default --variant model.use_attributes=false --variant model.branches=conv
+      --variant default --variant model.use_attributes=false \
+      --variant experimental.model.branches=conv
 
 Each variant (`default`, or comma-separated `section.key=value` overrides in YAML, as in
 bench_tower_step.py) runs `tfgrec train` then `tfgrec evaluate --baselines ''` in fresh
@@ -36,12 +37,12 @@ from bench_tower_step import overrides_of  # benchmarks/, beside this script
 
 VARIANT_NAMES = {
     "default": "tower (defaults)",
-    "model.branches=conv": "− attention",
-    "model.branches=attention": "− convolution",
+    "experimental.model.branches=conv": "− attention",
+    "experimental.model.branches=attention": "− convolution",
     "model.use_text=false": "− text",
     "tasks.alignment_weight=0": "− alignment",
     "model.use_attributes=false": "− attributes",
-    "model.branches=conv,model.use_text=false,model.use_categories=false,"
+    "experimental.model.branches=conv,model.use_text=false,model.use_categories=false,"
     "model.use_attributes=false,tasks.alignment_weight=0,tasks.ranking_weight=0":
         "LightGCN-style (convolution only, IDs only, same retrieval loss)",
 }

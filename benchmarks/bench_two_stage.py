@@ -3,7 +3,7 @@ EASE + recency and drop-one ablations, without the graph tower (its source is le
 
   .venv/bin/python benchmarks/bench_two_stage.py --graph out/graph     # after `make demo`
 
-It runs the library's own path, `tfgrec.ranking.run.train` then `run.evaluate` (the protocol
+It runs the library's own path, `tfgrec.train.two_stage.train` then `two_stage.evaluate` (the protocol
 of tfgrec/ranking/README.md): the sources are fit on training events; the rankers on validation
 lists (history = training events, now = the user's first validation event); the closed-form
 and event sources are refit on training + validation events (the sequence source keeps its
@@ -22,8 +22,8 @@ import numpy as np
 import tfgrec  # noqa: F401  # Keras 2 before TensorFlow loads.
 from tfgrec import config as config_lib
 from tfgrec.eval import baselines, metrics
-from tfgrec.ranking import run
 from tfgrec.train import inputs as inputs_lib
+from tfgrec.train import two_stage
 
 KS = (20, 50, 100, 200)
 SOURCES = tuple(f.name for f in dataclasses.fields(config_lib.CandidatesConfig))
@@ -70,10 +70,10 @@ def main():
                             user_batch=128)
 
   start = time.time()
-  info = run.train(config, inputs, None)
+  info = two_stage.train(config, inputs, None)
   train_s = time.time() - start
   start = time.time()
-  results, extra = run.evaluate(config, inputs, None, measure=evaluate)
+  results, extra = two_stage.evaluate(config, inputs, None, measure=evaluate)
   evaluate_s = time.time() - start
   b = baselines.ease_weights(data.train, data.num_items, 200.0)
   history = baselines.history_weights(data, 20.0, "test")

@@ -328,7 +328,7 @@ def test_release_time_reads_years_dates_and_epoch_seconds():
 def test_release_year_makes_items_available_from_their_release(attribute_graph_dir):
   import types  # pylint: disable=g-import-not-at-top
   from tfgrec import config as config_lib  # pylint: disable=g-import-not-at-top
-  from tfgrec.ranking import run as ranking_run  # pylint: disable=g-import-not-at-top
+  from tfgrec.train import two_stage as ranking_run  # pylint: disable=g-import-not-at-top
   from tfgrec.sources import time_context  # pylint: disable=g-import-not-at-top
   from tfgrec.train import inputs  # pylint: disable=g-import-not-at-top
   out, _, _ = attribute_graph_dir

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tfgrec.beam import build_graph as job
-from tfgrec.data import synthetic, writers
+from tfgrec.data import splits, synthetic, writers
 from tfgrec.eval import baselines, metrics
 
 CONFIG = synthetic.SyntheticConfig(users=300, items=600, interactions=15_000, seed=3)
@@ -26,7 +26,7 @@ def graph_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def data(graph_dir):
-  return baselines.load_eval_data(graph_dir)
+  return splits.load_eval_data(graph_dir)
 
 
 def _metrics(data, scorer):
@@ -65,7 +65,7 @@ def _hand_data(rows, num_items):
   empty = metrics.Interactions.from_pairs(np.array([], np.int64), np.array([], np.int64),
                                           len(rows))
   events = pd.DataFrame({"user": users, "item": items, "timestamp": np.arange(len(users))})
-  return baselines.EvalData(len(rows), num_items, train, empty, empty, events,
+  return splits.EvalData(len(rows), num_items, train, empty, empty, events,
                             np.bincount(items, minlength=num_items))
 
 

@@ -114,7 +114,7 @@ def test_parser_constants_equal_their_sources():
           constants.SPLIT_SEED) == (split.validation_fraction, split.test_fraction,
                                     split.min_interactions, split.seed)
   assert constants.SALT_ENV == prepare.SALT_ENV
-  assert constants.BASELINES == evaluate.BASELINES
+  assert constants.BASELINES is evaluate.BASELINES  # Its one home.
   attributes = AttributeConfig()
   assert (constants.ATTRIBUTE_BUCKETS, constants.ATTRIBUTE_MIN_COUNT,
           constants.ATTRIBUTE_MAX_VALUES) == (attributes.buckets, attributes.min_count,
@@ -177,7 +177,7 @@ print(turned_off, tf.config.optimizer.get_experimental_options().get("disable_me
   assert run("on").stdout.split() == ["False", "False"]
   bad = run("sometimes")
   assert bad.returncode != 0 and "TFGREC_GRAPH_OPTIMIZER must be 'on' or 'off'" in bad.stderr
-  assert set(cli._GRAPH_OPTIMIZER_OFF) == {"train", "evaluate", "export", "demo"}  # pylint: disable=protected-access
+  assert set(cli._GRAPH_OPTIMIZER_OFF) == {"train", "final-fit", "evaluate", "export", "demo"}  # pylint: disable=protected-access
 
 
 def test_quiet_start_drops_tensorflows_retracing_warning_only():

@@ -130,6 +130,64 @@ def test_a_changed_config_redoes_what_depends_on_it(root, first_run, tmp_path):
   assert calls == [1] and stamp["fingerprint"] == "something else"
 
 
+def test_a_stage_reruns_when_config_it_reads_changes(tmp_path, monkeypatch, capsys):
+  """The real fingerprints and skip rule (demo.run), over stage bodies that only record that
+  they ran and write an output: `ranking` reruns train and evaluate, `data.attributes` the
+  graph, a new manifest the export."""
+  from tfgrec import config as config_lib  # pylint: disable=g-import-not-at-top
+  ran = []
+
+  def body(stage, where, files=("out.txt",)):
+    def run(config, *_):
+      ran.append(stage)
+      os.makedirs(where(config), exist_ok=True)
+      for name in files:
+        with open(os.path.join(where(config), name), "w", encoding="utf-8") as f:
+          f.write(f"{stage} {len(ran)}")
+      return {"outputs": where(config), "version": 1}
+    return run
+
+  monkeypatch.setattr(demo, "preflight", lambda config: None)
+  monkeypatch.setattr(demo, "_write_raw", body("data", lambda c: c.data.raw_dir))
+  monkeypatch.setattr(demo, "_build_graph", body("graph", lambda c: c.graph_dir))
+  monkeypatch.setattr(demo, "_train", body("train", lambda c: c.run_dir,
+                                           ("best.json", "manifest.json")))
+  monkeypatch.setattr(demo, "_evaluate", body("evaluate", lambda c: c.run_dir, ("report.md",)))
+  monkeypatch.setattr(demo, "_export", body("export", lambda c: c.export.base))
+  monkeypatch.setattr(demo, "serve_and_query", lambda config, version: {})
+  monkeypatch.setattr(demo, "_summary", lambda config, flow: None)
+
+  def run(**changes):
+    values = {"data": {"source": "synthetic"}, "serve": {"port": 0}, **changes}
+    (tmp_path / "demo.yaml").write_text(yaml.safe_dump(values))
+    config = demo.with_out_dir(config_lib.load_config(str(tmp_path / "demo.yaml")),
+                               str(tmp_path / "out"))
+    ran.clear()
+    assert demo.run(config) == 0
+    capsys.readouterr()
+    return list(ran), config
+
+  first, base = run()
+  assert first == ["data", "graph", "train", "evaluate", "export"]
+  assert run()[0] == []
+  ranking = {"ranking": {"new_user_lists": 0.5}}
+  redone, changed = run(**ranking)
+  assert redone == ["train", "evaluate", "export"]
+  fingerprint = demo._fingerprint  # pylint: disable=protected-access
+  for stage in ("train", "evaluate", "export"):  # Each stage's own fingerprint reads ranking.
+    assert fingerprint(changed, stage) != fingerprint(base, stage), stage
+  for stage in ("data", "graph"):
+    assert fingerprint(changed, stage) == fingerprint(base, stage), stage
+  attributes = {"data": {"source": "synthetic", "attributes": {"buckets": 4}}}
+  redone, _ = run(**ranking, **attributes)
+  assert redone[:1] == ["graph"] and "data" not in redone
+  assert run(**ranking, **attributes)[0] == []
+  # Training wrote a new manifest (what export packages): only the export is redone.
+  (tmp_path / "out" / "run" / "manifest.json").write_text("another final fit")
+  assert run(**ranking, **attributes)[0] == ["export"]
+  assert set(demo.stage_reads(base, "evaluate")) >= {"ranking", "evaluate", "model", "text"}
+
+
 def test_failure_modes_exit_non_zero_with_a_clear_message(root, first_run, capsys,
                                                           monkeypatch, tmp_path):
   config = yaml.safe_load((root / "demo.yaml").read_text())

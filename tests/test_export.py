@@ -10,6 +10,7 @@ import pytest
 from tfgrec import config as config_lib
 from tfgrec import export
 from tfgrec.train import query as query_lib
+from tfgrec.train import exporter
 from tfgrec.train import trainer
 
 from tests import test_train
@@ -40,7 +41,7 @@ print(json.dumps({"signatures": sorted(model.signatures),
 def exported(workdir):
   config = test_train._config(workdir, "export_run", train={"epochs": 2})
   trainer.train(config, progress=False)
-  module = export.build_module(config, k=5)
+  module = exporter.build_module(config, k=5)
   base = str(workdir / "models")
   path = export.save_module(module, base, "recs")
   return config, module, base, path
@@ -98,18 +99,19 @@ def test_known_user_scores_match_the_embeddings_and_skip_seen_items(exported):
 
 
 def test_known_users_get_the_run_query(exported):
-  # The stored queries and the unknown-user readout are the query picked on validation.
+  # The stored queries and the unknown-user readout are the query picked on validation, on
+  # every known event (the final fit's: training, validation and test).
   config, module, _, _ = exported
   query = query_lib.read_query(config)
   assert module.half_life == query.half_life
   model, inputs = trainer.load_trained(config)
-  emb = query_lib.embeddings(model, config, inputs, "test", query)
+  emb = query_lib.embeddings(model, config, inputs, "serving", query)
   np.testing.assert_allclose(module.users.numpy(), emb["user"], atol=1e-5)
   # The items' popularity prior of the known events (zero when the run picked none).
   np.testing.assert_allclose(module.item_bias.numpy(),
                              emb.get("item_bias", np.zeros(len(emb["item"]))), atol=1e-6)
   trained = query_lib.training_query(config)
-  trained_query = query_lib.embeddings(model, config, inputs, "test", trained)
+  trained_query = query_lib.embeddings(model, config, inputs, "serving", trained)
   if (query.user_weight, query.half_life) != (trained.user_weight, trained.half_life):
     assert not np.allclose(module.users.numpy(), trained_query["user"], atol=1e-3)
 
@@ -464,7 +466,7 @@ def served(exported, workdir):
   config, module, _, _ = exported
   base = workdir / "served"
   export.save_module(module, str(base), "recs", version=1)
-  export.save_module(export.build_module(config, k=3), str(base), "recs", version=2)
+  export.save_module(exporter.build_module(config, k=3), str(base), "recs", version=2)
   models_config = base / "models.config"
   models_config.write_text(
       'model_config_list { config { name: "recs" base_path: "recs" model_platform: "tensorflow"\n'
@@ -638,7 +640,7 @@ def test_a_fine_tuned_run_exports_its_fine_tuned_text_tower(workdir):
   config = test_train._config(workdir, "export_fine_tuned", train={"epochs": 1},
                               text={"fine_tune": "on", "trainable_layers": 1})
   trainer.train(config, progress=False)
-  module = export.build_module(config, k=5)
+  module = exporter.build_module(config, k=5)
   cold = _cold_items(config, module)[:3]
   width = max(len(c) for _, _, c in cold)
   new = module.encode_items(tf.constant([t for _, t, _ in cold]),

@@ -1,7 +1,7 @@
 """A new title's nearest catalog items, with the real MiniLM on the embedded MovieLens.
 
 Built from scratch the way the package builds a run (tfgrec data movielens -> build-graph -> a
-short training -> export.build_module), so nothing outside the test's tmp dir is read.
+short training -> tfgrec.train.exporter.build_module), so nothing outside the test's tmp dir is read.
 """
 import os
 
@@ -10,6 +10,7 @@ import pytest
 
 from tfgrec import cli
 from tfgrec import config as config_lib
+from tfgrec.train import exporter
 from tfgrec import export
 from tfgrec.train import trainer
 
@@ -30,7 +31,7 @@ def test_toy_story_4_finds_the_toy_stories(tmp_path):
       "train": {"epochs": 3, "patience": 0},
       "ranking": {"enabled": False}})
   trainer.train(config, progress=False)
-  module = export.build_module(config, k=5)
+  module = exporter.build_module(config, k=5)
   assert module.item_text is not None  # The catalog's MiniLM embeddings, for the blend.
   catalog = pd.read_parquet(os.path.join(graph, "catalog.parquet"))
   title = dict(zip(catalog["item_id"].astype(str), catalog["title"]))

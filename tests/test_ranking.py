@@ -8,7 +8,9 @@ import pytest
 import tfgrec  # noqa: F401  # Keras 2 before TensorFlow loads.
 from tfgrec.eval import metrics
 from tfgrec.ranking import features as features_lib
-from tfgrec.ranking import pipeline
+from tfgrec.ranking import fitting
+from tfgrec.ranking import lists as lists_lib
+from tfgrec.ranking import new_items as new_items_lib
 from tfgrec.ranking import ranker as ranker_lib
 from tfgrec.sources import base, embedding, graph_filter, time_context
 
@@ -201,7 +203,7 @@ def test_the_ranker_beats_every_single_source_on_a_planted_time_effect():
 
   def stage(fit_mask, label_mask):
     events = {"user": user[fit_mask], "item": item[fit_mask], "timestamp": ts[fit_mask]}
-    sources, _ = pipeline.fit_sources(make, events, num_items, progress=False)
+    sources, _ = fitting.fit_sources(make, events, num_items, progress=False)
     histories = base.UserHistories(events["user"], events["item"], events["timestamp"],
                                    num_users=num_users)
     relevant = metrics.Interactions.from_pairs(user[label_mask], item[label_mask], num_users)
@@ -214,11 +216,11 @@ def test_the_ranker_beats_every_single_source_on_a_planted_time_effect():
         sources=sources, events=time_context.EventIndex(events["item"], events["timestamp"],
                                                         num_items=num_items))
     users = np.flatnonzero(relevant.sizes() > 0)
-    lists = pipeline.build_lists(feats, histories, users, now, relevant)
+    lists = lists_lib.build_lists(feats, histories, users, now, relevant)
     return sources, histories, now, relevant, lists, events
 
   *_, train_lists, _ = stage(train, label)
-  ranker, _ = pipeline.train_ranker(train_lists, pipeline.RankerConfig(
+  ranker, _ = fitting.train_ranker(train_lists, fitting.RankerConfig(
       epochs=25, patience=8, hidden=(16,), cross_layers=1, learning_rate=1e-2, ensemble=1), progress=False)
   sources, histories, now, relevant, test_lists, events = stage(known, test)
   exclude = [metrics.Interactions.from_pairs(events["user"], events["item"], num_users)]
@@ -227,7 +229,7 @@ def test_the_ranker_beats_every_single_source_on_a_planted_time_effect():
     return metrics.evaluate(score_fn, relevant, exclude, num_items=num_items, ks=(10,),
                             user_batch=256)["ndcg@10"]
 
-  two_stage = ndcg(pipeline.list_scorer(test_lists, pipeline.rank_lists(ranker, test_lists),
+  two_stage = ndcg(lists_lib.list_scorer(test_lists, lists_lib.rank_lists(ranker, test_lists),
                                         num_items))
   single = {name: ndcg(base.user_scorer(s, histories, now, use_tf=True))
             for name, (s, _) in sources.items()}
@@ -279,10 +281,35 @@ class _FirstFeature(tf.keras.Model):
 
 def _lists(logits, labels, candidates):
   logits, labels = np.asarray(logits, np.float32), np.asarray(labels, np.float32)
-  return pipeline.Lists(users=np.arange(len(logits)), candidates=np.asarray(candidates, np.int32),
+  return lists_lib.Lists(users=np.arange(len(logits)), candidates=np.asarray(candidates, np.int32),
                         valid=np.ones(logits.shape, bool), features=logits[..., None],
                         best_source=np.zeros(logits.shape, np.int32), labels=labels,
                         num_relevant=labels.sum(1).astype(np.int64))
+
+
+def test_list_ndcg_equals_the_harness_ndcg_of_the_same_ranking():
+  # 6 items, k = 3. User 0 ranks 1, 3, 5 (then 4) with relevant {0, 3, 4}: one hit at rank 1,
+  # item 0 outside the list is a miss: d1 / (1 + d1 + d2). User 1 ranks its relevant item 2
+  # first (a masked slot last): 1. User 2 has no relevant item: left out by both.
+  d1, d2 = 1 / np.log2(3), 1 / np.log2(4)
+  masked = features_lib.MASKED
+  logits = np.array([[0.1, 0.9, 0.5, 0.3], [2.0, 1.0, 0.0, masked], [1.0, 0.0, 0.0, 0.0]],
+                    np.float32)
+  candidates = np.array([[4, 1, 3, 5], [2, 0, 5, -1], [0, 1, 2, 3]], np.int32)
+  valid = candidates >= 0
+  relevant = metrics.Interactions.from_pairs(np.array([0, 0, 0, 1]), np.array([0, 3, 4, 2]), 3)
+  lists = lists_lib.Lists(
+      users=np.arange(3), candidates=candidates, valid=valid,
+      features=np.zeros([3, 4, 1], np.float32), best_source=np.zeros([3, 4], np.int32),
+      labels=np.array([np.isin(c, relevant.indices[relevant.indptr[u]:relevant.indptr[u + 1]])
+                       for u, c in enumerate(candidates)], np.float32) * valid,
+      num_relevant=relevant.sizes())
+  want = (d1 / (1 + d1 + d2) + 1.0) / 2
+  listed = lists_lib.list_ndcg(logits, lists, 3)
+  harness = metrics.evaluate(lists_lib.list_scorer(lists, logits, 6), relevant, [], num_items=6,
+                             ks=[3])
+  assert harness["users"] == 2
+  np.testing.assert_allclose([listed, harness["ndcg@3"]], [want, want], rtol=1e-12)
 
 
 def test_the_boost_adds_to_valid_new_candidates_only():
@@ -292,9 +319,9 @@ def test_the_boost_adds_to_valid_new_candidates_only():
   new = np.array([False, True, True])
   got = ranker_lib.boost_new_items(logits, candidates, valid, new, 1.5).numpy()
   np.testing.assert_allclose(got, [[3.0, 3.5, 2.5, features_lib.MASKED]])
-  assert pipeline.new_items(np.array([0, 0, 2]), 4).tolist() == [False, True, False, True]
+  assert new_items_lib.new_items(np.array([0, 0, 2]), 4).tolist() == [False, True, False, True]
   with pytest.raises(ValueError, match=r"event items must be in \[0, 4\)"):
-    pipeline.new_items(np.array([4]), 4)
+    new_items_lib.new_items(np.array([4]), 4)
 
 
 def test_the_new_item_boost_is_the_largest_the_held_out_lists_accept():
@@ -304,19 +331,19 @@ def test_the_new_item_boost_is_the_largest_the_held_out_lists_accept():
   # boost up to 2 leaves the top 2 as it is (a tie keeps the list's order); 2.25 puts item 3
   # above item 1 and the held-out NDCG@2 falls from 1 to 1 / (1 + 1 / log2 3) ≈ 0.61.
   misses = _lists([[3.0, 2.0, 1.0, 0.0]], [[1, 1, 0, 0]], [[0, 1, 2, 3]])
-  boost, curve = pipeline.fit_new_item_boost(ensemble, misses, [[0], [0]], new, k=2,
+  boost, curve = new_items_lib.fit_new_item_boost(ensemble, misses, [[0], [0]], new, k=2,
                                              budget=0.01)
   assert boost == 2.0
   assert curve[0] == (0.0, 1.0) and curve[9][0] == 2.25
   np.testing.assert_allclose(curve[9][1], 1.0 / (1.0 + 1.0 / np.log2(3.0)), rtol=1e-6)
   # A hit on the new item too: no boost loses anything, the largest is taken.
   hits = _lists([[3.0, 2.0, 1.0, 0.0]], [[1, 0, 0, 1]], [[0, 1, 2, 3]])
-  assert pipeline.fit_new_item_boost(ensemble, hits, [[0], [0]], new, k=2, budget=0.01,
+  assert new_items_lib.fit_new_item_boost(ensemble, hits, [[0], [0]], new, k=2, budget=0.01,
                                      max_boost=4.0)[0] == 4.0
   # No budget, no held-out lists, or no held-out hit at all: no boost.
-  assert pipeline.fit_new_item_boost(ensemble, misses, [[0], [0]], new, k=2, budget=0.0)[0] == 0
-  assert pipeline.fit_new_item_boost(ensemble, misses, [[], []], new, k=2, budget=0.01)[0] == 0
-  assert pipeline.fit_new_item_boost(ensemble, _lists([[3.0, 2.0, 1.0, 0.0]], [[0, 0, 0, 0]],
+  assert new_items_lib.fit_new_item_boost(ensemble, misses, [[0], [0]], new, k=2, budget=0.0)[0] == 0
+  assert new_items_lib.fit_new_item_boost(ensemble, misses, [[], []], new, k=2, budget=0.01)[0] == 0
+  assert new_items_lib.fit_new_item_boost(ensemble, _lists([[3.0, 2.0, 1.0, 0.0]], [[0, 0, 0, 0]],
                                                       [[0, 1, 2, 3]]),
                                      [[0], [0]], new, k=2, budget=0.01)[0] == 0
 
@@ -328,16 +355,16 @@ def test_the_boost_is_priced_on_held_out_lists_thinned_to_the_later_lists_share(
   # over 3 above hit 0 too (0.39). One candidate in four is new.
   lists = _lists([[3.0, 2.0, 1.0, 0.0]] * 10, [[1, 1, 0, 0]] * 10, [[0, 1, 2, 3]] * 10)
   rows = [np.arange(10), np.arange(10)]
-  assert pipeline.new_candidate_share(lists, new) == 0.25
+  assert new_items_lib.new_candidate_share(lists, new) == 0.25
   # Half as many new candidates later: each kept with probability 1/2; never above 1, never
   # below MIN_NEW_ITEM_KEEP; no later share, no thinning.
-  assert pipeline.new_item_keep_share(lists, rows, new, 0.125) == 0.5
-  assert pipeline.new_item_keep_share(lists, rows, new, 0.4) == 1.0
-  assert pipeline.new_item_keep_share(lists, rows, new, 0.0) == pipeline.MIN_NEW_ITEM_KEEP
-  assert pipeline.new_item_keep_share(lists, rows, new, None) == 1.0
-  full, full_curve = pipeline.fit_new_item_boost(ensemble, lists, rows, new, k=2, budget=0.25)
+  assert new_items_lib.new_item_keep_share(lists, rows, new, 0.125) == 0.5
+  assert new_items_lib.new_item_keep_share(lists, rows, new, 0.4) == 1.0
+  assert new_items_lib.new_item_keep_share(lists, rows, new, 0.0) == new_items_lib.MIN_NEW_ITEM_KEEP
+  assert new_items_lib.new_item_keep_share(lists, rows, new, None) == 1.0
+  full, full_curve = new_items_lib.fit_new_item_boost(ensemble, lists, rows, new, k=2, budget=0.25)
   assert full == 2.0  # Every list loses 39% at 2.25.
-  half, curve = pipeline.fit_new_item_boost(ensemble, lists, rows, new, k=2, budget=0.25,
+  half, curve = new_items_lib.fit_new_item_boost(ensemble, lists, rows, new, k=2, budget=0.25,
                                             keep_share=0.5, seed=3)
   # Thinned, about half the lists keep their new item: about 19% lost over 2, 31% over 3.
   assert half == 3.0
@@ -345,23 +372,23 @@ def test_the_boost_is_priced_on_held_out_lists_thinned_to_the_later_lists_share(
   assert 0.1 < lost[2.25] < 0.25 < lost[3.25] < 0.45 and lost[2.0] == 0.0
   assert all(1.0 - v >= lost[b] for b, v in full_curve)  # Never dearer than unthinned here.
   # Seeded: the same draws again.
-  assert pipeline.fit_new_item_boost(ensemble, lists, rows, new, k=2, budget=0.25,
+  assert new_items_lib.fit_new_item_boost(ensemble, lists, rows, new, k=2, budget=0.25,
                                      keep_share=0.5, seed=3)[1] == curve
   with pytest.raises(ValueError, match="keep_share must be in"):
-    pipeline.fit_new_item_boost(ensemble, lists, rows, new, k=2, budget=0.25, keep_share=0.0)
+    new_items_lib.fit_new_item_boost(ensemble, lists, rows, new, k=2, budget=0.25, keep_share=0.0)
   # A masked candidate does not count in the share.
   masked = _lists([[3.0, 2.0, 1.0, 0.0]], [[1, 1, 0, 0]], [[0, 1, 2, 3]])
   masked.valid[0, 3] = False
-  assert pipeline.new_candidate_share(masked, new) == 0.0
+  assert new_items_lib.new_candidate_share(masked, new) == 0.0
 
 
 def test_the_held_out_rows_are_those_each_ranker_was_trained_without():
   lists = _lists(np.random.default_rng(0).normal(size=[40, 4]), [[1, 0, 0, 0]] * 39 + [[0] * 4],
                  [[0, 1, 2, 3]] * 40)
-  config = pipeline.RankerConfig(epochs=1, patience=1, ensemble=2, holdout=0.25,
+  config = fitting.RankerConfig(epochs=1, patience=1, ensemble=2, holdout=0.25,
                                  batch_lists=8, hidden=(4,))
-  _, history = pipeline.train_ranker(lists, config, progress=False)
-  rows = pipeline.member_holdout_rows(lists, config, 2)
+  _, history = fitting.train_ranker(lists, config, progress=False)
+  rows = fitting.member_holdout_rows(lists, config, 2)
   assert [r.tolist() for r in rows] == [np.asarray(r).tolist()
                                         for r in history["member_holdout_rows"]]
   assert len(rows[0]) == 10 and 39 not in rows[0] and rows[0].tolist() != rows[1].tolist()

@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfgrec.eval import baselines, metrics, slices
+from tfgrec.data import splits
+from tfgrec.eval import metrics, slices
 
 
 def _csr(rows):
@@ -18,7 +19,7 @@ def _data(train, num_items, validation=None, test=None):
   users = np.array([u for u, row in enumerate(train) for _ in row], np.int64)
   items = np.array([i for row in train for i in row], np.int64)
   events = pd.DataFrame({"user": users, "item": items, "timestamp": np.arange(len(users))})
-  return baselines.EvalData(len(train), num_items, _csr(train), _csr(validation or empty),
+  return splits.EvalData(len(train), num_items, _csr(train), _csr(validation or empty),
                             _csr(test or empty), events, np.bincount(items, minlength=num_items))
 
 

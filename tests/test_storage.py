@@ -14,7 +14,7 @@ from tfgrec import batch
 from tfgrec import config as config_lib
 from tfgrec import saved_models
 from tfgrec import storage
-from tfgrec.export import export
+from tfgrec.train import exporter
 from tfgrec.train import evaluate
 from tfgrec.train import trainer
 
@@ -105,7 +105,7 @@ def test_train_evaluate_export_recommend_on_ram_filesystem(workdir, tmp_path):
   assert storage.exists(storage.join(run, "report.md"))
   assert storage.exists(storage.join(run, "comparison.png"))
 
-  path = export.export_run(config, storage.join(root, "models"), "recs", k=5)
+  path = exporter.export_run(config, storage.join(root, "models"), "recs", k=5)
   assert path == storage.join(root, "models", "recs", "1")
   assert storage.listdir(storage.join(root, "models", "recs")) == ["1"]  # No temporary left.
   users = storage.join(root, "users.txt")

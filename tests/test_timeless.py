@@ -11,6 +11,7 @@ import pytest
 
 from tfgrec import cli
 from tfgrec import config as config_lib
+from tfgrec.train import exporter
 from tfgrec.beam import build_graph as job
 from tfgrec.data import contract, prepare, readers, synthetic, writers
 from tfgrec.graph import recency
@@ -120,9 +121,10 @@ def test_recency_weights_of_a_user_without_times_are_all_one(timeless):
 
 
 def test_eval_history_weights_of_a_user_without_times_are_all_one(timeless):
+  from tfgrec.data import splits  # pylint: disable=g-import-not-at-top
   from tfgrec.eval import baselines  # pylint: disable=g-import-not-at-top
   root, _, _ = timeless
-  data = baselines.load_eval_data(str(root / "graph"))
+  data = splits.load_eval_data(str(root / "graph"))
   np.testing.assert_array_equal(baselines.history_weights(data, 20.0, "test").weights, 1.0)
 
 
@@ -193,7 +195,7 @@ def test_train_evaluate_export_and_recommend_on_a_log_without_times(timeless, tm
     for name in ("recall@10", "ndcg@10"):
       assert 0.0 <= by_slice["all"][name] <= 1.0, (model, by_slice["all"])
 
-  module = export.build_module(config, k=5)
+  module = exporter.build_module(config, k=5)
   path = export.save_module(module, str(tmp_path / "models"), "recs")
   items = open(root / "graph" / "vocab" / "item.txt").read().split()
   users = open(root / "graph" / "vocab" / "user.txt").read().split()

@@ -37,7 +37,7 @@ def test_measured_tower_parts_reach_the_runs_report(small_raw, tmp_path):
   _run(tfgrec + ["train", "--config", "c.yaml"], tmp_path)
   printed = _run([sys.executable, os.path.join(ROOT, "benchmarks", "bench_tower_variants.py"),
                   "--config", "c.yaml", "--out", "parts", "--variant", "default",
-                  "--variant", "model.branches=conv", "--report-run", "run"], tmp_path).stdout
+                  "--variant", "experimental.model.branches=conv", "--report-run", "run"], tmp_path).stdout
   parts = json.loads((tmp_path / "run" / "tower_parts.json").read_text())
   assert parts["graph_dir"] == str(graph)
   assert [r["name"] for r in parts["rows"]] == ["tower (defaults)", "− attention"], printed

@@ -9,9 +9,10 @@ import pytest
 from tfgrec import config as config_lib
 from tfgrec import text, train
 from tfgrec.beam import build_graph as job
-from tfgrec.data import synthetic, writers
+from tfgrec.data import splits, synthetic, writers
 from tfgrec.eval import baselines, metrics
 from tfgrec.train import callbacks as cb
+from tfgrec.train import layout as layout_lib
 from tfgrec.graph import recency
 from tfgrec.train import query as query_lib
 from tfgrec.train import trainer
@@ -58,8 +59,8 @@ def trained(workdir):
 
 
 def test_training_beats_popularity_clearly(trained, workdir):
-  data = baselines.load_eval_data(str(workdir / "graph"))
-  emb = np.load(os.path.join(trained.run_dir, trainer.EMBEDDINGS_FILE))
+  data = splits.load_eval_data(str(workdir / "graph"))
+  emb = np.load(layout_lib.RunLayout(trained.run_dir).embeddings)
   user, item = emb["user"], emb["item"]
   model = metrics.evaluate(lambda u: user[u] @ item.T, data.test, [data.train, data.validation],
                            num_items=data.num_items, ks=[20])
@@ -82,15 +83,15 @@ def test_run_directory_holds_curves_best_and_logs(trained):
   assert history[-1]["retrieval_loss"] < history[0]["retrieval_loss"]
   assert os.listdir(os.path.join(trained.run_dir, "logs"))  # TensorBoard event files.
   assert not trainer._has_backup(os.path.join(trained.run_dir, "backup"))  # Finished.
-  saved = config_lib.load_config(os.path.join(trained.run_dir, trainer.CONFIG_FILE))
+  saved = config_lib.load_config(layout_lib.RunLayout(trained.run_dir).config)
   assert saved.train.epochs == 12
 
 
 def test_reload_gives_the_same_embeddings(trained, workdir):
-  config = config_lib.load_config(os.path.join(trained.run_dir, trainer.CONFIG_FILE))
+  config = config_lib.load_config(layout_lib.RunLayout(trained.run_dir).config)
   model, inputs = train.load_trained(config)
   again = query_lib.embeddings(model, config, inputs, "validation", query_lib.read_query(config))
-  saved = np.load(os.path.join(trained.run_dir, trainer.EMBEDDINGS_FILE))
+  saved = np.load(layout_lib.RunLayout(trained.run_dir).embeddings)
   np.testing.assert_allclose(again["user"], saved["user"], atol=1e-5)
   np.testing.assert_allclose(again["item"], saved["item"], atol=1e-5)
   assert saved["item_ids"].shape == (again["item"].shape[0],)
@@ -129,7 +130,7 @@ def test_resume_continues_from_the_last_finished_epoch(workdir):
   result = train.train(config, progress=False, extra_callbacks=[first])
   assert first.first == 2  # Epochs 1 and 2 were not run again.
   assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]
-  with open(os.path.join(config.run_dir, cb.BEST_FILE)) as f:
+  with open(layout_lib.RunLayout(config.run_dir).best) as f:
     assert json.load(f)["epoch"] == result.best["epoch"]
 
 
@@ -184,8 +185,8 @@ def test_cli_trains_and_evaluates_with_baselines_and_report(workdir, capsys):
 
 
 def test_query_is_picked_on_validation_and_used_by_the_run(trained):
-  config = config_lib.load_config(os.path.join(trained.run_dir, trainer.CONFIG_FILE))
-  saved = json.loads((pathlib.Path(trained.run_dir) / query_lib.QUERY_FILE).read_text())
+  config = config_lib.load_config(layout_lib.RunLayout(trained.run_dir).config)
+  saved = json.loads(pathlib.Path(layout_lib.RunLayout(trained.run_dir).query).read_text())
   picked = query_lib.read_query(config)
   assert (picked.user_weight, picked.half_life, picked.popularity_weight) == (
       saved["user_weight"], saved["half_life"], saved["popularity_weight"])
@@ -212,7 +213,7 @@ def test_query_is_picked_on_validation_and_used_by_the_run(trained):
 
 
 def test_query_weighs_the_user_state_and_the_readout_by_hand(trained):
-  config = config_lib.load_config(os.path.join(trained.run_dir, trainer.CONFIG_FILE))
+  config = config_lib.load_config(layout_lib.RunLayout(trained.run_dir).config)
   model, inputs = train.load_trained(config)
   states = model.states()
   user = states["user"].numpy()
@@ -242,7 +243,7 @@ def test_query_weighs_the_user_state_and_the_readout_by_hand(trained):
 
 
 def test_test_split_history_adds_the_validation_events(trained):
-  config = config_lib.load_config(os.path.join(trained.run_dir, trainer.CONFIG_FILE))
+  config = config_lib.load_config(layout_lib.RunLayout(trained.run_dir).config)
   model, inputs = train.load_trained(config)
   default = model.embeddings()
   same = model.embeddings(history=train.known_history(config, inputs, "validation"))

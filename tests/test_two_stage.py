@@ -10,9 +10,17 @@ import numpy as np
 import pytest
 
 from tfgrec import export
+from tfgrec.data import splits
 from tfgrec.export import two_stage_module
-from tfgrec.ranking import run as ranking_run
-from tfgrec.train import evaluate, trainer
+from tfgrec.train import evaluate, exporter, trainer
+from tfgrec.train import final_fit
+from tfgrec.train import layout as layout_lib
+from tfgrec.train import manifest as manifest_lib
+from tfgrec.models import graph_tower
+from tfgrec.ranking import fitting
+from tfgrec.ranking import new_items as new_items_lib
+from tfgrec.sources import base as sources_base
+from tfgrec.train import two_stage as ranking_run
 
 from tests import test_export, test_train
 
@@ -35,7 +43,7 @@ _LOADER = test_export._LOADER  # A fresh process with TensorFlow and tensorflow-
 def two_stage(workdir):
   config = test_train._config(workdir, "two_stage", train={"epochs": 2}, ranking=SMALL)
   trainer.train(config, progress=False)
-  module = export.build_module(config, k=5)
+  module = exporter.build_module(config, k=5)
   path = export.save_module(module, str(workdir / "two_stage_models"), "recs")
   return config, module, path
 
@@ -62,6 +70,81 @@ def test_training_saves_a_ranker_over_every_source(two_stage):
   assert 0 < info["candidate_recall"] <= 1 and info["epochs"] >= 1
 
 
+def test_training_writes_every_artifact_and_a_manifest(two_stage):
+  config, _, _ = two_stage
+  layout = layout_lib.RunLayout(config.run_dir)
+  manifest = manifest_lib.verify(layout, config)
+  names = set(manifest.artifacts)
+  assert {"serving_arrays", "serving_info", "item_encoder", "user_encoder", "ranker"} <= names
+  assert {f"source:{k}" for k in ranking_run.load(config)[1]["sources"]} <= names
+  # The final fit read every known event: training, validation and test.
+  data = splits.load_eval_data(config.graph_dir)
+  assert manifest.events["count"] == sum(
+      len(f) for f in (data.train_events, data.validation_events, data.test_events))
+  assert manifest.events["splits"] == ["train", "validation", "test"]
+  assert manifest.events["latest"] == int(data.test_events["timestamp"].max())
+  # A changed artifact fails the check, naming it.
+  info = layout.final_file(final_fit.INFO)
+  saved = open(info, "rb").read()
+  try:
+    with open(info, "ab") as f:
+      f.write(b" ")
+    with pytest.raises(manifest_lib.ManifestError, match="serving_info.*changed"):
+      manifest_lib.verify(layout)
+  finally:
+    with open(info, "wb") as f:
+      f.write(saved)
+  # So does a config section the artifacts depend on.
+  other = dataclasses.replace(config, ranking=dataclasses.replace(
+      config.ranking, candidates=dataclasses.replace(config.ranking.candidates, ease=7)))
+  with pytest.raises(manifest_lib.ManifestError, match="ranking"):
+    manifest_lib.verify(layout, other)
+
+
+def test_export_only_packages_the_artifacts(two_stage, tmp_path, monkeypatch):
+  config, _, _ = two_stage
+  layout = layout_lib.RunLayout(config.run_dir)
+
+  def forbidden(*args, **kwargs):
+    raise AssertionError("export must not fit or train")
+
+  # Every fit and train entry point, and the graph tower, raise.
+  for owner, name in [(sources_base.CandidateSource, "fit"), (fitting, "fit_sources"),
+                      (fitting, "train_ranker"), (new_items_lib, "fit_new_item_boost"),
+                      (ranking_run, "train"), (ranking_run.Stage, "__init__"),
+                      (ranking_run, "served_new_item_boost"), (final_fit, "fit"),
+                      (trainer, "train"), (trainer, "load_trained"),
+                      (trainer.inputs_lib, "load_inputs"), (trainer.inputs_lib, "build_model"),
+                      (graph_tower.GraphTower, "call"), (tf.keras.Model, "fit")]:
+    monkeypatch.setattr(owner, name, forbidden)
+  path = exporter.export_run(config, str(tmp_path / "models"), "recs", k=5)
+  assert set(export.signatures_line(path).split(", ")) >= {"recommend", "recommend_at",
+                                                          "encode_items", "encode_users"}
+  # The SavedModel's tables are the artifacts'.
+  arrays = np.load(layout.final_file(final_fit.ARRAYS))
+  saved = tf.train.load_checkpoint(os.path.join(path, "variables", "variables"))
+
+  def variable(prefix):
+    return saved.get_tensor(prefix + "/.ATTRIBUTES/VARIABLE_VALUE")
+
+  np.testing.assert_array_equal(variable("items"), arrays["item_embeddings"])
+  np.testing.assert_array_equal(variable("users"), arrays["user_embeddings"])
+  info = json.load(open(layout.final_file(final_fit.INFO)))
+  keys = saved.get_variable_to_shape_map()
+  for position, name in enumerate(info["source_order"]):
+    source = sources_base.load_source(layout.final_source(name))
+    mine = [saved.get_tensor(k) for k in keys if k.startswith(f"features/sources/{position}/")]
+    assert mine and source.variables, name
+    for v in source.variables:  # Each of the artifact's tables is in the SavedModel as it is.
+      assert any(t.shape == tuple(v.shape) and np.array_equal(t, v.numpy()) for t in mine), (
+          name, v.name)
+  # The tower and the sources read one event set: the graph tower source's items are the
+  # served item embeddings.
+  tower_source = sources_base.load_source(layout.final_source("graph_tower"))
+  np.testing.assert_allclose(tower_source.embeddings.numpy(), arrays["item_embeddings"],
+                             atol=1e-5)
+
+
 def test_evaluate_scores_the_two_stages_each_source_and_the_ablations(two_stage):
   config, _, _ = two_stage
   results = evaluate.evaluate_run(config, baselines=["popularity"], progress=False)
@@ -74,19 +157,21 @@ def test_evaluate_scores_the_two_stages_each_source_and_the_ablations(two_stage)
   assert "cold_items" in results[evaluate.TWO_STAGE]
   # The boost is fit again for the test lists' share of new candidates; without it: a row
   # when there is one.
-  with open(os.path.join(ranking_run.ranker_dir(config), ranking_run.EVALUATION)) as f:
+  with open(layout_lib.RunLayout(config.run_dir).evaluation_cache) as f:
     boost = json.load(f)["figures"]["new_item_boost"]
   assert 0 < boost["keep_share"] <= 1 and 0 <= boost["test_share"] <= 1
   assert boost["training"] == ranking_run.load(config)[1]["new_item_boost"]
   assert ("two-stage − new-item boost" in results) == (boost["boost"] > 0)
   with open(os.path.join(config.run_dir, "metrics.json")) as f:
     assert evaluate.TWO_STAGE in json.load(f)
+  # Evaluation fits what its protocol needs and leaves the run's artifacts as they were.
+  manifest_lib.verify(layout_lib.RunLayout(config.run_dir), config)
 
   # Evaluating again with other baselines reuses the two stages' rows (nothing they read
   # changed): the same figures, from ranker/evaluation.json.
-  cache = os.path.join(ranking_run.ranker_dir(config), ranking_run.EVALUATION)
+  cache = layout_lib.RunLayout(config.run_dir).evaluation_cache
   key = json.load(open(cache))["key"]
-  checkpoint = os.path.join(ranking_run.ranker_dir(config), ranking_run.CHECKPOINT + ".index")
+  checkpoint = layout_lib.RunLayout(config.run_dir).ranker_checkpoint + ".index"
   saved = open(checkpoint, "rb").read()
   again = evaluate.evaluate_run(config, baselines=["ease"], progress=False)
   assert again[evaluate.TWO_STAGE] == results[evaluate.TWO_STAGE]
@@ -142,7 +227,8 @@ def test_the_graph_tower_source_scores_with_the_runs_picked_query(two_stage, tra
   _, info = ranking_run.load(config)
   assert info[ranking_run.TOWER_QUERY] is True
   query = query_lib.read_query(config)
-  tower = ranking_run.tower_space(model, config, inputs, "test")
+  # The served model's space: the graph with every known event (the final fit's).
+  tower = ranking_run.tower_space(model, config, inputs, splits.SERVING)
   assert (tower.half_life, tower.popularity_weight) == (
       query.half_life or 5.0, query.popularity_weight * config.tasks.temperature)
   np.testing.assert_allclose(np.linalg.norm(tower.user, axis=1), query.user_weight, rtol=1e-5)
@@ -151,7 +237,7 @@ def test_the_graph_tower_source_scores_with_the_runs_picked_query(two_stage, tra
   source = module.features.sources[module.features.source_names.index("graph_tower")]
   assert (source.half_life, source.popularity_weight) == (
       tower.half_life, tower.popularity_weight)
-  events = ranking_run.all_events(inputs.data)
+  events = inputs.data.known_events(splits.SERVING)
   if tower.popularity_weight:  # The picked g may be 0: then the source has no prior.
     np.testing.assert_allclose(source.item_bias.numpy(), base.popularity_prior(
         events["item"], inputs.data.num_items, tower.popularity_weight), rtol=1e-5, atol=1e-6)
@@ -192,7 +278,7 @@ def test_new_items_get_the_runs_boost_in_the_served_model(two_stage, trained_mod
   # items (without any event) are rarer among the candidates than in the held-out lists.
   model, inputs = trained_model
   data = inputs.data
-  events = ranking_run.all_events(data)
+  events = data.known_events(splits.SERVING)
   stage = ranking_run.Stage(config, inputs, events,
                             ranking_run.tower_space(model, config, inputs, "test"),
                             reuse=ranking_run.trained_sources(config), progress=False)
@@ -344,14 +430,13 @@ def test_refit_trained_sources_retrains_the_sequence_source_for_evaluation(
     two_stage, trained_model, monkeypatch):
   config, _, _ = two_stage
   model, inputs = trained_model
-  from tfgrec.ranking import pipeline  # pylint: disable=g-import-not-at-top
-  fitted, real = {}, pipeline.fit_sources
+  fitted, real = {}, fitting.fit_sources
 
   def spy(make, events, *args, **kwargs):
     fitted.update({name: len(events["item"]) for name in make})
     return real(make, events, *args, **kwargs)
 
-  monkeypatch.setattr(pipeline, "fit_sources", spy)
+  monkeypatch.setattr(fitting, "fit_sources", spy)
   known = len(inputs.data.history_events("test"))  # Training + validation events.
   for refit in (False, True):
     fitted.clear()

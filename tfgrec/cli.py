@@ -5,10 +5,12 @@
                         [--release-fraction F --end-days N]
   tfgrec data contract                      print the raw-log contract (JSON)
   tfgrec build-graph --raw DIR --out DIR    the Beam job (python -m tfgrec.jobs.build_graph)
-  tfgrec train [--config FILE] [--graph DIR] [--run DIR]     train the model (model.fit)
+  tfgrec train [--config FILE] [--graph DIR] [--run DIR]     train the model (model.fit), then
+                                            the final fit: every artifact the served model holds
+  tfgrec final-fit [--config FILE] [--run DIR]   redo the final fit of a trained run alone
   tfgrec evaluate [--config FILE] [--run DIR] [--baselines LIST]   test metrics, baselines, report
   tfgrec export [--config FILE] [--run DIR] [--base DIR] [--name NAME] [--k K]
-                                            SavedModel for TF Serving
+                                            package the run's artifacts: SavedModel for TF Serving
   tfgrec serve [--config FILE] [--models-config FILE] [--host H] [--port P]
                                             local stand-in for TF Serving (same gRPC protos)
   tfgrec query [--config FILE] [--target HOST:PORT] --user ID [--history ITEM ...]
@@ -82,10 +84,10 @@ def _run_config(args):
   with --graph / --run / --epochs on top."""
   from tfgrec import config as config_lib  # pylint: disable=g-import-not-at-top
   from tfgrec import storage  # pylint: disable=g-import-not-at-top
-  from tfgrec.train import trainer  # pylint: disable=g-import-not-at-top
+  from tfgrec.train import layout  # pylint: disable=g-import-not-at-top
   path = args.config
   run_dir = getattr(args, "run", None) or config_lib.load_config().run_dir
-  saved = os.path.join(run_dir, trainer.CONFIG_FILE)
+  saved = layout.RunLayout(run_dir).config
   if path is None and getattr(args, "use_saved", False) and storage.exists(saved):
     path = saved
   overrides = {}
@@ -113,6 +115,17 @@ def _train(args) -> int:
   return 0
 
 
+def _final_fit(args) -> int:
+  from tfgrec.train import trainer  # pylint: disable=g-import-not-at-top
+  config = _run_config(args)
+  print(f"[final-fit] run {config.run_dir}: every artifact of the served model, from every "
+        "known event", flush=True)
+  manifest = trainer.final_fit(config)
+  print(f"[final-fit] {len(manifest.artifacts)} artifacts, {manifest.events['count']} events; "
+        f"manifest {config.run_dir}/manifest.json")
+  return 0
+
+
 def _evaluate(args) -> int:
   from tfgrec.eval import report  # pylint: disable=g-import-not-at-top
   from tfgrec.train import evaluate  # pylint: disable=g-import-not-at-top
@@ -129,10 +142,11 @@ def _export(args) -> int:
   from tfgrec import storage  # pylint: disable=g-import-not-at-top
   from tfgrec.export import export  # pylint: disable=g-import-not-at-top
   from tfgrec.serving import model_config  # pylint: disable=g-import-not-at-top
+  from tfgrec.train import exporter  # pylint: disable=g-import-not-at-top
   config = _run_config(args)
   k = args.k or config.export.k
   base, name = args.base or config.export.base, args.name or config.export.name
-  path = export.export_run(config, base, name, args.version, k)
+  path = exporter.export_run(config, base, name, args.version, k)
   print(f"[export] {config.run_dir} -> {path} (signatures: "
         f"{export.signatures_line(path)}; serving_default = recommend; K = {k})")
   # The models.config `tfgrec serve` and TF Serving read, on the new version (a file tfgrec
@@ -271,6 +285,14 @@ def _demo(args) -> int:
   return demo.run(config, force=args.force)
 
 
+def _trained_run_arguments(parser: argparse.ArgumentParser) -> None:
+  """--config, --graph and --run of a command that reads a trained run."""
+  parser.add_argument("--config", default=None, metavar="FILE",
+                      help="YAML run config (default: the run directory's saved config)")
+  parser.add_argument("--graph", default=None, metavar="DIR", help="overrides graph_dir")
+  parser.add_argument("--run", default=None, metavar="DIR", help="overrides run_dir")
+
+
 def build_parser() -> argparse.ArgumentParser:
   """The `tfgrec` parser; imports neither TensorFlow nor Beam (help texts stay quick)."""
   parser = argparse.ArgumentParser(
@@ -325,12 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
   tr.add_argument("--run", default=None, metavar="DIR", help="overrides run_dir")
   tr.add_argument("--epochs", type=int, default=None, help="overrides train.epochs")
   tr.set_defaults(func=_train)
+  ff = sub.add_parser("final-fit", help="redo a trained run's final fit alone: the sources on "
+                      "every known event, the tower's served tables, the manifest")
+  _trained_run_arguments(ff)
+  ff.set_defaults(func=_final_fit, use_saved=True)
   ev = sub.add_parser("evaluate", help="test metrics of a trained run and the baselines, "
                       "metrics.json and a report")
-  ev.add_argument("--config", default=None, metavar="FILE",
-                  help="YAML run config (default: the run directory's saved config)")
-  ev.add_argument("--graph", default=None, metavar="DIR", help="overrides graph_dir")
-  ev.add_argument("--run", default=None, metavar="DIR", help="overrides run_dir")
+  _trained_run_arguments(ev)
   ev.add_argument("--baselines", default=None, metavar="LIST",
                   help="comma-separated subset of " + ",".join(constants.BASELINES) +
                   " ('' for none; default: evaluate.baselines of the config)")
@@ -428,14 +451,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="put every output under DIR (default: the config's paths, out/...)")
   demo.add_argument("--force", action="store_true", help="redo every stage")
   demo.set_defaults(func=_demo)
-  for command in (ml, syn, con, bg, tr, ev, ex, se, qu, rc, demo):
+  for command in (ml, syn, con, bg, tr, ff, ev, ex, se, qu, rc, demo):
     _entry.add_verbose_flag(command, suppress_default=True)
   return parser
 
 
 # Commands that train, evaluate or export: Grappler off (`_entry.configure_graph_optimizer`). The
 # serving commands keep TensorFlow's defaults, as TF Serving does.
-_GRAPH_OPTIMIZER_OFF = ("train", "evaluate", "export", "demo")
+_GRAPH_OPTIMIZER_OFF = ("train", "final-fit", "evaluate", "export", "demo")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

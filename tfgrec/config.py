@@ -4,28 +4,41 @@
   config.model.dim, config.train.epochs        # typed, validated, immutable
   save_config(config, "out/run/config.yaml")   # the resolved config, every key written
 
-The packaged default (``tfgrec/configs/default.yaml``) is the demo on the embedded MovieLens; a
-file only needs the keys it changes. The same file drives `tfgrec demo` and every subcommand.
-Every section maps one-to-one onto a constructor or function: ``data.synthetic`` onto
-:class:`tfgrec.data.synthetic.SyntheticConfig`, ``data.split`` onto the graph job's
-:class:`tfgrec.data.prepare.SplitConfig`, ``model`` onto :class:`tfgrec.models.GraphTowerConfig`,
-``tasks`` onto the losses of :class:`tfgrec.models.GraphRecommender`, ``train`` onto
-:func:`tfgrec.train.train`, ``export`` onto :func:`tfgrec.export.export_run`, ``serve`` onto
-:class:`tfgrec.serving.LocalModelServer` and the client.
+Every default is written once, in the dataclasses below (and the configs of the constructors
+they map onto); docs/config.md lists every key with its default and meaning, generated from them
+(``python -m tfgrec.config > docs/config.md``; a test keeps it equal). The packaged
+``tfgrec/configs/default.yaml`` (the demo on the embedded MovieLens) holds only what the demo sets
+differently from them. A file only needs the keys it changes. The same file drives `tfgrec demo`
+and every subcommand. Every section maps one-to-one onto a constructor or function:
+``data.synthetic`` onto :class:`tfgrec.data.synthetic.SyntheticConfig`, ``data.split`` onto the
+graph job's :class:`tfgrec.data.prepare.SplitConfig`, ``model`` with ``experimental.model`` onto
+:class:`tfgrec.models.GraphTowerConfig` (``RunConfig.tower``), ``tasks`` onto the losses of
+:class:`tfgrec.models.GraphRecommender`, ``train`` onto :func:`tfgrec.train.train`, ``export``
+onto :func:`tfgrec.export.export_run`, ``serve`` onto :class:`tfgrec.serving.LocalModelServer` and
+the client.
+
+``experimental`` holds the variants only a benchmark turns (ablations, designs that lost); the
+product keeps their defaults. A key moved there from its old place is an error that names its
+new place (``MOVED``).
 """
 import dataclasses
+import inspect
 import os
+import re
+import sys
 import typing
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
+from tfgrec import _cli_constants
 from tfgrec import storage
 from tfgrec.data.attributes import AttributeConfig
 from tfgrec.data.prepare import SplitConfig
 from tfgrec.data.synthetic import SyntheticConfig
 from tfgrec.models.graph_tower import GraphTowerConfig
 from tfgrec.models.recommender import TaskConfig
+from tfgrec.ranking.ranker import RankerConfig
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "configs", "default.yaml")
 
@@ -111,13 +124,13 @@ class EvaluateConfig:
     long_tail_head_share: the head is the most popular items holding this share of training
       interactions; the long-tail slice is every other item.
     short_history: users with at most this many training items form the short-history slice.
-    baselines: baselines trained and evaluated next to the model.
+    baselines: baselines trained and evaluated next to the model (default: every one
+      `tfgrec evaluate` knows, tfgrec.train.evaluate.BASELINES).
   """
   ks: Tuple[int, ...] = (10, 20, 50)
   long_tail_head_share: float = 0.5
   short_history: int = 20
-  baselines: Tuple[str, ...] = ("popularity", "ease", "ease_recency", "als", "mf",
-                                "graph_only", "text_only")
+  baselines: Tuple[str, ...] = _cli_constants.BASELINES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,54 +165,27 @@ class CandidatesConfig:
 
 @dataclasses.dataclass(frozen=True)
 class SequenceConfig:
-  """The sequence source (tfgrec.sources.SequenceSource arguments)."""
+  """The sequence source (tfgrec.sources.SequenceSource arguments).
+
+  Attributes:
+    max_len: the most recent events of a history the model reads.
+    dim: width of the item and position embeddings.
+    num_heads: attention heads per block (dim must be divisible by them).
+    num_blocks: causal self-attention blocks.
+    dropout: dropout in the blocks.
+    epochs: training epochs (picked on validation NDCG@20 among 6, 10, 15, 20, 30;
+      BENCHMARKS.md).
+    batch_size: histories per training step.
+    learning_rate: Adam's.
+  """
   max_len: int = 50
   dim: int = 64
   num_heads: int = 2
   num_blocks: int = 2
   dropout: float = 0.2
-  epochs: int = 15          # picked on validation NDCG@20 among 6, 10, 15, 20, 30 (BENCHMARKS.md)
+  epochs: int = 15
   batch_size: int = 16
   learning_rate: float = 0.001
-
-
-@dataclasses.dataclass(frozen=True)
-class RankerConfig:
-  """The stage-2 ranker (tfgrec.ranking.Ranker) and its training (tfgrec.ranking.train_ranker).
-
-  Attributes:
-    cross_layers, projection_dim, hidden, dropout, l2: the DCN-v2 ranker.
-    epochs: at most this many epochs; the best by held-out NDCG@k is kept.
-    patience: stop after this many epochs without improvement.
-    batch_lists: candidate lists (users) per step.
-    learning_rate: Adam's.
-    holdout: share of the training lists held out to pick the epoch.
-    k: the cut-off of the held-out NDCG.
-    ensemble: rankers trained with seeds seed, seed + 1, ... (each its own hold-out); their
-      mean logit ranks.
-    seed: shuffling, the hold-out and initialization.
-  """
-  cross_layers: int = 1
-  projection_dim: Optional[int] = None
-  hidden: Tuple[int, ...] = (32, 16)
-  dropout: float = 0.1
-  l2: float = 3e-3
-  epochs: int = 40
-  patience: int = 6
-  batch_lists: int = 32
-  learning_rate: float = 0.003
-  holdout: float = 0.15
-  k: int = 20
-  ensemble: int = 5
-  seed: int = 0
-
-  def __post_init__(self):
-    if self.epochs < 1 or self.batch_lists < 1 or self.learning_rate <= 0 or not (
-        0 <= self.holdout < 1) or self.ensemble < 1:
-      raise ConfigError(f"ranking.ranker: epochs >= 1, batch_lists >= 1, learning_rate > 0, "
-                        f"0 <= holdout < 1, ensemble >= 1 required, got {self.epochs}, "
-                        f"{self.batch_lists}, {self.learning_rate}, {self.holdout}, "
-                        f"{self.ensemble}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,7 +231,7 @@ class RankingConfig:
       their ranker logit: the largest (in steps of 0.25) whose NDCG@K on the ranker's held-out
       lists, thinned to the share of new candidates of the lists it is added to, stays within
       this share of the NDCG@K without it (0: no boost; tfgrec/ranking/README.md "New items in
-      the mixed list"). Half of the 1% that issue 11 allows the known items to lose.
+      the mixed list"). Half of the 1% of NDCG the known items may lose.
   """
   enabled: bool = True
   candidates: CandidatesConfig = CandidatesConfig()
@@ -340,7 +326,12 @@ class ServeConfig:
 
 @dataclasses.dataclass(frozen=True)
 class NewItemConfig:
-  """An item that is not in the catalog, described by its text only."""
+  """An item that is not in the catalog, described by its text only.
+
+  Attributes:
+    title: its title.
+    categories: its categories.
+  """
   title: str = "Toy Story 4 (2019)"
   categories: Tuple[str, ...] = ("Adventure", "Animation", "Children", "Comedy")
 
@@ -359,6 +350,58 @@ class DemoConfig:
   new_item: NewItemConfig = NewItemConfig()
 
 
+_TOWER = GraphTowerConfig()  # The tower's defaults, written once there.
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """The graph tower: tfgrec.models.GraphTowerConfig but its variants (experimental.model).
+
+  Attributes: those of tfgrec.models.GraphTowerConfig, with its defaults.
+  """
+  dim: int = _TOWER.dim
+  rounds: int = _TOWER.rounds
+  heads: int = _TOWER.heads
+  dropout: float = _TOWER.dropout
+  use_categories: bool = _TOWER.use_categories
+  use_attributes: bool = _TOWER.use_attributes
+  use_text: bool = _TOWER.use_text
+  layer_norm: bool = _TOWER.layer_norm
+  l2: float = _TOWER.l2
+  recency_half_lives: Tuple[float, ...] = _TOWER.recency_half_lives
+  conv_recency_half_life: float = _TOWER.conv_recency_half_life
+  attention_recent: int = _TOWER.attention_recent
+
+  def __post_init__(self):
+    GraphTowerConfig(**dataclasses.asdict(self))  # Its checks (with the variants' defaults).
+
+
+@dataclasses.dataclass(frozen=True)
+class TowerVariants:
+  """Graph tower variants the product never changes (tfgrec.models.GraphTowerConfig).
+
+  Attributes: those of tfgrec.models.GraphTowerConfig, with its defaults.
+  """
+  branches: str = _TOWER.branches
+  attention_edge_sets: Optional[Tuple[str, ...]] = _TOWER.attention_edge_sets
+  combine: str = _TOWER.combine
+  update_attributes: bool = _TOWER.update_attributes
+
+  def __post_init__(self):
+    GraphTowerConfig(**dataclasses.asdict(self))  # Its checks (with the model's defaults).
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentalConfig:
+  """Variants only a benchmark turns: ablations and designs that lost (BENCHMARKS.md). The
+  product keeps their defaults; they may change or go without notice.
+
+  Attributes:
+    model: the graph tower's variants.
+  """
+  model: TowerVariants = TowerVariants()
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
   """Everything one run reads.
@@ -371,7 +414,7 @@ class RunConfig:
   run_dir: str = "out/run"
   data: DataConfig = DataConfig()
   text: TextConfig = TextConfig()
-  model: GraphTowerConfig = GraphTowerConfig()
+  model: ModelConfig = ModelConfig()
   tasks: TaskConfig = TaskConfig()
   train: TrainConfig = TrainConfig()
   evaluate: EvaluateConfig = EvaluateConfig()
@@ -379,6 +422,29 @@ class RunConfig:
   export: ExportConfig = ExportConfig()
   serve: ServeConfig = ServeConfig()
   demo: DemoConfig = DemoConfig()
+  experimental: ExperimentalConfig = ExperimentalConfig()
+
+  @property
+  def tower(self) -> GraphTowerConfig:
+    """The graph tower's config: ``model`` with ``experimental.model``."""
+    return GraphTowerConfig(**dataclasses.asdict(self.model),
+                            **dataclasses.asdict(self.experimental.model))
+
+
+# Keys that moved, old path -> new path: a file that still has one gets an error naming the new
+# place (instead of "unknown key").
+MOVED = {f"model.{name}": f"experimental.model.{name}"
+         for name in ("branches", "attention_edge_sets", "combine", "update_attributes")}
+
+
+def _unknown_key(where: str, key: str, takes) -> ConfigError:
+  """The error for `key` of section `where`: where it moved to, else what the section takes."""
+  path = _join(where, key)
+  if path in MOVED:
+    return ConfigError(f"config key {path!r} moved to {MOVED[path]!r} (docs/config.md): "
+                       f"write it under {MOVED[path].rpartition('.')[0]}")
+  return ConfigError(f"unknown config key {path!r}; {where or 'the top level'} takes: "
+                     f"{', '.join(takes)}")
 
 
 def _build(cls, values: Any, where: str):
@@ -390,8 +456,7 @@ def _build(cls, values: Any, where: str):
   fields = {f.name: f for f in dataclasses.fields(cls)}
   unknown = sorted(set(values) - set(fields))
   if unknown:
-    raise ConfigError(f"unknown config key {_join(where, unknown[0])!r}; "
-                      f"{where or 'the top level'} takes: {', '.join(fields)}")
+    raise _unknown_key(where, unknown[0], fields)
   hints = typing.get_type_hints(cls)
   kwargs = {}
   for name, value in values.items():
@@ -456,17 +521,21 @@ def _merge(into: Dict[str, Any], values: Dict[str, Any], where: str) -> None:
     if isinstance(value, dict) and isinstance(into.get(key), dict):
       _merge(into[key], value, _join(where, key))
     elif key not in into:
-      raise ConfigError(f"unknown config key {_join(where, key)!r}; {where or 'the top level'} "
-                        f"takes: {', '.join(into)}")
+      raise _unknown_key(where, key, into)
     else:
       into[key] = value
 
 
-def _default_dict() -> Dict[str, Any]:
+def packaged_values() -> Dict[str, Any]:
+  """The values of the packaged ``default.yaml``: what the demo sets differently from the
+  dataclasses' defaults (a test checks it restates none of them)."""
   with open(DEFAULT_CONFIG, encoding="utf-8") as f:
-    packaged = yaml.safe_load(f) or {}
+    return yaml.safe_load(f) or {}
+
+
+def _default_dict() -> Dict[str, Any]:
   merged = to_dict(RunConfig())
-  _merge(merged, packaged, "")
+  _merge(merged, packaged_values(), "")
   return merged
 
 
@@ -515,3 +584,86 @@ def save_config(config: RunConfig, path: str) -> None:
   text = ("# tfgrec run config (resolved: every key, defaults included)\n"
           + yaml.safe_dump(to_dict(config), sort_keys=False))
   storage.write_text(path, text)
+
+
+def field_docs(cls) -> Dict[str, str]:
+  """The meaning of each field of config dataclass `cls`, from its docstring's ``Attributes:``
+  (``a, b: text`` documents both; ModelConfig and TowerVariants take GraphTowerConfig's)."""
+  docs = {}
+  for source in ((GraphTowerConfig, cls) if cls in (ModelConfig, TowerVariants) else (cls,)):
+    docs.update(_attributes(inspect.getdoc(source) or ""))
+  return {f.name: docs.get(f.name, "") for f in dataclasses.fields(cls)}
+
+
+def _attributes(doc: str) -> Dict[str, str]:
+  """{name: text} of the ``Attributes:`` section of a cleaned Google docstring."""
+  docs: Dict[str, str] = {}
+  names: List[str] = []
+  inside = False
+  for line in doc.splitlines():
+    if not inside:
+      inside = line == "Attributes:"
+      continue
+    if line and not line.startswith(" "):
+      break  # The next section.
+    entry = re.match(r"  (\w+(?:, \w+)*): ?(.*)$", line)
+    if entry:
+      names = entry.group(1).split(", ")
+      docs.update((name, entry.group(2)) for name in names)
+    elif line.strip():
+      docs.update((name, f"{docs[name]} {line.strip()}") for name in names)
+  return docs
+
+
+def reference() -> str:
+  """docs/config.md: every key of the run config with its default and meaning, generated from
+  the dataclasses (``python -m tfgrec.config > docs/config.md``; a test keeps the file equal)."""
+  lines = [
+      "# Run config reference", "",
+      "<!-- Generated from the dataclasses of tfgrec/config.py by "
+      "`python -m tfgrec.config > docs/config.md`; tests/test_config.py keeps it equal. Edit "
+      "the dataclasses, not this file. -->", "",
+      "Every key of the YAML run config (`--config FILE`), with its default and meaning. A file "
+      "only needs the keys it changes; an unknown key is an error that names it. The defaults "
+      "are written once, in the dataclasses of `tfgrec/config.py` and the configs they hold; "
+      "the packaged `tfgrec/configs/default.yaml` (the demo) holds only what the demo sets "
+      "differently, and every run writes its resolved config, every key, to "
+      "`<run_dir>/config.yaml`. `experimental` holds the variants only a benchmark turns "
+      "(ablations, designs that lost): the product keeps their defaults."]
+
+  def cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+  def section(value, where: str, depth: int) -> None:
+    cls = type(value)
+    summary = " ".join((inspect.getdoc(cls) or "").split("\n\n")[0].split())
+    title = f"`{where}`" if where else "The top level"
+    summary += f" (`{cls.__module__}.{cls.__qualname__}`)"
+    lines.extend(["", f"{'#' * depth} {title}", "", cell(summary)])
+    docs = field_docs(cls)
+    nested = []
+    if any(not dataclasses.is_dataclass(getattr(value, f.name))
+           for f in dataclasses.fields(cls)):
+      lines.extend(["", "| key | default | meaning |", "|---|---|---|"])
+    for f in dataclasses.fields(cls):
+      v = getattr(value, f.name)
+      if dataclasses.is_dataclass(v):
+        nested.append((v, _join(where, f.name)))
+        continue
+      text = yaml.safe_dump(to_dict(v), default_flow_style=True, width=10**6).strip()
+      text = text[:-len("\n...")] if text.endswith("\n...") else text
+      lines.append(f"| `{_join(where, f.name)}` | `{cell(text)}` | {cell(docs[f.name])} |")
+    for v, path in nested:
+      section(v, path, depth + 1 if where else depth)
+
+  section(RunConfig(), "", 2)
+  lines.extend(["", "## Moved keys", "",
+                "A file with a key's old place is an error naming its new place.", "",
+                "| old | new |", "|---|---|"])
+  lines.extend(f"| `{old}` | `{new}` |" for old, new in MOVED.items())
+  return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+  from tfgrec import config as _config  # pylint: disable=g-import-not-at-top
+  sys.stdout.write(_config.reference())  # Its classes named tfgrec.config.*, not __main__.*.

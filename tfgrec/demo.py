@@ -12,8 +12,9 @@
 
 One config drives it (`--config`; the packaged default is the demo). Before anything runs, the
 inputs, the text encoder, the disk and the port are checked, so a mistake fails in seconds, not
-after training. A stage whose outputs are there and up to date (same config, inputs not newer)
-is skipped and says so; `force` redoes everything. Each stage ends with where its outputs are.
+after training. A stage whose outputs are there and up to date (the same config it reads,
+`stage_reads`; inputs not newer) is skipped and says so; `force` redoes everything. Each stage
+ends with where its outputs are.
 """
 import dataclasses
 import errno
@@ -22,7 +23,7 @@ import json
 import os
 import shutil
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from tfgrec import _ports
 from tfgrec import config as config_lib
@@ -47,10 +48,47 @@ def with_out_dir(config: config_lib.RunConfig, out: str) -> config_lib.RunConfig
       export=dataclasses.replace(config.export, base=os.path.join(out, "models")))
 
 
-def _fingerprint(*parts) -> str:
-  text = json.dumps([config_lib.to_dict(p) if dataclasses.is_dataclass(p) else p
-                     for p in parts], sort_keys=True)
-  return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+def stage_reads(config: config_lib.RunConfig, stage: str) -> Dict[str, Any]:
+  """The config `stage` reads, by key path: its fingerprint hashes every one of them.
+
+  Found by reading each stage's code path: data (tfgrec.data), graph (tfgrec.beam.build_graph),
+  train (tfgrec.train.trainer: inputs, the tower, the query, the two stages' sources and
+  ranker, the final fit), evaluate (tfgrec.train.evaluate: the run, the two stages refit, and
+  the baselines it trains: graph_only and mf train towers of their own), export
+  (tfgrec.train.exporter: the run's artifacts; its fingerprint also hashes the run's manifest).
+  Whole sections, so a key added to one is covered.
+  """
+  data = config.data
+  if stage == "data":
+    return {"data.source": data.source,
+            "data.synthetic": data.synthetic if data.source == "synthetic" else None}
+  if stage == "graph":
+    return {"data.raw_dir": data.raw_dir, "data.split": data.split,
+            "data.attributes": data.attributes}
+  trained = {"graph_dir": config.graph_dir, "text": config.text, "model": config.model,
+             "tasks": config.tasks, "train": config.train, "ranking": config.ranking,
+             "experimental": config.experimental}
+  if stage == "train":
+    return trained
+  if stage == "evaluate":
+    return {**trained, "evaluate": config.evaluate}
+  if stage == "export":
+    return {**trained, "run_dir": config.run_dir, "export": config.export}
+  raise ValueError(f"stage must be one of {STAGES[:-1]}, got {stage!r}")
+
+
+def _fingerprint(config: config_lib.RunConfig, stage: str, *files: str) -> str:
+  """A hash of the config `stage` reads and of the bytes of `files` (those that exist)."""
+  reads = {k: config_lib.to_dict(v) if dataclasses.is_dataclass(v) else v
+           for k, v in stage_reads(config, stage).items()}
+  digest = hashlib.sha1(json.dumps(reads, sort_keys=True).encode("utf-8"))
+  for path in files:
+    if os.path.exists(path):
+      with open(path, "rb") as f:
+        digest.update(hashlib.sha1(f.read()).digest())
+    else:
+      digest.update(b"absent")
+  return digest.hexdigest()[:16]
 
 
 def _newest_mtime(paths: Sequence[str]) -> float:
@@ -202,30 +240,35 @@ def _train(config: config_lib.RunConfig) -> Dict:
 def _evaluate(config: config_lib.RunConfig) -> Dict:
   from tfgrec.train import evaluate  # pylint: disable=g-import-not-at-top
   evaluate.evaluate_run(config)
-  return {"outputs": os.path.join(config.run_dir, "report.md")}
+  from tfgrec.train import layout  # pylint: disable=g-import-not-at-top
+  return {"outputs": layout.RunLayout(config.run_dir).report}
 
 
 def _export(config: config_lib.RunConfig) -> Dict:
   from tfgrec.export import export  # pylint: disable=g-import-not-at-top
-  path = export.export_run(config, config.export.base, config.export.name, k=config.export.k)
+  from tfgrec.train import exporter  # pylint: disable=g-import-not-at-top
+  path = exporter.export_run(config, config.export.base, config.export.name, k=config.export.k)
   print(f"   signatures: {export.signatures_line(path)}; serving_default = recommend; "
         f"K = {config.export.k}")
   return {"outputs": path, "version": int(os.path.basename(path))}
 
 
 def _titles(graph_dir: str) -> Dict[str, str]:
+  """{item id: title} of the catalog's items that have a title (the others print as their id:
+  a log without an items table has none)."""
   import pandas as pd  # pylint: disable=g-import-not-at-top
   catalog = pd.read_parquet(os.path.join(graph_dir, "catalog.parquet"),
                             columns=["item_id", "title"])
-  return dict(zip(catalog["item_id"].astype(str), catalog["title"].astype(str)))
+  return {item: title for item, title in zip(catalog["item_id"].astype(str),
+                                             catalog["title"].fillna("").astype(str)) if title}
 
 
 def _demo_users(config: config_lib.RunConfig):
   """(heavy user, light user) by known events (training + validation)."""
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from tfgrec.eval import baselines  # pylint: disable=g-import-not-at-top
+  from tfgrec.data import splits  # pylint: disable=g-import-not-at-top
   from tfgrec.train import inputs as inputs_lib  # pylint: disable=g-import-not-at-top
-  data = baselines.load_eval_data(config.graph_dir)
+  data = splits.load_eval_data(config.graph_dir)
   counts = np.bincount(data.history_events("test")["user"], minlength=data.num_users)
   users = inputs_lib.read_vocab(config.graph_dir, "user")
   known = np.nonzero(counts)[0]
@@ -299,20 +342,20 @@ def run(config: Optional[config_lib.RunConfig] = None, force: bool = False) -> i
   if config.data.source == "raw":
     print(f"\n== [1/{len(STAGES)}] data: your raw logs in {data_dir} (nothing to write)")
   else:
-    flow.stage(1, "data", out_dir=data_dir, inputs=[],
-               fingerprint=_fingerprint(config.data.source, config.data.synthetic
-                                        if config.data.source == "synthetic" else None),
+    flow.stage(1, "data", out_dir=data_dir, inputs=[], fingerprint=_fingerprint(config, "data"),
                body=lambda: _write_raw(config))
   flow.stage(2, "graph", out_dir=config.graph_dir, inputs=[data_dir],
-             fingerprint=_fingerprint(config.data.split), body=lambda: _build_graph(config))
-  best = os.path.join(config.run_dir, "best.json")
+             fingerprint=_fingerprint(config, "graph"), body=lambda: _build_graph(config))
+  from tfgrec.train import layout as layout_lib  # pylint: disable=g-import-not-at-top
+  layout = layout_lib.RunLayout(config.run_dir)
   flow.stage(3, "train", out_dir=config.run_dir, inputs=[config.graph_dir],
-             fingerprint=_fingerprint(config.text, config.model, config.tasks, config.train),
-             body=lambda: _train(config))
-  flow.stage(4, "evaluate", out_dir=config.run_dir, inputs=[best],
-             fingerprint=_fingerprint(config.evaluate), body=lambda: _evaluate(config))
-  exported = flow.stage(5, "export", out_dir=config.export.base, inputs=[best],
-                        fingerprint=_fingerprint(config.export), body=lambda: _export(config))
+             fingerprint=_fingerprint(config, "train"), body=lambda: _train(config))
+  flow.stage(4, "evaluate", out_dir=config.run_dir, inputs=[layout.best],
+             fingerprint=_fingerprint(config, "evaluate"), body=lambda: _evaluate(config))
+  # After training: the manifest it wrote (what export packages) is part of the fingerprint.
+  exported = flow.stage(5, "export", out_dir=config.export.base, inputs=[layout.best],
+                        fingerprint=_fingerprint(config, "export", layout.manifest),
+                        body=lambda: _export(config))
   print(f"\n== [6/{len(STAGES)}] serve: local server + gRPC queries", flush=True)
   start = time.time()
   serve_and_query(config, exported["version"])
@@ -324,12 +367,13 @@ def run(config: Optional[config_lib.RunConfig] = None, force: bool = False) -> i
 def _summary(config: config_lib.RunConfig, flow: _Flow) -> None:
   from tfgrec.eval import report  # pylint: disable=g-import-not-at-top
   from tfgrec.serving import model_config  # pylint: disable=g-import-not-at-top
-  from tfgrec.train import evaluate  # pylint: disable=g-import-not-at-top
-  with open(os.path.join(config.run_dir, evaluate.METRICS_FILE), encoding="utf-8") as f:
+  from tfgrec.train import layout as layout_lib  # pylint: disable=g-import-not-at-top
+  layout = layout_lib.RunLayout(config.run_dir)
+  with open(layout.metrics, encoding="utf-8") as f:
     metrics = json.load(f)
   print(f"\n== test split, K = 20 (every model ranks the whole catalog)\n")
   print(report.headline_table(metrics, k=20))
-  print(f"\nreport: {os.path.join(config.run_dir, 'report.md')} (and its PNG figures)")
+  print(f"\nreport: {layout.report} (and its PNG figures)")
   print(f"model:  {config.export.base}/{config.export.name}/ (TF Serving layout); serve it with "
         f"`tfgrec serve --models-config "
         f"{os.path.join(config.export.base, model_config.MODELS_CONFIG)}`")

@@ -22,11 +22,7 @@ from typing import Any, Dict, Iterable, List
 
 import numpy as np
 
-from tfgrec import _keras_guard
-
-_keras_guard.ensure_legacy_keras()
-
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow as tf
 
 gfile = tf.io.gfile
 

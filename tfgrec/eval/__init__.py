@@ -2,11 +2,12 @@
 # Full-ranking metrics (Recall, NDCG, HR, MRR, coverage, novelty at K) on per-user item sets.
 from tfgrec.eval.metrics import evaluate
 from tfgrec.eval.metrics import Interactions
-# A graph directory's splits in index space, and the baselines scored by the same harness.
+# A graph directory's splits in index space (their home: tfgrec.data.splits).
+from tfgrec.data.splits import EvalData
+from tfgrec.data.splits import load_eval_data
+# The baselines scored by the same harness.
 from tfgrec.eval.baselines import als_scorer
 from tfgrec.eval.baselines import ease_scorer
-from tfgrec.eval.baselines import EvalData
-from tfgrec.eval.baselines import load_eval_data
 from tfgrec.eval.baselines import popularity_scorer
 from tfgrec.eval.baselines import text_only_scorer
 # Slices: cold items, long-tail items, short-history users, and all of them evaluated at once.

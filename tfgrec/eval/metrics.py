@@ -6,6 +6,7 @@ and the top K is compared with the user's held-out items (``relevant``):
 
   Recall@K  = |top-K ∩ relevant| / |relevant|
   NDCG@K    = DCG / ideal DCG, DCG = sum over hits at rank r (0-based) of 1 / log2(r + 2)
+              (`ndcg`: the one home of the formula; tfgrec.ranking scores lists with it)
   HR@K      = 1 if top-K ∩ relevant is not empty
   MRR@K     = 1 / (rank of the first hit + 1), 0 without a hit
   coverage@K = distinct items recommended to the evaluated users / catalog size
@@ -15,87 +16,104 @@ and the top K is compared with the user's held-out items (``relevant``):
 Metrics are averaged over users with at least one relevant item. ``slices`` restrict the
 relevant items (cold items, long-tail items) or the users (short history).
 """
-import dataclasses
 from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
-from tfgrec import _keras_guard
+import tensorflow as tf
 
-_keras_guard.ensure_legacy_keras()
-
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec.data import histories
 
 
-@dataclasses.dataclass
-class Interactions:
-  """Per-user item sets in CSR form: items of user u are indices[indptr[u]:indptr[u + 1]].
-
-  Attributes:
-    indptr: [num_users + 1] int64.
-    indices: [nnz] int64 item indices.
-    weights: [nnz] float32 weight of each entry, or None (all 1).
-  """
-  indptr: np.ndarray
-  indices: np.ndarray
-  weights: Optional[np.ndarray] = None
-
-  @classmethod
-  def from_pairs(cls, users: np.ndarray, items: np.ndarray, num_users: int) -> "Interactions":
-    """Unique (user, item) pairs -> CSR."""
-    pairs = np.unique(np.stack([np.asarray(users, np.int64), np.asarray(items, np.int64)]),
-                      axis=1)
-    counts = np.bincount(pairs[0], minlength=num_users)
-    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return cls(indptr, pairs[1].astype(np.int64))
-
-  @property
-  def num_users(self) -> int:
-    return len(self.indptr) - 1
-
-  def sizes(self) -> np.ndarray:
-    return np.diff(self.indptr)
-
-  def restrict_items(self, keep: np.ndarray) -> "Interactions":
-    """Keeps only items with keep[item] True."""
-    mask = keep[self.indices]
-    user_of = np.repeat(np.arange(self.num_users), self.sizes())
-    counts = np.bincount(user_of[mask], minlength=self.num_users)
-    return Interactions(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-                        self.indices[mask],
-                        None if self.weights is None else self.weights[mask])
-
-  def dense(self, users: np.ndarray, num_items: int, weighted: bool = False) -> np.ndarray:
-    """[len(users), num_items]: bool membership, or float32 weights with `weighted`."""
-    out = np.zeros([len(users), num_items], np.float32 if weighted else bool)
-    for row, u in enumerate(users):
-      span = slice(self.indptr[u], self.indptr[u + 1])
-      if weighted and self.weights is not None:
-        out[row, self.indices[span]] = self.weights[span]
-      else:
-        out[row, self.indices[span]] = True
-    return out
+# Per-user item sets (CSR): their home is tfgrec.data.histories; the harness's name for them.
+Interactions = histories.Interactions
 
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 
 
+def dcg_discounts(k: int) -> np.ndarray:
+  """The DCG discount of each rank below `k`: 1 / log2(r + 2) at 0-based rank r.
+
+  Args:
+    k: the cut-off (>= 1).
+
+  Returns:
+    [k] float64.
+  """
+  if k < 1:
+    raise ValueError(f"k must be >= 1, got {k}")
+  return 1.0 / np.log2(np.arange(2, k + 2))
+
+
+def dcg(gains: np.ndarray, k: int) -> np.ndarray:
+  """DCG@k of rankings: the gain at each rank times its discount, summed over the top k.
+
+  Args:
+    gains: [N, R] the relevance of the item at each 0-based rank (binary or graded; ranks at or
+      after `k` are ignored).
+    k: the cut-off.
+
+  Returns:
+    [N] float64. With graded relevance, the ideal DCG is `dcg` of each row's grades sorted in
+    decreasing order.
+  """
+  gains = np.asarray(gains)[:, :k]
+  return (gains * dcg_discounts(k)[:gains.shape[1]]).sum(1)
+
+
+def ideal_dcg(num_relevant: np.ndarray, k: int) -> np.ndarray:
+  """DCG@k of the ideal ranking under binary relevance: min(n, k) relevant items on top.
+
+  Args:
+    num_relevant: [N] int, the relevant items of each ranking (ranked or not).
+    k: the cut-off.
+
+  Returns:
+    [N] float64 (0 where a ranking has no relevant item).
+  """
+  num_relevant = np.asarray(num_relevant, np.int64)
+  if num_relevant.size and num_relevant.min() < 0:
+    raise ValueError(f"num_relevant must be >= 0, got {num_relevant.min()}")
+  discounts = dcg_discounts(k)
+  by_count = np.array([discounts[:n].sum() for n in range(k + 1)])
+  return by_count[np.minimum(num_relevant, k)]
+
+
+def ndcg(gains: np.ndarray, num_relevant: np.ndarray, k: int) -> np.ndarray:
+  """NDCG@k: `dcg` over `ideal_dcg`, the one home of the formula (the full-catalog harness
+  and tfgrec.ranking's candidate lists both call it).
+
+  Args:
+    gains: [N, R] relevance of the item at each 0-based rank (ranks at or after `k` ignored).
+    num_relevant: [N] relevant items of each ranking, ranked or not: a relevant item the ranking
+      leaves out counts as a miss.
+    k: the cut-off.
+
+  Returns:
+    [N] float64 in [0, 1] for binary gains; 0 where a ranking has no relevant item.
+  """
+  gains = np.asarray(gains)
+  if len(gains) != len(num_relevant):
+    raise ValueError(f"gains and num_relevant must have one row per ranking, got "
+                     f"{len(gains)} and {len(num_relevant)}")
+  ideal = ideal_dcg(num_relevant, k)
+  out = np.zeros(len(gains), np.float64)
+  np.divide(dcg(gains, k), ideal, out=out, where=ideal > 0)
+  return out
+
+
 def _batch_metrics(scores: tf.Tensor, relevant: tf.Tensor, k: int):
-  """scores [B, I] (excluded items at -inf), relevant [B, I] bool -> per-user metric tensors."""
+  """scores [B, I] (excluded items at -inf), relevant [B, I] bool -> ({metric: [B] per-user
+  values (tensors; NDCG a float64 array from `ndcg`)}, top-k indices [B, K])."""
   top = tf.math.top_k(scores, k=k)
   hits = tf.cast(tf.gather(relevant, top.indices, batch_dims=1), tf.float32)  # [B, K]
-  n_rel = tf.reduce_sum(tf.cast(relevant, tf.float32), axis=1)
-  discounts = 1.0 / (tf.math.log(tf.range(k, dtype=tf.float32) + 2.0) / tf.math.log(2.0))
-  dcg = tf.reduce_sum(hits * discounts, axis=1)
-  ideal_len = tf.minimum(n_rel, float(k))
-  ideal = tf.reduce_sum(
-      discounts[None, :] * tf.cast(tf.range(k, dtype=tf.float32)[None, :] < ideal_len[:, None],
-                                   tf.float32), axis=1)
+  n_rel = tf.reduce_sum(tf.cast(relevant, tf.int32), axis=1)
   first = tf.argmax(hits, axis=1, output_type=tf.int32)
   any_hit = tf.reduce_max(hits, axis=1)
   return {
-      "recall": tf.reduce_sum(hits, axis=1) / tf.maximum(n_rel, 1.0),
-      "ndcg": dcg / tf.maximum(ideal, 1e-9),
+      "recall": tf.reduce_sum(hits, axis=1) / tf.maximum(tf.cast(n_rel, tf.float32), 1.0),
+      "ndcg": ndcg(hits.numpy(), n_rel.numpy(), k),
       "hr": any_hit,
       "mrr": any_hit / (tf.cast(first, tf.float32) + 1.0),
   }, top.indices

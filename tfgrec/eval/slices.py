@@ -18,14 +18,16 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-from tfgrec.eval import baselines, metrics
+from tfgrec.data import splits
+from tfgrec.eval import metrics
 
-def cold_items(data: baselines.EvalData) -> np.ndarray:
+
+def cold_items(data: splits.EvalData) -> np.ndarray:
   """[num_items] bool: True for items without a training interaction."""
   return np.asarray(data.popularity) == 0
 
 
-def long_tail_items(data: baselines.EvalData, head_share: float = 0.5) -> np.ndarray:
+def long_tail_items(data: splits.EvalData, head_share: float = 0.5) -> np.ndarray:
   """[num_items] bool: True for tail items (see the module docstring).
 
   Args:
@@ -47,13 +49,13 @@ def long_tail_items(data: baselines.EvalData, head_share: float = 0.5) -> np.nda
   return tail
 
 
-def short_history_users(data: baselines.EvalData, max_items: int = 20) -> np.ndarray:
+def short_history_users(data: splits.EvalData, max_items: int = 20) -> np.ndarray:
   """[n] int64 indices of the users with 1 to `max_items` training items."""
   sizes = data.train.sizes()
   return np.flatnonzero((sizes >= 1) & (sizes <= max_items)).astype(np.int64)
 
 
-def evaluate_slices(score_fn: metrics.ScoreFn, data: baselines.EvalData, *, split: str = "test",
+def evaluate_slices(score_fn: metrics.ScoreFn, data: splits.EvalData, *, split: str = "test",
                     ks: Sequence[int] = (20,), long_tail_head_share: float = 0.5,
                     short_history_max: int = 20,
                     user_batch: int = 256) -> Dict[str, Dict[str, float]]:

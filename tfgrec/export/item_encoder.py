@@ -33,14 +33,10 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from tfgrec import _keras_guard
+import tensorflow as tf
 
-_keras_guard.ensure_legacy_keras()
-
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from tfgrec.data import attributes as attributes_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfgrec.models import graph_tower  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec.data import attributes as attributes_lib
+from tfgrec.models import graph_tower
 
 # A finite decimal number as Python's float() reads one (surrounding white space allowed).
 _NUMBER = r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*"
@@ -73,6 +69,23 @@ def item_text(title: tf.Tensor, categories: tf.Tensor) -> tf.Tensor:
   both = tf.strings.join([title, joined], separator=" | ")
   return tf.where(tf.logical_and(has_title, has_categories), both,
                   tf.where(has_title, title, joined))
+
+
+def _lookup_table(keys: List[str], name: str,
+                  values: Optional[List[int]] = None) -> tf.lookup.StaticHashTable:
+  """A string -> int64 table of `keys` (to `values`, default their positions); -1 elsewhere.
+
+  Works with no keys at all (a graph without categories, a spec without columns): a
+  StaticHashTable cannot be empty, so it then holds one key no input string is taken for
+  ("\\x00", mapped to -1 like any unknown string).
+  """
+  values = list(range(len(keys))) if values is None else list(values)
+  if not keys:
+    keys, values = ["\x00"], [-1]
+  return tf.lookup.StaticHashTable(
+      tf.lookup.KeyValueTensorInitializer(tf.constant(keys, tf.string),
+                                          tf.constant(values, tf.int64)),
+      default_value=-1, name=name)
 
 
 class AttributeLookup(tf.Module):
@@ -111,16 +124,8 @@ class AttributeLookup(tf.Module):
     for i, b in enumerate(bounds):
       padded[i, :len(b)] = b
 
-    def table(k, v, name):
-      if not k:  # StaticHashTable needs a key: one no string of this form can equal.
-        k, v = ["\x00"], [-1]
-      return tf.lookup.StaticHashTable(
-          tf.lookup.KeyValueTensorInitializer(tf.constant(k, tf.string),
-                                              tf.constant(v, tf.int64)),
-          default_value=-1, name=name)
-
-    self.column_table = table(columns, list(range(len(columns))), "attribute_columns")
-    self.value_table = table(keys, values, "attribute_values")
+    self.column_table = _lookup_table(columns, "attribute_columns")
+    self.value_table = _lookup_table(keys, "attribute_values", values)
     self.first = tf.constant(first + [-1], tf.int64)
     self.other = tf.constant(other + [-1], tf.int64)
     self.numeric = tf.constant(numeric + [False], tf.bool)
@@ -212,11 +217,8 @@ class NewItemEncoder(tf.Module):
     super().__init__(name="new_item_encoder")
     self.tower = _ColdPath(tower, "item_path")
     self.text_encoder = text_encoder if tower.text_projection is not None else None
-    keys = np.asarray(category_ids).astype(str)
-    self.category_table = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(tf.constant(keys),
-                                            tf.range(len(keys), dtype=tf.int64)),
-        default_value=-1, name="category_ids")
+    self.category_table = _lookup_table(np.asarray(category_ids).astype(str).tolist(),
+                                        "category_ids")
     self.category_states = [tf.constant(np.asarray(s, np.float32)) for s in category_states]
     # A new item joins each of its categories: one more item than the graph has.
     self.category_degree = tf.constant(np.asarray(category_degree, np.float32) + 1.0)

@@ -44,13 +44,9 @@ from typing import Dict
 
 import numpy as np
 
-from tfgrec import _keras_guard
+import tensorflow as tf
 
-_keras_guard.ensure_legacy_keras()
-
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from tfgrec.export import item_encoder as item_encoder_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec.export import item_encoder as item_encoder_lib
 
 UNKNOWN_SCORE = -1e9
 # encode_items's share of text similarity in a new item's nearest catalog items (blend_scores).
@@ -78,7 +74,7 @@ def blend_scores(graph_scores: tf.Tensor, text_scores: tf.Tensor, has_text: tf.T
   Items without text must not win on text similarity: their text score is the row's lowest
   text score among items with text, so on the text side they never rank above an item with
   text. A new item without text (all text scores 0) gets z = 0 on the text side: the graph
-  order alone.
+  order alone; so does every new item when no catalog item has text.
 
   Args:
     graph_scores: [B, I] cosines of the new items with the catalog's item embeddings.
@@ -94,6 +90,8 @@ def blend_scores(graph_scores: tf.Tensor, text_scores: tf.Tensor, has_text: tf.T
     return (x - mean) / tf.maximum(tf.sqrt(variance), 1e-6)
   lowest = tf.reduce_min(tf.where(has_text[None, :], text_scores, np.inf), axis=1,
                          keepdims=True)
+  # A catalog without any text (no items table, no title or description): no text order.
+  lowest = tf.where(tf.reduce_any(has_text), lowest, 0.0)
   text_scores = tf.where(has_text[None, :], text_scores, lowest)
   return text_weight * standardize(text_scores) + (1.0 - text_weight) * standardize(graph_scores)
 

@@ -26,13 +26,9 @@ whose events have no time (the raw log left ``timestamp`` empty) has ``timestamp
 import os
 from typing import Dict, Tuple
 
-from tfgrec import _keras_guard
-
-_keras_guard.ensure_legacy_keras()
-
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
-import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top,wrong-import-position
-from google.protobuf import text_format  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow as tf
+import tensorflow_gnn as tfgnn
+from google.protobuf import text_format
 
 USER, ITEM, CATEGORY = "user", "item", "category"
 INTERACTED, INTERACTED_BY, IN_CATEGORY, HAS_ITEM = (

@@ -22,13 +22,9 @@ all-padding sequence gives finite outputs, never NaN).
 """
 from typing import Optional
 
-from tfgrec import _keras_guard
+import tensorflow as tf
 
-_keras_guard.ensure_legacy_keras()
-
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from tfgrec.data import contract  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec.data import contract
 
 NO_TIME = contract.NO_TIME  # An event without a timestamp (-1).
 

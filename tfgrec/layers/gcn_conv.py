@@ -19,12 +19,8 @@ there (``norm_feature``).
 """
 from typing import Iterable, Optional
 
-from tfgrec import _keras_guard
-
-_keras_guard.ensure_legacy_keras()
-
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
-import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow as tf
+import tensorflow_gnn as tfgnn
 
 GCN_NORM = "gcn_norm"
 

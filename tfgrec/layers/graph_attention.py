@@ -27,12 +27,8 @@ mathematically), so it is computed without a gradient.
 import math
 from typing import Optional
 
-from tfgrec import _keras_guard
-
-_keras_guard.ensure_legacy_keras()
-
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
-import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow as tf
+import tensorflow_gnn as tfgnn
 
 
 def sparse_weighted_sum(rows: tf.Tensor, cols: tf.Tensor, weights: tf.Tensor,

@@ -25,17 +25,13 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from tfgrec import _keras_guard
+import tensorflow as tf
+import tensorflow_gnn as tfgnn
 
-_keras_guard.ensure_legacy_keras()
-
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
-import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from tfgrec.graph import recency  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfgrec.graph import schema as gs  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfgrec.layers import gcn_conv  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfgrec.layers import graph_attention  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec.graph import recency
+from tfgrec.graph import schema as gs
+from tfgrec.layers import gcn_conv
+from tfgrec.layers import graph_attention
 
 BRANCHES = ("both", "conv", "attention")
 COMBINES = ("mean", "concat")

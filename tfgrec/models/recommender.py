@@ -32,18 +32,14 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from tfgrec import _keras_guard
+import tensorflow as tf
+import tensorflow_gnn as tfgnn
+import tensorflow_recommenders as tfrs
 
-_keras_guard.ensure_legacy_keras()
-
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
-import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top,wrong-import-position
-import tensorflow_recommenders as tfrs  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from tfgrec.graph import recency  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfgrec.graph import schema as gs  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfgrec.models import graph_tower  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfgrec.tasks import alignment  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec.graph import recency
+from tfgrec.graph import schema as gs
+from tfgrec.models import graph_tower
+from tfgrec.tasks import alignment
 
 
 READOUTS = ("causal", "leave_one_out")
@@ -66,7 +62,8 @@ class TaskConfig:
     pair_recency_half_life: weigh each training pair by 0.5 ** (r / h), r = how many of the
       user's interactions are more recent (0: all pairs weigh the same). The future resembles a
       user's recent past more than their distant past; a short half-life (10) also throws away
-      most of a long history (BENCHMARKS.md, session 28: 100 scores 8% higher on MovieLens).
+      most of a long history (docs/decisions/pair-recency-half-life.md: 100 scores 8% higher on
+      MovieLens).
     user_history_half_life: the user side adds the recency-weighted mean of the embeddings of
       the user's items, weights 0.5 ** (r / h) (0: graph embedding only). It also embeds users
       the graph has never seen, from their history.

@@ -33,14 +33,10 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tfgrec import _keras_guard
+import tensorflow as tf
 
-_keras_guard.ensure_legacy_keras()
-
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from tfgrec.sources import base  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfgrec.sources import time_context  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec.sources import base
+from tfgrec.sources import time_context
 
 GROUPS = ("sources", "text", "category", "popularity", "user")
 # Scores below this are masked entries (history items), never candidates.
@@ -176,9 +172,8 @@ class CandidateFeatures(tf.Module):
         [batch, self.num_items]) > 0
     full, tops = [], []
     for source, n in zip(self.sources, self.sizes):
-      extra = ({"user_query": user_query}
-               if user_query is not None and getattr(source, "reads_user_query", False) else {})
-      scores = tf.where(seen, MASKED, source._scores(history, history_time, now, **extra))  # pylint: disable=protected-access
+      query = user_query if source.reads_user_query else None
+      scores = tf.where(seen, MASKED, source.score(history, history_time, now, user_query=query))
       top = tf.math.top_k(scores, k=n)
       full.append(scores)
       tops.append(top)

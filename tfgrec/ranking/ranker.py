@@ -18,21 +18,64 @@ New items (`boost_new_items`): a candidate item the sources were fit without (no
 theirs) gets a constant added to its logit. The ranker learns from a few hundred lists in which
 such items are rare positives, and alone it almost never places one in the top K; the boost is
 the largest offset the ranker's held-out lists accept within a small NDCG budget
-(`pipeline.fit_new_item_boost`, ``ranking.new_item_budget``), so a new item enters a user's top
+(`new_items.fit_new_item_boost`, ``ranking.new_item_budget``), so a new item enters a user's top
 K only where the ranker finds it nearly as likely as the K-th known item.
 """
-from typing import Dict, Optional, Sequence
+import dataclasses
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tfgrec import _keras_guard
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
 
-_keras_guard.ensure_legacy_keras()
+from tfgrec.ranking import features as features_lib
 
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
-import tensorflow_recommenders as tfrs  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from tfgrec.ranking import features as features_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+@dataclasses.dataclass(frozen=True)
+class RankerConfig:
+  """The stage-2 ranker (Ranker) and its training (tfgrec.ranking.train_ranker);
+  the run config's `ranking.ranker` section.
+
+  Attributes:
+    cross_layers: the DCN-v2 ranker's cross layers.
+    projection_dim: their rank (None: full rank).
+    hidden: the widths of the MLP after them.
+    dropout: dropout in the MLP.
+    l2: L2 regularization of the weights (1e-4 overfits the ~600 training lists of MovieLens;
+      BENCHMARKS.md).
+    epochs: at most this many epochs; the best by held-out NDCG@k is kept.
+    patience: stop after this many epochs without improvement.
+    batch_lists: candidate lists (users) per step.
+    learning_rate: Adam's.
+    holdout: share of the training lists held out to pick the epoch.
+    k: the cut-off of the held-out NDCG.
+    ensemble: rankers trained with seeds seed, seed + 1, ... (each its own hold-out); their
+      mean logit ranks.
+    seed: shuffling, the hold-out and initialization.
+  """
+  cross_layers: int = 1
+  projection_dim: Optional[int] = None
+  hidden: Tuple[int, ...] = (32, 16)
+  dropout: float = 0.1
+  l2: float = 3e-3
+  epochs: int = 40
+  patience: int = 6
+  batch_lists: int = 32
+  learning_rate: float = 0.003
+  holdout: float = 0.15
+  k: int = 20
+  ensemble: int = 5
+  seed: int = 0
+
+  def __post_init__(self):
+    if self.epochs < 1 or self.batch_lists < 1 or self.learning_rate <= 0 or not (
+        0 <= self.holdout < 1) or self.ensemble < 1:
+      raise ValueError(f"epochs >= 1, batch_lists >= 1, learning_rate > 0, "
+                        f"0 <= holdout < 1, ensemble >= 1 required, got {self.epochs}, "
+                        f"{self.batch_lists}, {self.learning_rate}, {self.holdout}, "
+                        f"{self.ensemble}")
+
 
 
 @tf.keras.utils.register_keras_serializable(package="tfgrec")

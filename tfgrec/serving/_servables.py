@@ -14,11 +14,6 @@ from typing import Dict, List, Optional
 
 import grpc
 
-from tfgrec import _keras_guard
-
-_keras_guard.ensure_legacy_keras()
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
@@ -28,7 +23,6 @@ from tensorflow_serving.apis import predict_pb2
 from tfgrec import saved_models
 from tfgrec import storage
 from tfgrec.serving import model_config
-# pylint: enable=g-import-not-at-top,wrong-import-position
 
 logger = logging.getLogger(__name__)
 

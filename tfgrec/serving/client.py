@@ -29,11 +29,6 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import grpc
 import numpy as np
 
-from tfgrec import _keras_guard
-
-_keras_guard.ensure_legacy_keras()
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
@@ -42,7 +37,6 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from tfgrec.serving import _protos
-# pylint: enable=g-import-not-at-top,wrong-import-position
 
 MAX_MESSAGE_BYTES = 64 << 20  # gRPC's default receive limit is 4 MB.
 MAX_RETRIES = 4  # gRPC caps a retry policy's maxAttempts at 5.

@@ -21,16 +21,10 @@ from typing import Dict, List, Optional, Tuple
 
 from google.protobuf import text_format
 
-from tfgrec import _keras_guard
-
-_keras_guard.ensure_legacy_keras()
-
-# pylint: disable=g-import-not-at-top,wrong-import-position  # The config protos import TensorFlow.
 from tensorflow_serving.config import model_server_config_pb2
 
 from tfgrec import saved_models
 from tfgrec.serving import _protos
-# pylint: enable=g-import-not-at-top,wrong-import-position
 
 PLATFORM = "tensorflow"
 MODELS_CONFIG = "models.config"  # The file `tfgrec export` / `tfgrec demo` write in the base.

@@ -20,20 +20,13 @@ import logging
 from typing import List, Optional
 
 import grpc
-
-from tfgrec import _keras_guard
-from tfgrec import _ports
-
-_keras_guard.ensure_legacy_keras()
-
-# pylint: disable=g-import-not-at-top,wrong-import-position  # The service protos import TensorFlow.
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from tfgrec import _ports
 from tfgrec.serving import _health
 from tfgrec.serving import _servables
 from tfgrec.serving import model_config
-# pylint: enable=g-import-not-at-top,wrong-import-position
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,9 @@ events, then `scores` / `top_n` in TensorFlow (stock ops, savable for TF Serving
 from tfgrec.sources.base import CandidateSource
 from tfgrec.sources.base import Events
 from tfgrec.sources.base import history_ranks
+from tfgrec.sources.base import load_source
 from tfgrec.sources.base import NO_TIME
+from tfgrec.sources.base import save_source
 from tfgrec.sources.base import user_scorer
 from tfgrec.sources.base import UserHistories
 # Items near the recent history in an embedding space: text neighbours, graph-tower retrieval.

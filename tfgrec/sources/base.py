@@ -20,6 +20,18 @@ History entries later than ``now`` are ignored, so a request may send everything
 repeated item counts once, at its most recent event. Logs without time (every timestamp -1, or
 every timestamp equal) make every event equally recent.
 
+A source that reads a request's own query part (``reads_user_query``: the graph tower's, see
+``tfgrec.sources.embedding``) takes it through ``score``, the public method beside the traced
+signatures:
+
+  source.score(history, history_time, now, user_query=q)   # [B, num_items] tensor, q [B, D]
+
+A fit source is saved and restored without refitting (``save_source`` / ``load_source``: the
+class, its ``get_config()``, and the fitted arrays; see there):
+
+  save_source(source, "gs://bucket/run/sources/ease")
+  source = load_source("gs://bucket/run/sources/ease")   # an Ease again, never refit
+
 ``scores`` and ``top_n`` use stock TensorFlow ops only (no ``numpy_function``, no
 tensorflow-text), so a saved source runs in TF Serving as it runs here. ``score_numpy`` computes
 the same scores with NumPy (a reference the tests compare with, and the fast path of offline
@@ -27,18 +39,17 @@ evaluation). Seen items are *not* excluded: the caller removes the user's known 
 evaluation harness excludes them; a serving graph masks the request's history).
 """
 import dataclasses
-from typing import Callable, Dict, Mapping, Optional
+import importlib
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
-from tfgrec import _keras_guard
+import tensorflow as tf
 
-_keras_guard.ensure_legacy_keras()
-
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from tfgrec.data import contract  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfgrec.graph import recency  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec import storage
+from tfgrec.data import contract
+from tfgrec.data import histories as histories_lib
+from tfgrec.graph import recency
 
 NO_TIME = contract.NO_TIME
 # Time of a padding entry: older than every event, NO_TIME included (and safe to negate).
@@ -68,18 +79,31 @@ class Events:
 class CandidateSource(tf.Module):
   """Base class of the stage-1 candidate sources (see the module docstring).
 
-  Subclasses implement `_fit` (NumPy, builds tf.Variables), `_scores` (TF, stock ops) and
-  `_score_numpy` (NumPy reference). The public methods validate and dispatch.
+  Subclasses implement `get_config` (every constructor argument), `_fit` (NumPy: computes the
+  fitted state and hands it to `_set_state`), `_get_state` / `_set_state` (the fitted state as
+  arrays and plain values, and the tf.Variables and NumPy references built from them: the one
+  path of both `fit` and `load_source`), `_scores` (TF, stock ops) and `_score_numpy` (NumPy
+  reference). The public methods validate and dispatch.
+
+  User query: a source with `reads_user_query` True (the graph tower's) adds a request's
+  user_query [B, D] to its query, and its `_scores` takes it as a keyword. `score` is the public
+  way to pass one: None means none (every source); a query given to a source that reads none
+  raises a ValueError rather than being silently dropped, so callers pass
+  `q if source.reads_user_query else None`.
 
   Init args:
     name: the module name.
 
-  Call args (`scores`, `top_n`, `score_numpy`):
+  Call args (`scores`, `top_n`, `score`, `score_numpy`):
     history: [B, H] int32 item indices, most recent first, -1 padding.
     history_time: [B, H] int64 epoch seconds of the history events.
     now: [B] int64 reference times.
     n (`top_n` only): scalar int32, how many items (at most num_items).
+    user_query (`score` only): optional [B, D] float32, the users' own query part.
   """
+
+  # Whether `_scores` reads a request's user_query (the class docstring).
+  reads_user_query = False
 
   def __init__(self, *, name: str):
     super().__init__(name=name)
@@ -90,6 +114,11 @@ class CandidateSource(tf.Module):
     """The catalog size the source was fit for."""
     self._check_fitted()
     return self._num_items
+
+  def get_config(self) -> Dict[str, Any]:
+    """The constructor arguments (JSON values): `type(self)(**get_config())` is this source,
+    unfit."""
+    raise NotImplementedError(f"{type(self).__name__} does not implement get_config")
 
   def fit(self, user, item, timestamp, *, num_items: int,
           item_data: Optional[Mapping[str, np.ndarray]] = None) -> "CandidateSource":
@@ -108,9 +137,7 @@ class CandidateSource(tf.Module):
     """
     if self._num_items is not None:
       raise ValueError(f"{self.name} is already fit; build a new source to refit")
-    num_items = int(num_items)
-    if num_items <= 0:
-      raise ValueError(f"num_items must be > 0, got {num_items}")
+    num_items = _check_num_items(num_items)
     user = np.asarray(user, np.int64).reshape(-1)
     item = np.asarray(item, np.int64).reshape(-1)
     timestamp = np.asarray(timestamp, np.int64).reshape(-1)
@@ -134,16 +161,42 @@ class CandidateSource(tf.Module):
   @tf.function(input_signature=HISTORY_SPECS)
   def scores(self, history, history_time, now) -> Dict[str, tf.Tensor]:
     """{"scores": [B, num_items] float32}; higher is better (seen items not excluded)."""
-    self._check_fitted()
-    return {"scores": self._scores(history, history_time, now)}
+    return {"scores": self.score(history, history_time, now)}
 
   @tf.function(input_signature=HISTORY_SPECS + (tf.TensorSpec([], tf.int32, name="n"),))
   def top_n(self, history, history_time, now, n) -> Dict[str, tf.Tensor]:
     """{"item_ids": [B, N] int32, "scores": [B, N] float32}, N = min(n, num_items)."""
-    self._check_fitted()
-    top = tf.math.top_k(self._scores(history, history_time, now),
+    top = tf.math.top_k(self.score(history, history_time, now),
                         k=tf.minimum(n, self._num_items))
     return {"item_ids": top.indices, "scores": top.values}
+
+  def score(self, history, history_time, now, *, user_query=None) -> tf.Tensor:
+    """[B, num_items] float32 scores of `scores`, with an optional user_query (class docstring).
+
+    Runs eagerly or inside a tf.function (the serving graph's features call it).
+
+    Args:
+      history: [B, H] int32 items, most recent first, -1 padding.
+      history_time: [B, H] int64 their times.
+      now: [B] int64 reference times.
+      user_query: None, or [B, D] float32 the users' own query part (only for a source with
+        `reads_user_query`).
+
+    Raises:
+      ValueError: not fit yet, or a user_query for a source that reads none.
+    """
+    self._check_fitted()
+    history = tf.convert_to_tensor(history, tf.int32)
+    history_time = tf.convert_to_tensor(history_time, tf.int64)
+    now = tf.convert_to_tensor(now, tf.int64)
+    if user_query is None:
+      return self._scores(history, history_time, now)
+    if not self.reads_user_query:
+      raise ValueError(f"{self.name} ({type(self).__name__}) reads no user_query "
+                       f"(reads_user_query is False); pass None, got a query of shape "
+                       f"{tf.convert_to_tensor(user_query).shape}")
+    return self._scores(history, history_time, now,
+                        user_query=tf.cast(user_query, tf.float32))
 
   def score_numpy(self, history, history_time, now) -> np.ndarray:
     """[B, num_items] float32: the scores of `scores`, computed with NumPy."""
@@ -163,17 +216,33 @@ class CandidateSource(tf.Module):
 
   # === Hooks ===
   def _fit(self, events: Events, item_data: Dict[str, np.ndarray]) -> None:
-    """Builds the fitted state (tf.Variables for the TF path, anything for the NumPy path)."""
+    """Computes the fitted state and builds it with `_set_state`."""
     raise NotImplementedError
 
+  def _get_state(self) -> Tuple[Dict[str, np.ndarray], Dict[str, Any]]:
+    """The fitted state: ({name: array}, {name: JSON value}), what `_set_state` rebuilds from."""
+    raise NotImplementedError(f"{type(self).__name__} does not implement _get_state")
+
+  def _set_state(self, arrays: Dict[str, np.ndarray], state: Dict[str, Any]) -> None:
+    """Builds the fitted state (tf.Variables for the TF path, anything for the NumPy path)
+    from `_get_state`'s arrays and values; `_num_items` is already set."""
+    raise NotImplementedError(f"{type(self).__name__} does not implement _set_state")
+
   def _scores(self, history: tf.Tensor, history_time: tf.Tensor, now: tf.Tensor) -> tf.Tensor:
-    """[B, H] int32, [B, H] int64, [B] int64 -> [B, num_items] float32, stock TF ops."""
+    """[B, H] int32, [B, H] int64, [B] int64 -> [B, num_items] float32, stock TF ops (a source
+    with `reads_user_query` also takes user_query=[B, D] float32)."""
     raise NotImplementedError
 
   def _score_numpy(self, history: np.ndarray, history_time: np.ndarray,
                    now: np.ndarray) -> np.ndarray:
     """The NumPy twin of `_scores`."""
     raise NotImplementedError
+
+
+def _check_num_items(num_items) -> int:
+  if int(num_items) != num_items or int(num_items) <= 0:
+    raise ValueError(f"num_items must be an integer > 0, got {num_items}")
+  return int(num_items)
 
 
 # === History helpers ===
@@ -345,7 +414,8 @@ class UserHistories:
   """Each user's known events, most recent first, to build query batches for evaluation.
 
   Args:
-    user, item, timestamp: [E] the known events (e.g. `EvalData.history_events(split)`).
+    user, item, timestamp: [E] the known events (e.g. `EvalData.known_events(split)`,
+      tfgrec.data.splits).
     num_users: how many users.
     max_len: keep each user's `max_len` most recent events (None: all).
   """
@@ -356,14 +426,12 @@ class UserHistories:
     user = np.asarray(user, np.int64)
     item = np.asarray(item, np.int64)
     timestamp = np.asarray(timestamp, np.int64)
-    order = np.lexsort((-timestamp, user))
+    self.indptr, order = histories_lib.user_csr(user, num_users=num_users, by=(-timestamp,))
     self.item, self.timestamp = item[order], timestamp[order]
-    counts = np.bincount(user, minlength=num_users)
-    self.indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     self.max_len = max_len
     # Latest known time per user (NO_TIME without events).
     self.latest = np.full(num_users, NO_TIME, np.int64)
-    has = counts > 0
+    has = np.diff(self.indptr) > 0
     self.latest[has] = self.timestamp[self.indptr[:-1][has]]
 
   def batch(self, users: np.ndarray):
@@ -386,7 +454,8 @@ def user_scorer(source: CandidateSource, histories: UserHistories,
                 now: Optional[np.ndarray] = None, *, use_tf: bool = False,
                 user_query: Optional[np.ndarray] = None
                 ) -> Callable[[np.ndarray], np.ndarray]:
-  """A `tfgrec.eval.metrics.ScoreFn` (user indices [B] -> scores [B, num_items]) for a source.
+  """The evaluation harness's score function (`metrics.ScoreFn` in the `eval` package: user
+  indices [B] -> scores [B, num_items]) of a source.
 
   Args:
     source: a fit source.
@@ -402,9 +471,8 @@ def user_scorer(source: CandidateSource, histories: UserHistories,
     history, history_time = histories.batch(users)
     batch_now = now[np.asarray(users)]
     if user_query is not None:
-      return source._scores(  # pylint: disable=protected-access
-          tf.constant(history), tf.constant(history_time), tf.constant(batch_now),
-          user_query=tf.constant(user_query[np.asarray(users)])).numpy()
+      return source.score(history, history_time, batch_now,
+                          user_query=user_query[np.asarray(users)]).numpy()
     if use_tf:
       return source.scores(tf.constant(history), tf.constant(history_time),
                            tf.constant(batch_now))["scores"].numpy()
@@ -414,40 +482,70 @@ def user_scorer(source: CandidateSource, histories: UserHistories,
 
 
 # === Saving a fit source ===
-_SOURCE_INFO = "source.json"
+# A saved source is a folder: SOURCE_SPEC (JSON, written last, so a folder with it is complete)
+# and SOURCE_ARRAYS (an .npz of the fitted arrays, one entry per array).
+SOURCE_SPEC = "source.json"
+SOURCE_ARRAYS = "arrays.npz"
+_FORMAT = "tfgrec.sources/1"
 
 
 def save_source(source: CandidateSource, path: str) -> None:
-  """Saves a fit source as a SavedModel (its `scores` signature) at `path` (any filesystem)."""
-  from tfgrec import saved_models, storage  # pylint: disable=g-import-not-at-top
-  source._check_fitted()  # pylint: disable=protected-access
-  saved_models.save(source, path, {"scores": source.scores.get_concrete_function()})
-  storage.write_json(storage.join(path, _SOURCE_INFO),
-                     {"name": source.name, "num_items": source.num_items})
+  """Saves a fit source in folder `path` (any filesystem `tfgrec.storage` knows).
 
+  The folder holds SOURCE_SPEC, JSON:
 
-class LoadedSource(CandidateSource):
-  """A source restored by `load_source`: scores through its saved `scores` function.
+    {"format": "tfgrec.sources/1", "class": "tfgrec.sources.graph_filter:Ease",
+     "config": {...get_config()...}, "num_items": I, "state": {...plain values of the fit...},
+     "arrays": ["filter", ...]}
 
-  Args:
-    path: the folder `save_source` wrote.
+  and SOURCE_ARRAYS, an .npz with one entry per fitted array (item-item weights, embeddings,
+  event keys, the encoder's weights...): no table passes through a protobuf. `load_source`
+  rebuilds the source from them without fitting.
+
+  Raises:
+    ValueError: the source is not fit yet.
   """
-
-  def __init__(self, path: str):
-    from tfgrec import storage  # pylint: disable=g-import-not-at-top
-    info = storage.read_json(storage.join(path, _SOURCE_INFO))
-    super().__init__(name=info["name"])
-    self.restored = tf.saved_model.load(path)
-    self._num_items = int(info["num_items"])
-
-  def _scores(self, history, history_time, now):
-    return self.restored.scores(history, history_time, now)["scores"]
-
-  def _score_numpy(self, history, history_time, now):
-    return self._scores(tf.constant(history, tf.int32), tf.constant(history_time, tf.int64),
-                        tf.constant(now, tf.int64)).numpy()
+  source._check_fitted()  # pylint: disable=protected-access
+  arrays, state = source._get_state()  # pylint: disable=protected-access
+  cls = type(source)
+  spec = {"format": _FORMAT, "class": f"{cls.__module__}:{cls.__qualname__}",
+          "config": source.get_config(), "num_items": int(source.num_items), "state": state,
+          "arrays": sorted(arrays)}
+  storage.save_npz(storage.join(path, SOURCE_ARRAYS),
+                   **{k: np.asarray(v) for k, v in arrays.items()})
+  storage.write_json(storage.join(path, SOURCE_SPEC), spec)
 
 
 def load_source(path: str) -> CandidateSource:
-  """The fit source `save_source` wrote at `path`."""
-  return LoadedSource(path)
+  """The fit source `save_source` wrote in folder `path`, of the same class, never refit.
+
+  The source is built from its config (`type(**config)`) and its fitted state restored with
+  `_set_state`; its `scores`, `top_n`, `score` and `score_numpy` equal the saved source's, and
+  it saves again (alone or inside another tf.Module) like a fitted one.
+
+  Raises:
+    FileNotFoundError: no SOURCE_SPEC in `path`.
+    ValueError: a spec of another format (an older tfgrec's SavedModel of `scores`: train
+      again), or a class that is not a CandidateSource.
+  """
+  spec_path = storage.join(path, SOURCE_SPEC)
+  spec = storage.read_json(spec_path)
+  if spec is None:
+    raise FileNotFoundError(f"no saved source in {path}: {SOURCE_SPEC} is missing")
+  if spec.get("format") != _FORMAT:
+    raise ValueError(f"{spec_path}: format {spec.get('format')!r}, expected {_FORMAT!r} (a "
+                     "source saved by an older tfgrec: fit and save it again)")
+  module_name, _, class_name = spec["class"].partition(":")
+  cls = importlib.import_module(module_name)
+  for part in class_name.split("."):
+    cls = getattr(cls, part)
+  if not (isinstance(cls, type) and issubclass(cls, CandidateSource)):
+    raise ValueError(f"{spec_path}: class {spec['class']!r} is not a CandidateSource")
+  source = cls(**spec["config"])
+  arrays = storage.load_npz(storage.join(path, SOURCE_ARRAYS))
+  missing = sorted(set(spec["arrays"]) - set(arrays))
+  if missing:
+    raise ValueError(f"{path}: {SOURCE_ARRAYS} lacks the arrays {missing}")
+  source._num_items = _check_num_items(spec["num_items"])  # pylint: disable=protected-access
+  source._set_state(arrays, spec["state"])  # pylint: disable=protected-access
+  return source

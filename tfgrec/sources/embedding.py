@@ -32,7 +32,7 @@ tfgrec.export.item_encoder.NewUserEncoder), zero rows for the others. Then q = u
 readout above, the model's query of a user node (a * l2norm(own state) + history readout,
 tfgrec.models.recommender), so a new user without history is scored by their attributes alone.
 """
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
 
@@ -95,6 +95,12 @@ class EmbeddingNeighbours(base.CandidateSource):
                reads_user_query=kwargs.pop("reads_user_query", True),
                normalize_query=kwargs.pop("normalize_query", True), **kwargs)
 
+  def get_config(self) -> Dict[str, Any]:
+    return {"key": self.key, "half_life": self.half_life, "max_history": self.max_history,
+            "name": self.name, "reads_user_query": self.reads_user_query,
+            "normalize_query": self.normalize_query,
+            "popularity_weight": self.popularity_weight}
+
   def _fit(self, events: base.Events, item_data: Dict[str, np.ndarray]) -> None:
     if self.key not in item_data:
       raise ValueError(f"{self.name} reads item_data[{self.key!r}], which fit was not given "
@@ -103,12 +109,27 @@ class EmbeddingNeighbours(base.CandidateSource):
     if e.ndim != 2:
       raise ValueError(f"item_data[{self.key!r}] must be [num_items, D], got shape {e.shape}")
     norm = np.linalg.norm(e, axis=1, keepdims=True)
-    self._e = np.where(norm > 0, e / np.maximum(norm, 1e-12), 0.0).astype(np.float32)
-    self.embeddings = tf.Variable(self._e, trainable=False, name="embeddings")
+    arrays = {"embeddings": np.where(norm > 0, e / np.maximum(norm, 1e-12), 0.0)}
     # The space is given; the events give only the popularity prior (when it has a weight).
-    self._bias = None
     if self.popularity_weight:
-      self._bias = base.popularity_prior(events.item, events.num_items, self.popularity_weight)
+      arrays["item_bias"] = base.popularity_prior(events.item, events.num_items,
+                                                  self.popularity_weight)
+    self._set_state(arrays, {})
+
+  def _get_state(self):
+    arrays = {"embeddings": self._e}
+    if self._bias is not None:
+      arrays["item_bias"] = self._bias
+    return arrays, {}
+
+  def _set_state(self, arrays, state):
+    """Arrays: "embeddings" [I, D] (L2-normalized), "item_bias" [I] with a popularity prior."""
+    del state  # None.
+    self._e = np.asarray(arrays["embeddings"], np.float32)
+    self.embeddings = tf.Variable(self._e, trainable=False, name="embeddings")
+    self._bias = None
+    if "item_bias" in arrays:
+      self._bias = np.asarray(arrays["item_bias"], np.float32)
       self.item_bias = tf.Variable(self._bias, trainable=False, name="item_bias")
 
   def query(self, history, history_time, now):
@@ -127,7 +148,7 @@ class EmbeddingNeighbours(base.CandidateSource):
     if self.normalize_query:
       q = tf.math.l2_normalize(q, axis=-1)
     scores = tf.matmul(q, self.embeddings, transpose_b=True)
-    if self.popularity_weight:
+    if self._bias is not None:
       scores += base.read_table(self.item_bias)[None, :]
     return scores
 

@@ -2,7 +2,8 @@
 
 Shen et al., CIKM 2021, "How Powerful is Graph Convolution for Recommendation?" show that a
 training-free low-pass filter on the normalized item-item graph matches trained graph CF models;
-EASE (Steck, WWW 2019) is its regularized least-squares cousin (``tfgrec.eval.baselines``).
+EASE (Steck, WWW 2019) is its regularized least-squares cousin (``Ease`` and ``ease_weights``
+below; the evaluation baseline ``ease_scorer`` of the ``eval`` package wraps the same maths).
 
 With R [U, I] the 0/1 training matrix (a (user, item) pair counts once), D_u = diag(R 1) and
 D_i = diag(Rᵀ 1) the degrees (d^-1/2 := 0 for a zero degree):
@@ -23,8 +24,11 @@ only its ``neighbours`` strongest entries of P̃ (memory O(I × M), built in blo
 always stays in low-rank form (two [I, k] factors, a query costs O(B (H + I) k) for it). With M >= I both give the
 same scores. The diagonal of P̃ only scores a user's own history items, which the caller
 excludes.
+
+Saved state (`base.save_source`): the filter (dense, or the neighbours' ids and weights), the
+low-pass factors, and R̃ in CSR form for the NumPy path of the dense filter.
 """
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
 import scipy.sparse
@@ -75,35 +79,79 @@ class GraphFilter(base.CandidateSource):
     self.neighbours = int(neighbours)
     self.block_items = int(block_items)
 
+  # === Config ===
+  def get_config(self) -> Dict[str, Any]:
+    return {"half_life": self.half_life, "alpha": self.alpha, "num_singular": self.num_singular,
+            "dense_max_items": self.dense_max_items, "neighbours": self.neighbours,
+            "block_items": self.block_items, "name": self.name}
+
   # === Fit ===
   def _fit(self, events: base.Events, item_data: Dict[str, np.ndarray]) -> None:
     del item_data  # Unused.
     num_items = events.num_items
     _, user = np.unique(events.user, return_inverse=True)
-    pairs = np.unique(np.stack([user, events.item]), axis=1)
     num_users = int(user.max()) + 1 if len(user) else 0
-    r = scipy.sparse.csr_matrix((np.ones(pairs.shape[1], np.float64), (pairs[0], pairs[1])),
-                                shape=(num_users, num_items))
+    r = _binary_matrix(user, events.item, num_users, num_items)
     du = np.asarray(r.sum(axis=1)).ravel()
     di = np.asarray(r.sum(axis=0)).ravel()
     du_inv = np.where(du > 0, 1.0 / np.sqrt(np.maximum(du, 1.0)), 0.0)
     di_inv = np.where(di > 0, 1.0 / np.sqrt(np.maximum(di, 1.0)), 0.0)
     r_norm = (scipy.sparse.diags(du_inv) @ r @ scipy.sparse.diags(di_inv)).tocsr()
-    self.dense = num_items <= self.dense_max_items
-    low_left = low_right = None
+    arrays = {}
     if self.alpha > 0 and num_users:
-      v = _top_right_singular_vectors(r_norm, self.num_singular)  # [I, k]
-      low_left = (di_inv[:, None] * v).astype(np.float32)            # D_i^-1/2 V̄
-      low_right = (v * np.sqrt(di)[:, None]).T.astype(np.float32)    # (D_i^1/2 V̄)ᵀ [k, I]
-    self._ref = _Reference(r_norm.astype(np.float32), low_left, low_right)
+      v = _top_right_singular_vectors(r_norm, self.num_singular)           # [I, k]
+      arrays["low_pass_left"] = (di_inv[:, None] * v).astype(np.float32)   # D_i^-1/2 V̄
+      arrays["low_pass_right"] = (v * np.sqrt(di)[:, None]).T.astype(np.float32)  # (D_i^1/2 V̄)ᵀ
+    if num_items <= self.dense_max_items:
+      arrays["filter"] = (r_norm.T @ r_norm).astype(np.float32).toarray()
+      r_norm = r_norm.astype(np.float32)  # The NumPy path multiplies through R̃.
+      arrays.update(r_norm_data=r_norm.data, r_norm_indices=r_norm.indices,
+                    r_norm_indptr=r_norm.indptr)
+    else:
+      arrays["neighbour_ids"], arrays["neighbour_weights"] = _top_neighbours(
+          r_norm, min(self.neighbours, num_items), self.block_items)
+    self._set_state(arrays, {"num_users": num_users})
+
+  # === State ===
+  def _get_state(self):
+    arrays = {}
+    if self.dense:
+      arrays["filter"] = self.filter.numpy()
+    else:
+      arrays["neighbour_ids"] = self.neighbour_ids.numpy()
+      arrays["neighbour_weights"] = self.neighbour_weights.numpy()
+    if hasattr(self, "low_pass_left"):
+      arrays["low_pass_left"] = self.low_pass_left.numpy()
+      arrays["low_pass_right"] = self.low_pass_right.numpy()
+    state = {}
+    r_norm = self._ref.r_norm
+    if r_norm is not None:
+      arrays.update(r_norm_data=r_norm.data, r_norm_indices=r_norm.indices,
+                    r_norm_indptr=r_norm.indptr)
+      state["num_users"] = int(r_norm.shape[0])
+    return arrays, state
+
+  def _set_state(self, arrays, state):
+    """Arrays: "filter" [I, I] (dense) or "neighbour_ids" / "neighbour_weights" [I, M]; with
+    the low-pass term "low_pass_left" [I, k] and "low_pass_right" [k, I]; optionally R̃ as
+    "r_norm_data" / "r_norm_indices" / "r_norm_indptr" (state["num_users"] rows)."""
+    num_items = self._num_items
+    self.dense = "filter" in arrays
+    r_norm = None
+    if "r_norm_indptr" in arrays:
+      r_norm = scipy.sparse.csr_matrix(
+          (arrays["r_norm_data"], arrays["r_norm_indices"], arrays["r_norm_indptr"]),
+          shape=(int(state["num_users"]), num_items))
+    low_left, low_right = arrays.get("low_pass_left"), arrays.get("low_pass_right")
+    self._ref = _Reference(r_norm, low_left, low_right)
     if low_left is not None:
       self.low_pass_left = tf.Variable(low_left, trainable=False, name="low_pass_left")
       self.low_pass_right = tf.Variable(low_right, trainable=False, name="low_pass_right")
     if self.dense:
-      p = (r_norm.T @ r_norm).astype(np.float32).toarray()
-      self.filter = tf.Variable(p, trainable=False, name="filter")
+      self.filter = tf.Variable(arrays["filter"], trainable=False, name="filter")
       return
-    ids, values = _top_neighbours(r_norm, min(self.neighbours, num_items), self.block_items)
+    ids = np.asarray(arrays["neighbour_ids"], np.int32)
+    values = np.asarray(arrays["neighbour_weights"], np.float32)
     self._ref.neighbours = scipy.sparse.csr_matrix(
         (values.ravel(), ids.ravel(), np.arange(0, ids.size + 1, ids.shape[1])),
         shape=(num_items, num_items))
@@ -207,10 +255,10 @@ def _top_neighbours(r_norm: scipy.sparse.csr_matrix, m: int, block: int):
 class Ease(GraphFilter):
   """EASE (Steck, WWW 2019) on a recency-weighted history: scores(x) = x B.
 
-  B is the closed-form item-item ridge regression of `tfgrec.eval.baselines.ease_weights`
-  (B = I − P / diag(P), P = (XᵀX + l2 I)^-1, zero diagonal), fit on the 0/1 training matrix; x is
-  the history weighted as in GraphFilter. The inverse is cubic in the items with an event, so
-  the catalog is limited to ``dense_max_items`` of them.
+  B is the closed-form item-item ridge regression of `ease_weights` (B = I − P / diag(P),
+  P = (XᵀX + l2 I)^-1, zero diagonal), fit on the 0/1 training matrix; x is the history
+  weighted as in GraphFilter. The inverse is cubic in the items with an event, so the catalog
+  is limited to ``dense_max_items`` of them.
 
   Served, B is either the dense [I, I] matrix (330 MB for 9,000 items; a request reads the rows
   of its history items, I weights each) or, with ``neighbours`` = M, each history item's M
@@ -236,39 +284,83 @@ class Ease(GraphFilter):
     self.l2 = float(l2)
     self.sparse_neighbours = None if neighbours is None else int(neighbours)
 
+  def get_config(self) -> Dict[str, Any]:
+    return {"half_life": self.half_life, "l2": self.l2, "dense_max_items": self.dense_max_items,
+            "neighbours": self.sparse_neighbours, "name": self.name}
+
   def _fit(self, events: base.Events, item_data: Dict[str, np.ndarray]) -> None:
     del item_data  # Unused.
-    from tfgrec.eval import baselines, metrics  # pylint: disable=g-import-not-at-top
     active = len(np.unique(events.item))
     if active > self.dense_max_items:
       raise ValueError(f"{self.name}: {active} items have events, more than dense_max_items="
                        f"{self.dense_max_items}; use GraphFilter (sparse) for this catalog")
-    _, user = np.unique(events.user, return_inverse=True)
-    train = metrics.Interactions.from_pairs(user, events.item, int(user.max()) + 1 if len(user)
-                                            else 0)
-    self._b = baselines.ease_weights(train, events.num_items, self.l2)
-    self._ref = _Reference(None, None, None)
+    b = ease_weights(events.user, events.item, num_items=events.num_items, l2=self.l2)
     m = self.sparse_neighbours
-    self.dense = m is None
-    if self.dense:
-      self.filter = tf.Variable(self._b, trainable=False, name="filter")
+    if m is None:
+      self._set_state({"filter": b}, {})
       return
     m = min(m, events.num_items)
-    top = (np.argpartition(-self._b, m - 1, axis=1)[:, :m] if m < events.num_items
+    top = (np.argpartition(-b, m - 1, axis=1)[:, :m] if m < events.num_items
            else np.tile(np.arange(events.num_items), (events.num_items, 1)))
-    values = np.take_along_axis(self._b, top, axis=1)
+    values = np.take_along_axis(b, top, axis=1)
     order = np.argsort(-values, axis=1, kind="stable")                  # Strongest first.
-    ids = np.take_along_axis(top, order, axis=1).astype(np.int32)
-    values = np.take_along_axis(values, order, axis=1).astype(np.float32)
-    self._ref.neighbours = scipy.sparse.csr_matrix(
-        (values.ravel(), ids.ravel(), np.arange(0, ids.size + 1, m)),
-        shape=(events.num_items, events.num_items))
-    self.neighbour_ids = tf.Variable(ids, trainable=False, name="neighbour_ids")
-    self.neighbour_weights = tf.Variable(values, trainable=False, name="neighbour_weights")
-    self._b = None
+    self._set_state({"neighbour_ids": np.take_along_axis(top, order, axis=1).astype(np.int32),
+                     "neighbour_weights": np.take_along_axis(values, order, axis=1)}, {})
+
+  def _set_state(self, arrays, state):
+    super()._set_state(arrays, state)
+    # The NumPy path of the dense B multiplies by it (there is no R̃ to go through).
+    self._b = np.asarray(arrays["filter"], np.float32) if self.dense else None
 
   def _score_numpy(self, history, history_time, now):
     x = self._history_matrix(history, history_time, now)
     if self.dense:
       return x @ self._b
     return np.asarray((self._ref.neighbours.T @ x.T).T)
+
+
+def ease_weights(user, item, *, num_items: int, l2: float = 200.0) -> np.ndarray:
+  """[num_items, num_items] float32 EASE item-item weights B with a zero diagonal.
+
+  X [U, A] is the 0/1 matrix of the (user, item) pairs (a pair counts once) over the A items
+  with an event; P = (XᵀX + l2 I)^-1 and B = I − P / diag(P) (Steck, WWW 2019). The items
+  without an event keep zero rows and columns, so the cubic cost is in A, not the catalog.
+
+  >>> b = ease_weights([0, 0, 1, 1], [0, 1, 1, 2], num_items=4, l2=1.0)
+  >>> b.shape, float(b[0, 0]), bool(b[0, 1] > 0), bool(b[3].any())
+  ((4, 4), 0.0, True, False)
+
+  Args:
+    user: [E] user indices (any ids: only equality matters).
+    item: [E] item indices in [0, num_items).
+    num_items: catalog size.
+    l2: the ridge penalty (> 0).
+
+  Raises:
+    ValueError: l2 <= 0, user and item of different lengths.
+  """
+  if not l2 > 0:
+    raise ValueError(f"l2 must be > 0, got {l2}")
+  user = np.asarray(user, np.int64).reshape(-1)
+  item = np.asarray(item, np.int64).reshape(-1)
+  if len(user) != len(item):
+    raise ValueError(f"user and item must have one length, got {len(user)} and {len(item)}")
+  active, column = np.unique(item, return_inverse=True)
+  users, row = np.unique(user, return_inverse=True)
+  x = _binary_matrix(row, column, len(users), len(active), np.float32)
+  gram = (x.T @ x).toarray()  # Co-occurrence counts: exact in float32.
+  gram[np.diag_indices(len(active))] += l2
+  p = np.linalg.inv(gram)
+  b_active = -p / np.diag(p)[None, :]
+  b_active[np.diag_indices(len(active))] = 0.0
+  b = np.zeros([num_items, num_items], np.float32)
+  b[np.ix_(active, active)] = b_active
+  return b
+
+
+def _binary_matrix(row: np.ndarray, column: np.ndarray, num_rows: int, num_columns: int,
+                   dtype=np.float64) -> scipy.sparse.csr_matrix:
+  """[num_rows, num_columns] CSR with 1 at each (row, column) pair (a repeated pair once)."""
+  pairs = np.unique(np.stack([np.asarray(row, np.int64), np.asarray(column, np.int64)]), axis=1)
+  return scipy.sparse.csr_matrix((np.ones(pairs.shape[1], dtype), (pairs[0], pairs[1])),
+                                 shape=(num_rows, num_columns))

@@ -28,15 +28,15 @@ Inductive: nothing is stored per user; the scores of any history come from the i
 the encoder weights, so a SavedModel of the source serves new users as it serves known ones.
 """
 import logging
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from tfgrec.layers import causal_time_attention
 from tfgrec.sources import base
+import tensorflow_recommenders as tfrs
 
 tf = base.tf
-import tensorflow_recommenders as tfrs  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ time_bucket = causal_time_attention.time_bucket
 NUM_TIME_BUCKETS = causal_time_attention.NUM_TIME_BUCKETS
 # Time of an unusable history entry while sorting: older than every event, NO_TIME included.
 _UNUSABLE_TIME = -(2 ** 62)
+# The saved state's name of the encoder's k-th weight (`get_weights()` order).
+_ENCODER_WEIGHT = "encoder_{:03d}"
 
 
 class SequenceSource(base.CandidateSource):
@@ -61,7 +63,7 @@ class SequenceSource(base.CandidateSource):
   Defaults: a fit on the embedded MovieLens (80k training events, 9,066 items, exact softmax)
   takes about 2 minutes on 2 CPU cores (about 9 s an epoch); the full softmax costs
   O(positions x items) per epoch. 15 epochs is the best of 6, 10, 15, 20 and 30 by validation
-  NDCG@20 there (BENCHMARKS.md, session 21).
+  NDCG@20 there (docs/decisions/sequence-source-training.md).
 
   Init args:
     max_len: L, the most recent events read (and the training window, L + 1 events).
@@ -131,13 +133,7 @@ class SequenceSource(base.CandidateSource):
         raise ValueError(f"item_data[{key!r}] must be [num_items, width], got shape "
                          f"{np.shape(value)}")
     items = _ItemTable(events.num_items, self.dim, text=text, states=states, seed=self.seed)
-    encoder = _Encoder(max_len=self.max_len, dim=self.dim, num_heads=self.num_heads,
-                       num_blocks=self.num_blocks, dropout=self.dropout,
-                       time_bias=self.time_bias, time_since_last=self.time_since_last,
-                       seed=self.seed + 1000)
-    empty = tf.fill([1, self.max_len], tf.constant(base.NO_TIME, tf.int64))
-    encoder(tf.zeros([1, self.max_len, self.dim]), empty, empty,
-            tf.zeros([1, self.max_len], tf.bool))  # Builds the weights (eagerly).
+    encoder = self._build_encoder()
     target = windows[:, 1:][windows[:, :-1] >= 0]
     frequency = np.bincount(target, minlength=events.num_items) / max(len(target), 1)
     trainer = _Trainer(items, encoder,
@@ -154,7 +150,49 @@ class SequenceSource(base.CandidateSource):
       trainer.fit(data, epochs=self.epochs, verbose=2 if self.verbose else 0)
     else:
       logger.warning("%s: no user has two events; the encoder stays untrained", self.name)
-    self.item_embeddings = tf.Variable(items.table(), trainable=False, name="item_embeddings")
+    arrays = {_ENCODER_WEIGHT.format(k): w for k, w in enumerate(encoder.get_weights())}
+    arrays["item_embeddings"] = items.table().numpy()
+    self._set_state(arrays, {"encoder_variables": [v.name for v in encoder.weights]})
+
+  def _build_encoder(self) -> "_Encoder":
+    """A new encoder of this config, its weights built (eagerly)."""
+    encoder = _Encoder(max_len=self.max_len, dim=self.dim, num_heads=self.num_heads,
+                       num_blocks=self.num_blocks, dropout=self.dropout,
+                       time_bias=self.time_bias, time_since_last=self.time_since_last,
+                       seed=self.seed + 1000)
+    empty = tf.fill([1, self.max_len], tf.constant(base.NO_TIME, tf.int64))
+    encoder(tf.zeros([1, self.max_len, self.dim]), empty, empty,
+            tf.zeros([1, self.max_len], tf.bool))
+    return encoder
+
+  # === Config and state ===
+  def get_config(self) -> Dict[str, Any]:
+    return {"max_len": self.max_len, "dim": self.dim, "num_heads": self.num_heads,
+            "num_blocks": self.num_blocks, "dropout": self.dropout, "epochs": self.epochs,
+            "batch_size": self.batch_size, "learning_rate": self.learning_rate,
+            "window_stride": self.window_stride, "time_bias": self.time_bias,
+            "time_since_last": self.time_since_last,
+            "full_softmax_max_items": self.full_softmax_max_items, "seed": self.seed,
+            "verbose": self.verbose, "name": self.name}
+
+  def _get_state(self):
+    encoder = self._holder.encoder
+    arrays = {_ENCODER_WEIGHT.format(k): w for k, w in enumerate(encoder.get_weights())}
+    arrays["item_embeddings"] = self.item_embeddings.numpy()
+    return arrays, {"encoder_variables": [v.name for v in encoder.weights]}
+
+  def _set_state(self, arrays, state):
+    """Arrays: "item_embeddings" [I, D] (the item table, side data included) and the encoder's
+    weights in `get_weights()` order ("encoder_000", ...); state["encoder_variables"] their
+    names. The encoder is rebuilt from the config and its weights set."""
+    encoder = self._build_encoder()
+    names = state["encoder_variables"]
+    if len(names) != len(encoder.weights):
+      raise ValueError(f"{self.name}: {len(names)} saved encoder weights, the config builds "
+                       f"{len(encoder.weights)} ({[v.name for v in encoder.weights]})")
+    encoder.set_weights([arrays[_ENCODER_WEIGHT.format(k)] for k in range(len(names))])
+    self.item_embeddings = tf.Variable(np.asarray(arrays["item_embeddings"], np.float32),
+                                       trainable=False, name="item_embeddings")
     # The encoder is kept out of tf.Module tracking (a plain holder) and its variables are
     # tracked instead: a SavedModel holds the weights and the traced `scores`, not Keras'
     # own serialization of every layer.

@@ -25,7 +25,7 @@ windows and half-lives in days):
 Without timestamps (every time NO_TIME = -1, or all equal, and `now` at that time) every event
 is in every window and every age is 0: both sources degrade to popularity (events per item).
 """
-from typing import Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -72,50 +72,71 @@ class EventIndex(tf.Module):
     super().__init__(name=name)
     item = np.asarray(item, np.int64).reshape(-1)
     t = np.asarray(timestamp, np.int64).reshape(-1)
-    self.num_items = int(num_items)
-    self.t0 = int(t.min()) - 1 if len(t) else base.NO_TIME - 1
-    self.span = (int(t.max()) - self.t0 + 2) if len(t) else 2  # S: keys of item i in [iS, iS+S).
-    if self.num_items * self.span >= 2 ** 62:
-      raise ValueError(f"num_items x time span too large for int64 keys: {self.num_items} x "
-                       f"{self.span} s")
-    self._keys = np.sort(item * self.span + (t - self.t0))
-    self.keys = tf.Variable(self._keys, trainable=False, name="event_keys")
+    num_items = int(num_items)
+    t0 = int(t.min()) - 1 if len(t) else base.NO_TIME - 1
+    span = (int(t.max()) - t0 + 2) if len(t) else 2  # S: keys of item i in [iS, iS+S).
+    if num_items * span >= 2 ** 62:
+      raise ValueError(f"num_items x time span too large for int64 keys: {num_items} x "
+                       f"{span} s")
+    keys = np.sort(item * span + (t - t0))
     # Where each item's keys start: the count "since the beginning" needs no search.
-    self.starts = tf.Variable(
-        np.searchsorted(self._keys, np.arange(self.num_items, dtype=np.int64) * self.span,
-                        side="right").astype(np.int64), trainable=False, name="item_starts")
-    first = np.full(self.num_items, NEVER, np.int64)
+    starts = np.searchsorted(keys, np.arange(num_items, dtype=np.int64) * span, side="right")
+    first = np.full(num_items, NEVER, np.int64)
     np.minimum.at(first, item, t)
     if available_time is not None:
       available = np.asarray(available_time, np.int64).reshape(-1)
       known = available != base.NO_TIME
       first[known] = np.minimum(first[known], available[known])
-    self._first = first
-    self.first_seen = tf.Variable(first, trainable=False, name="first_seen")
-    self.checkpoint_every = None
     if checkpoint_every is not None and int(checkpoint_every) <= 0:
       raise ValueError(f"checkpoint_every must be > 0 or None, got {checkpoint_every}")
+    arrays = {"keys": keys, "starts": starts, "first_seen": first}
+    state = {"num_items": num_items, "t0": t0, "span": span, "checkpoint_every": None}
     if checkpoint_every is not None and len(t):  # No events: the searches are as cheap.
-      self._build_prefix_tables(item, t, int(checkpoint_every))
+      state["checkpoint_every"] = max(int(checkpoint_every),
+                                      -(-len(t) * num_items // CHECKPOINT_MAX_ENTRIES))
+      arrays.update(_prefix_tables(item, t, num_items, state["checkpoint_every"]))
+    self._set_state(arrays, state)
 
-  def _build_prefix_tables(self, item: np.ndarray, t: np.ndarray, every: int) -> None:
-    """Events by time, and [E // C + 1, I] counts of each item among the first k C of them."""
-    num_events = len(t)
-    every = max(every, -(-num_events * self.num_items // CHECKPOINT_MAX_ENTRIES))
-    order = np.argsort(t, kind="stable")
-    block = np.arange(num_events) // every
-    rows = num_events // every + 1
-    table = np.zeros([rows, self.num_items], np.int32)
-    full = block < rows - 1  # Events of the last, partial block are never a whole row.
-    np.add.at(table, (block[full] + 1, item[order][full]), 1)
-    self.checkpoint_every = every
-    self._num_events = num_events  # The padding entry of items_by_time.
-    self.times_sorted = tf.Variable(t[order], trainable=False, name="times_sorted")
-    # One padding entry, so the fewer-than-C events after a row are a fixed-width gather.
-    self.items_by_time = tf.Variable(np.append(item[order], 0).astype(np.int32),
+  @classmethod
+  def from_state(cls, arrays: Dict[str, np.ndarray], state: Dict[str, Any], *,
+                 name: str = "event_index") -> "EventIndex":
+    """The index `get_state` described, rebuilt without its events (no sort, no count)."""
+    index = cls.__new__(cls)
+    super(EventIndex, index).__init__(name=name)
+    index._set_state(arrays, state)  # pylint: disable=protected-access
+    return index
+
+  def get_state(self) -> Tuple[Dict[str, np.ndarray], Dict[str, Any]]:
+    """({name: array}, {name: JSON value}): what `from_state` rebuilds the index from."""
+    arrays = {"keys": self._keys, "starts": self.starts.numpy(), "first_seen": self._first}
+    if self.checkpoint_every is not None:
+      arrays.update(times_sorted=self.times_sorted.numpy(),
+                    items_by_time=self.items_by_time.numpy(),
+                    prefix_counts=self.prefix_counts.numpy())
+    return arrays, {"num_items": self.num_items, "t0": self.t0, "span": self.span,
+                    "checkpoint_every": self.checkpoint_every}
+
+  def _set_state(self, arrays, state):
+    self.num_items = int(state["num_items"])
+    self.t0 = int(state["t0"])
+    self.span = int(state["span"])
+    self._keys = np.asarray(arrays["keys"], np.int64)
+    self.keys = tf.Variable(self._keys, trainable=False, name="event_keys")
+    self.starts = tf.Variable(np.asarray(arrays["starts"], np.int64), trainable=False,
+                              name="item_starts")
+    self._first = np.asarray(arrays["first_seen"], np.int64)
+    self.first_seen = tf.Variable(self._first, trainable=False, name="first_seen")
+    self.checkpoint_every = state["checkpoint_every"]
+    if self.checkpoint_every is None:
+      return
+    self.checkpoint_every = int(self.checkpoint_every)
+    times_sorted = np.asarray(arrays["times_sorted"], np.int64)
+    self._num_events = len(times_sorted)  # The padding entry of items_by_time.
+    self.times_sorted = tf.Variable(times_sorted, trainable=False, name="times_sorted")
+    self.items_by_time = tf.Variable(np.asarray(arrays["items_by_time"], np.int32),
                                      trainable=False, name="items_by_time")
-    self.prefix_counts = tf.Variable(np.cumsum(table, axis=0, dtype=np.int32), trainable=False,
-                                     name="prefix_counts")
+    self.prefix_counts = tf.Variable(np.asarray(arrays["prefix_counts"], np.int32),
+                                     trainable=False, name="prefix_counts")
 
   def counts(self, items, lower, upper):
     """n_i(lower, upper]: items [B, C] int, lower/upper [B] int64 -> [B, C] float32."""
@@ -203,6 +224,26 @@ class EventIndex(tf.Module):
     return age, tf.logical_and(age >= 0, tf.logical_not(never))
 
 
+def _prefix_tables(item: np.ndarray, t: np.ndarray, num_items: int, every: int
+                   ) -> Dict[str, np.ndarray]:
+  """Events by time, and [E // C + 1, I] counts of each item among the first k C of them.
+
+  Returns:
+    {"times_sorted": [E] int64, "items_by_time": [E + 1] int32 (one padding entry, so the
+    fewer-than-C events after a row are a fixed-width gather), "prefix_counts": [E // C + 1, I]
+    int32}.
+  """
+  num_events = len(t)
+  order = np.argsort(t, kind="stable")
+  block = np.arange(num_events) // every
+  rows = num_events // every + 1
+  table = np.zeros([rows, num_items], np.int32)
+  full = block < rows - 1  # Events of the last, partial block are never a whole row.
+  np.add.at(table, (block[full] + 1, item[order][full]), 1)
+  return {"times_sorted": t[order], "items_by_time": np.append(item[order], 0).astype(np.int32),
+          "prefix_counts": np.cumsum(table, axis=0, dtype=np.int32)}
+
+
 class _ItemEventIndex(base.CandidateSource):
   """A source over an `EventIndex` of its fit events."""
 
@@ -210,6 +251,13 @@ class _ItemEventIndex(base.CandidateSource):
     self.index = EventIndex(events.item, events.timestamp, num_items=events.num_items,
                             available_time=item_data.get(AVAILABLE_TIME),
                             checkpoint_every=CHECKPOINT_EVERY)
+
+  def _get_state(self):
+    return self.index.get_state()
+
+  def _set_state(self, arrays, state):
+    """The arrays and values of `EventIndex.get_state`."""
+    self.index = EventIndex.from_state(arrays, state)
 
   def _counts(self, lowers, upper):
     """n_i(lower, upper] for each of `lowers` ([B] int64, None: the beginning) -> a list of
@@ -247,6 +295,10 @@ class Trending(_ItemEventIndex):
     self.windows_days = tuple(windows)
     self.popularity_weight = float(popularity_weight)
 
+  def get_config(self) -> Dict[str, Any]:
+    return {"windows_days": list(self.windows_days),
+            "popularity_weight": self.popularity_weight, "name": self.name}
+
   def _scores(self, history, history_time, now):
     del history, history_time  # The same for every user.
     counts = self._counts([None] + [now - int(round(w * SECONDS_PER_DAY))
@@ -280,6 +332,9 @@ class Fresh(_ItemEventIndex):
     if not half_life_days > 0:
       raise ValueError(f"half_life_days must be > 0, got {half_life_days}")
     self.half_life_days = float(half_life_days)
+
+  def get_config(self) -> Dict[str, Any]:
+    return {"half_life_days": self.half_life_days, "name": self.name}
 
   def _scores(self, history, history_time, now):
     del history, history_time  # The same for every user.

@@ -12,11 +12,7 @@ replicas are summed, so the task averages its per-node losses over the global ba
 """
 from typing import Optional
 
-from tfgrec import _keras_guard
-
-_keras_guard.ensure_legacy_keras()
-
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow as tf
 
 
 def info_nce_per_row(a: tf.Tensor, b: tf.Tensor, *, temperature: float = 0.1,

@@ -15,10 +15,6 @@ import logging
 import os
 from typing import List, Optional
 
-from tfgrec import _keras_guard
-
-_keras_guard.ensure_legacy_keras()
-
 logger = logging.getLogger(__name__)
 
 EMBEDDED = "embedded"

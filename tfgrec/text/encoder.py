@@ -9,14 +9,10 @@ takes raw strings, and stock TensorFlow Serving (which links these ops) serves i
 """
 from typing import Dict, List, Optional
 
-from tfgrec import _keras_guard
+import tensorflow as tf
+import tensorflow_text as tf_text
 
-_keras_guard.ensure_legacy_keras()
-
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
-import tensorflow_text as tf_text  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from tfgrec.text import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec.text import checkpoint as ckpt_lib
 
 
 @tf.keras.utils.register_keras_serializable(package="tfgrec")

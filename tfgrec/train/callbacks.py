@@ -11,18 +11,13 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from tfgrec import _keras_guard
+import tensorflow as tf
 
-_keras_guard.ensure_legacy_keras()
+from tfgrec import storage
+from tfgrec.eval import metrics
+from tfgrec.eval import selection as selection_lib
+from tfgrec.train import layout as layout_lib
 
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from tfgrec import storage  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfgrec.eval import metrics  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-BEST_FILE = "best.json"
-HISTORY_FILE = "history.json"
-CHECKPOINTS = "checkpoints"
 
 
 def best_weights(run_dir: str, epoch: int) -> str:
@@ -32,7 +27,7 @@ def best_weights(run_dir: str, epoch: int) -> str:
   it, then older ones are deleted. On an object store (no atomic overwrite) a run killed at any
   moment leaves best.json naming complete weights.
   """
-  return os.path.join(run_dir, CHECKPOINTS, f"best-{epoch:04d}", "weights")
+  return layout_lib.RunLayout(run_dir).best_weights(epoch)
 
 
 def embedding_scorer(emb: Dict[str, np.ndarray]):
@@ -61,8 +56,9 @@ class ValidationCallback(tf.keras.callbacks.Callback):
   Adds `val_ndcg@k`, `val_recall@k` (and hr, mrr) to the epoch logs (so TensorBoard and the history
   see them), saves the weights of the best epoch to `<run_dir>/checkpoints/best-<epoch>/`, lowers
   the learning rate by `lr_decay_factor` after every `lr_decay_patience` epochs without
-  improvement, and stops training after `patience` epochs without improvement. The learning rate
-  is the optimizer's own variable, so a resumed run (BackupAndRestore) continues with it.
+  improvement, and stops training after `patience` epochs without improvement
+  (tfgrec.eval.selection.BestEpoch picks the epoch). The learning rate is the optimizer's own
+  variable, so a resumed run (BackupAndRestore) continues with it.
 
   Args:
     run_dir: the run directory.
@@ -88,14 +84,17 @@ class ValidationCallback(tf.keras.callbacks.Callback):
     self.patience = patience
     self.verbose = verbose
     self.monitor = f"val_ndcg@{k}"
-    self.best: Dict = {}
+    self.best: Dict = {}  # best.json: {"epoch": 1-based, **the best epoch's metrics}.
+    self.selection = selection_lib.BestEpoch(patience)
 
   @property
   def best_path(self) -> str:
-    return os.path.join(self.run_dir, BEST_FILE)
+    return layout_lib.RunLayout(self.run_dir).best
 
   def on_train_begin(self, logs=None):
     self.best = storage.read_json(self.best_path, {})
+    self.selection = selection_lib.BestEpoch(self.patience, best_epoch=self.best.get("epoch", 0),
+                                             best_value=self.best.get(self.monitor))
 
   def evaluate(self) -> Dict[str, float]:
     return validation_metrics(self.embeddings_fn(), self.data, self.k)
@@ -105,29 +104,30 @@ class ValidationCallback(tf.keras.callbacks.Callback):
     values = self.evaluate()
     logs.update(values)
     value = values[self.monitor]
-    if not self.best or value > self.best[self.monitor]:
+    if self.selection.update(epoch + 1, value):
       path = best_weights(self.run_dir, epoch + 1)
       storage.rmtree(os.path.dirname(path))  # A resumed run's unpublished try of this epoch.
       self.model.save_weights(path)
       self.best = {"epoch": epoch + 1, **values}
       storage.write_json(self.best_path, self.best)
-      for name in storage.listdir(os.path.join(self.run_dir, CHECKPOINTS)):
+      checkpoints = layout_lib.RunLayout(self.run_dir).checkpoints
+      for name in storage.listdir(checkpoints):
         if name.startswith("best-") and name != os.path.basename(os.path.dirname(path)):
-          storage.rmtree(os.path.join(self.run_dir, CHECKPOINTS, name))
+          storage.rmtree(os.path.join(checkpoints, name))
       note = "new best, saved"
     else:
-      note = f"best {self.best[self.monitor]:.4f} at epoch {self.best['epoch']}"
+      note = f"best {self.selection.best_value:.4f} at epoch {self.selection.best_epoch}"
     if self.verbose:
       print(f"  validation: ndcg@{self.k} {value:.4f}  recall@{self.k} "
             f"{values[f'val_recall@{self.k}']:.4f}  ({note})", flush=True)
-    waited = epoch + 1 - self.best["epoch"]
+    waited = self.selection.waited
     rate = self.model.optimizer.learning_rate
     if self.lr_decay_patience and waited and waited % self.lr_decay_patience == 0:
       rate.assign(rate * self.lr_decay_factor)
       if self.verbose:
         print(f"  learning rate lowered to {float(rate.numpy()):.3g}", flush=True)
     logs["learning_rate"] = float(tf.keras.backend.get_value(rate))  # For the next epoch.
-    if self.patience and waited >= self.patience:
+    if self.selection.stop:
       if self.verbose:
         print(f"  early stopping: no better {self.monitor} for {self.patience} epochs", flush=True)
       self.model.stop_training = True
@@ -141,7 +141,7 @@ class HistoryCallback(tf.keras.callbacks.Callback):
 
   def __init__(self, run_dir: str):
     super().__init__()
-    self.path = os.path.join(run_dir, HISTORY_FILE)
+    self.path = layout_lib.RunLayout(run_dir).history
     self._start: Optional[float] = None
 
   def on_epoch_begin(self, epoch, logs=None):
@@ -157,8 +157,8 @@ class HistoryCallback(tf.keras.callbacks.Callback):
 
 
 def read_history(run_dir: str):
-  return storage.read_json(os.path.join(run_dir, HISTORY_FILE), [])
+  return storage.read_json(layout_lib.RunLayout(run_dir).history, [])
 
 
 def read_best(run_dir: str):
-  return storage.read_json(os.path.join(run_dir, BEST_FILE), {})
+  return storage.read_json(layout_lib.RunLayout(run_dir).best, {})

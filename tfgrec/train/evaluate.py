@@ -26,12 +26,10 @@ directory: metrics.json (model -> slice -> metric) and report.md with its PNG fi
 import dataclasses
 import json
 import logging
-import os
 import time
 from typing import Dict, Optional, Sequence
 
-import numpy as np
-
+from tfgrec import _cli_constants
 from tfgrec import config as config_lib
 from tfgrec import storage
 from tfgrec.eval import baselines as baselines_lib
@@ -39,18 +37,21 @@ from tfgrec.eval import report as report_lib
 from tfgrec.eval import slices
 from tfgrec.train import callbacks as cb
 from tfgrec.train import inputs as inputs_lib
+from tfgrec.train import layout as layout_lib
 from tfgrec.train import query as query_lib
 from tfgrec.train import trainer
+from tfgrec.train import two_stage
 
 logger = logging.getLogger(__name__)
 
-BASELINES = ("popularity", "ease", "ease_recency", "als", "mf", "graph_only", "text_only")
+# The classic baselines `tfgrec evaluate` knows (one home, importable without TensorFlow for
+# the CLI's help and the config's default).
+BASELINES = _cli_constants.BASELINES
 NAMES = {"popularity": "popularity", "ease": "EASE", "ease_recency": "EASE + recency",
          "als": "ALS", "mf": "MF (ID two-tower)", "graph_only": "graph only (no text)",
          "text_only": "text only"}
 FULL_MODEL = "full model"
 TWO_STAGE = "two-stage"
-METRICS_FILE = "metrics.json"
 ALS_GRID = [(f, r) for f in (32, 64, 128) for r in (0.1, 1.0, 10.0)]
 
 _ABLATIONS = {
@@ -61,7 +62,7 @@ _ABLATIONS = {
 
 def ablation_config(config: config_lib.RunConfig, name: str) -> config_lib.RunConfig:
   """The run config of a trained baseline (mf, graph_only)."""
-  overrides = dict(_ABLATIONS[name], run_dir=os.path.join(config.run_dir, "baselines", name),
+  overrides = dict(_ABLATIONS[name], run_dir=layout_lib.RunLayout(config.run_dir).baseline(name),
                    ranking={"enabled": False})
   return config_lib.config_from_dict(overrides, base=config)
 
@@ -94,8 +95,9 @@ def _test_embeddings(config: config_lib.RunConfig, inputs, model=None):
 
 def _trained_baseline(config: config_lib.RunConfig, inputs, progress: bool):
   """Test embeddings of a trained baseline, training it first unless an identical run exists."""
-  saved_config = os.path.join(config.run_dir, trainer.CONFIG_FILE)
-  if not (storage.exists(os.path.join(config.run_dir, trainer.EMBEDDINGS_FILE))
+  layout = layout_lib.RunLayout(config.run_dir)
+  saved_config = layout.config
+  if not (storage.exists(layout.embeddings)
           and storage.exists(saved_config) and config_lib.load_config(saved_config) == config):
     return _test_embeddings(config, inputs,
                             trainer.train(config, progress=progress, inputs=inputs).model)
@@ -135,9 +137,8 @@ def evaluate_run(config: config_lib.RunConfig, *, baselines: Optional[Sequence[s
   tower = measure(cb.embedding_scorer(_test_embeddings(config, inputs, model)))
   seconds[FULL_MODEL] = time.time() - start
   if config.ranking.enabled:
-    from tfgrec.ranking import run as ranking_run  # pylint: disable=g-import-not-at-top
     start = time.time()
-    two, figures = ranking_run.evaluate(
+    two, figures = two_stage.evaluate(
         config, inputs, model, measure=measure, progress=progress,
         reuse_key=json.dumps(dataclasses.asdict(ev), sort_keys=True, default=str))
     results[TWO_STAGE] = two.pop("two-stage")
@@ -201,13 +202,13 @@ def evaluate_run(config: config_lib.RunConfig, *, baselines: Optional[Sequence[s
                                  degrees=degrees, two_stage=figures,
                                  tower_parts=report_lib.read_tower_parts(config.run_dir))
   if progress:
-    print(f"\nreport: {path}\nmetrics: {os.path.join(config.run_dir, METRICS_FILE)}")
+    print(f"\nreport: {path}\nmetrics: {layout_lib.RunLayout(config.run_dir).metrics}")
   return results
 
 
 def write_metrics(run_dir: str, results) -> str:
   """metrics.json: {model: {slice: {"recall@20": ..., "ndcg@20": ..., "users": ...}}}."""
-  path = os.path.join(run_dir, METRICS_FILE)
+  path = layout_lib.RunLayout(run_dir).metrics
   storage.write_json(path, results)
   return path
 

@@ -10,21 +10,17 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from tfgrec import _keras_guard
+import tensorflow as tf
+import tensorflow_gnn as tfgnn
 
-_keras_guard.ensure_legacy_keras()
-
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
-import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from tfgrec import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfgrec import storage  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfgrec.data import contract  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfgrec.eval import baselines  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfgrec.graph import recency  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfgrec.graph import schema as gs  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfgrec.models import graph_tower  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfgrec.models import recommender  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec import config as config_lib
+from tfgrec import storage
+from tfgrec.data import contract
+from tfgrec.data import splits
+from tfgrec.graph import recency
+from tfgrec.graph import schema as gs
+from tfgrec.models import graph_tower
+from tfgrec.models import recommender
 
 logger = logging.getLogger(__name__)
 
@@ -37,16 +33,18 @@ class RunInputs:
 
   Attributes:
     graph: the prepared training GraphTensor (normalization and recency features added).
-    data: splits and popularity (tfgrec.eval.EvalData).
+    data: splits and popularity (tfgrec.data.splits.EvalData).
     item_ids, user_ids: [I], [U] vocabularies.
     item_strings: [I] item texts ('' for items without text).
     item_text: [I, T] frozen text embeddings, or None when no part of the model reads text.
-    pairs: training pairs {'user', 'item', 'value', 'timestamp'} ([E] arrays), one per edge.
+    pairs: training pairs {'user', 'item', 'value', 'timestamp'} ([E] arrays), one per edge
+      of the graph: one per (user, item), at its latest training time (data.train_events keeps
+      every distinct training event).
     ranking_target: 'rating' or 'click' (tasks.ranking_target resolved).
     fine_tune_text: whether the text tower trains end to end.
   """
   graph: tfgnn.GraphTensor
-  data: baselines.EvalData
+  data: splits.EvalData
   item_ids: np.ndarray
   user_ids: np.ndarray
   item_strings: np.ndarray
@@ -114,8 +112,8 @@ def load_inputs(config: config_lib.RunConfig, progress: bool = True) -> RunInput
   """Reads the graph directory of `config` and embeds the item texts (cached)."""
   graph_dir = config.graph_dir
   raw = read_graph(graph_dir)
-  graph = graph_tower.prepare_graph(raw, config.model)
-  data = baselines.load_eval_data(graph_dir)
+  graph = graph_tower.prepare_graph(raw, config.tower)
+  data = splits.load_eval_data(graph_dir)
   item_ids, user_ids = read_vocab(graph_dir, "item"), read_vocab(graph_dir, "user")
   items = graph.node_sets[gs.ITEM]
   if items.total_size != len(item_ids) or data.num_items != len(item_ids):
@@ -148,7 +146,7 @@ def build_model(config: config_lib.RunConfig, inputs: RunInputs, text_encoder_la
   graph = inputs.graph
   text_dim = 0 if inputs.item_text is None else inputs.item_text.shape[1]
   tower = graph_tower.GraphTower(
-      config.model, num_users=int(graph.node_sets[gs.USER].total_size),
+      config.tower, num_users=int(graph.node_sets[gs.USER].total_size),
       num_items=int(graph.node_sets[gs.ITEM].total_size),
       num_categories=int(graph.node_sets[gs.CATEGORY].total_size), item_text_dim=text_dim,
       num_item_attributes=node_count(graph, gs.ITEM_ATTRIBUTE),
@@ -184,29 +182,24 @@ def history_weights(pairs: dict, half_life: float) -> np.ndarray:
 
 def known_graph(config: config_lib.RunConfig, inputs: RunInputs, split: str = "test"
                 ) -> tfgnn.GraphTensor:
-  """The graph the tower reads to predict `split`: the training graph, plus the validation
-  events as interaction edges for the test split (tfgrec.eval.EvalData)."""
-  extra = inputs.data.validation_events
-  if split == "validation" or extra is None or not len(extra) or inputs.raw_graph is None:
+  """The graph the tower reads to predict `split`: the training graph, plus as interaction
+  edges the events after training that `split` knows (tfgrec.data.splits.EvalData.later_events:
+  the validation events for 'test', the validation and test events for 'serving')."""
+  extra = inputs.data.later_events(split)
+  if extra is None or inputs.raw_graph is None:
     return inputs.graph
-  if split != "test":
-    raise ValueError(f"split must be 'validation' or 'test', got {split!r}")
   from tfgrec.graph import build  # pylint: disable=g-import-not-at-top
-  later = build.add_interactions(inputs.raw_graph, extra["user"].to_numpy(),
-                                 extra["item"].to_numpy(), extra["timestamp"].to_numpy())
-  return graph_tower.prepare_graph(later, config.model)
+  later = build.add_interactions(inputs.raw_graph, extra["user"], extra["item"],
+                                 extra["timestamp"])
+  return graph_tower.prepare_graph(later, config.tower)
 
 
 def known_events(inputs: RunInputs, split: str = "test") -> Dict[str, np.ndarray]:
-  """The events known when predicting `split`, {'user', 'item', 'timestamp'} int64 [E]: the
-  training edges, plus the validation events for the test split (tfgrec.eval.EvalData)."""
-  if split not in ("test", "validation"):
-    raise ValueError(f"split must be 'validation' or 'test', got {split!r}")
-  pairs = {k: np.asarray(inputs.pairs[k], np.int64) for k in ("user", "item", "timestamp")}
-  extra = inputs.data.validation_events
-  if split == "test" and extra is not None and len(extra):
-    pairs = {k: np.concatenate([v, extra[k].to_numpy(np.int64)]) for k, v in pairs.items()}
-  return pairs
+  """The events known when predicting `split`, {'user', 'item', 'timestamp'} int64 [E]
+  (tfgrec.data.splits.EvalData.known_events), starting from the training graph's edges
+  (`inputs.pairs`, what the tower reads; known_graph) rather than data.train_events: a user's
+  repeated training events with an item count once here, at the latest."""
+  return inputs.data.known_events(split, training=inputs.pairs)
 
 
 def known_history(config: config_lib.RunConfig, inputs: RunInputs, split: str = "test",

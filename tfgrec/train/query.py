@@ -35,7 +35,6 @@ unknown user's readout, the items' prior) and embeddings.npz use it. A model wit
 """
 import dataclasses
 import itertools
-import os
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -45,8 +44,8 @@ from tfgrec import storage
 from tfgrec.sources import base
 from tfgrec.train import callbacks
 from tfgrec.train import inputs as inputs_lib
+from tfgrec.train import layout as layout_lib
 
-QUERY_FILE = "query.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +66,7 @@ def training_query(config: config_lib.RunConfig) -> Query:
 
 def read_query(config: config_lib.RunConfig) -> Query:
   """The run's picked query (query.json), or its training query when it has none."""
-  saved = storage.read_json(os.path.join(config.run_dir, QUERY_FILE), {})
+  saved = storage.read_json(layout_lib.RunLayout(config.run_dir).query, {})
   if not saved:
     return training_query(config)
   return Query(float(saved["user_weight"]), float(saved["half_life"]),
@@ -128,7 +127,7 @@ def fit_query(model, config: config_lib.RunConfig, inputs: inputs_lib.RunInputs,
                            for g in tasks.query_popularity_weights])
   best_score = scored[best]
   scores = list(scored.items())
-  storage.write_json(os.path.join(config.run_dir, QUERY_FILE), {
+  storage.write_json(layout_lib.RunLayout(config.run_dir).query, {
       **dataclasses.asdict(best), f"val_ndcg@{k}": best_score,
       f"training_query_val_ndcg@{k}": scores[0][1],
       "grid": [{**dataclasses.asdict(q), f"val_ndcg@{k}": s} for q, s in scores]})

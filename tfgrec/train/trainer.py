@@ -1,25 +1,20 @@
-"""`tfgrec train`: one run from a YAML config to the best checkpoint.
+"""`tfgrec train`: one run from a YAML config to every artifact the served model holds.
 
   result = train(load_config("run.yaml"))
   result.best            # {'epoch': 12, 'val_ndcg@20': ..., ...}
-  result.run_dir         # config.yaml, checkpoints/, logs/ (TensorBoard), history.json, ...
+  result.run_dir         # config.yaml, checkpoints/, final/, manifest.json, ...
 
-The run directory afterwards holds:
-  config.yaml                  the resolved config
-  checkpoints/best-<epoch>/    the weights of the best validation epoch (named in best.json)
-  backup/                      while a run is unfinished: the state it resumes from
-  logs/                        TensorBoard (losses, validation metrics)
-  history.json, best.json      per-epoch figures and the best epoch
-  query.json                   the user query picked on validation (tfgrec.train.query)
-  embeddings.npz               final user / item embeddings of the best epoch (users with that
-                               query), the query's item_bias (its popularity prior), their ids
+The graph tower trains with validation (the best epoch is kept), the user query is picked on
+validation (tfgrec.train.query), the stage-1 sources and the stage-2 ranker are fit over the
+trained tower (tfgrec.train.two_stage), and the final fit (tfgrec.train.final_fit) makes every
+artifact of the served model from every known event and writes the manifest. The run
+directory's layout is tfgrec.train.layout's.
 
 A run killed midway resumes from its last finished epoch when started again with the same
 run_dir (tf.keras.callbacks.BackupAndRestore); a finished run is retrained from scratch.
 """
 import dataclasses
 import logging
-import os
 import random
 import sys
 import time
@@ -27,22 +22,19 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from tfgrec import _keras_guard
+import tensorflow as tf
 
-_keras_guard.ensure_legacy_keras()
-
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from tfgrec import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfgrec import storage  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfgrec.train import callbacks as cb  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfgrec.train import inputs as inputs_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfgrec.train import query as query_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfgrec import config as config_lib
+from tfgrec import storage
+from tfgrec.train import callbacks as cb
+from tfgrec.train import final_fit as final_fit_lib
+from tfgrec.train import inputs as inputs_lib
+from tfgrec.train import layout as layout_lib
+from tfgrec.train import query as query_lib
+from tfgrec.train import two_stage
 
 logger = logging.getLogger(__name__)
 
-EMBEDDINGS_FILE = "embeddings.npz"
-CONFIG_FILE = "config.yaml"
 
 
 def choose_strategy() -> tf.distribute.Strategy:
@@ -162,13 +154,15 @@ def train(config: config_lib.RunConfig, *, progress: bool = True,
   """
   start = time.time()
   run_dir = config.run_dir
+  layout = layout_lib.RunLayout(run_dir)
   storage.makedirs(run_dir)
-  backup_dir = os.path.join(run_dir, "backup")
+  backup_dir = layout.backup
   if not _has_backup(backup_dir):  # A fresh run: forget a previous run's curves and best.
-    for name in (cb.BEST_FILE, cb.HISTORY_FILE, query_lib.QUERY_FILE):
-      storage.remove(os.path.join(run_dir, name))
-    storage.rmtree(os.path.join(run_dir, cb.CHECKPOINTS))
-  config_lib.save_config(config, os.path.join(run_dir, CONFIG_FILE))
+    for path in (layout.best, layout.history, layout.query, layout.manifest):
+      storage.remove(path)
+    storage.rmtree(layout.checkpoints)
+    storage.rmtree(layout.final)
+  config_lib.save_config(config, layout.config)
   set_seeds(config.train.seed)
   inputs = inputs or inputs_lib.load_inputs(config, progress=progress)
   strategy = choose_strategy()
@@ -191,7 +185,7 @@ def train(config: config_lib.RunConfig, *, progress: bool = True,
                             lr_decay_factor=config.train.lr_decay_factor),
       cb.HistoryCallback(run_dir),
       tf.keras.callbacks.BackupAndRestore(backup_dir),
-      tf.keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False,
+      tf.keras.callbacks.TensorBoard(layout.logs, write_graph=False,
                                      profile_batch=0),
   ]
   if encoder is not None:
@@ -203,15 +197,24 @@ def train(config: config_lib.RunConfig, *, progress: bool = True,
   verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
   model.fit(dataset, epochs=config.train.epochs, callbacks=callbacks, verbose=verbose)
   restore_best(model, config, inputs)
+  if encoder is not None:  # The catalog as the best epoch's text tower reads it (load_trained).
+    model.refresh_item_text(_embed_items(config, encoder, inputs))
   query_lib.fit_query(model, config, inputs, progress=progress)
-  save_embeddings(model, config, inputs, os.path.join(run_dir, EMBEDDINGS_FILE))
+  save_embeddings(model, config, inputs, layout.embeddings)
   if config.ranking.enabled:  # Stage 1 sources and the stage 2 ranker, over the trained tower.
-    from tfgrec.ranking import run as ranking_run  # pylint: disable=g-import-not-at-top
     if progress:
       print("two stages: fitting the candidate sources and the ranker", flush=True)
-    ranking_run.train(config, inputs, model, progress=progress)
+    two_stage.train(config, inputs, model, progress=progress)
+  final_fit_lib.fit(config, inputs, model, progress=progress)
   return TrainResult(run_dir, cb.read_best(run_dir), cb.read_history(run_dir),
                      time.time() - start, model)
+
+
+def final_fit(config: config_lib.RunConfig, *, progress: bool = True
+              ) -> "final_fit_lib.manifest_lib.Manifest":
+  """Reruns the final fit alone on a trained run (`tfgrec final-fit`); returns its manifest."""
+  model, inputs = load_trained(config, progress=progress)
+  return final_fit_lib.fit(config, inputs, model, progress=progress)
 
 
 def load_trained(config: config_lib.RunConfig, inputs: Optional[inputs_lib.RunInputs] = None,

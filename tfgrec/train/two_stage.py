@@ -1,11 +1,13 @@
-"""The two stages of a run: fit the sources and the ranker after the graph tower (`tfgrec train`),
-score them on test (`tfgrec evaluate`), refit the sources on every event for the SavedModel
-(`tfgrec export`). The protocol is `tfgrec.ranking.pipeline`'s; this module binds it to a run's
-config, graph directory and trained tower.
+"""The two stages of a run: the stage-1 sources and the stage-2 ranker over the trained graph
+tower (`tfgrec train`), scored on test (`tfgrec evaluate`). The protocol is tfgrec.ranking's
+(lists, fitting, new items; its README); this module binds it to a run's config, graph
+directory and tower. The final fit (tfgrec.train.final_fit) refits the sources on every known event with `Stage`.
 
-Files: `<run_dir>/ranker/` holds the ranker's checkpoint, `ranker.json` (feature names, the
-sources and their N, training figures), `training_lists.npz` (the lists it was fit on) and
-`evaluation.json` (the last `evaluate`'s rows, reused while nothing they read changed).
+Files (tfgrec.train.layout): `<run_dir>/ranker/` holds the ranker's checkpoint, `ranker.json`
+(feature names, the sources and their N, training figures), `training_lists.npz` (the lists it
+was fit on) and `sources/` (the trained sources fit on the training split, which evaluation
+reuses); `<run_dir>/evaluation/two_stage.json` keeps the last `evaluate`'s rows, reused while
+nothing they read changed.
 """
 import dataclasses
 import hashlib
@@ -15,6 +17,7 @@ import time
 from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
+import pandas as pd
 
 from tfgrec import config as config_lib
 from tfgrec import storage
@@ -22,34 +25,34 @@ from tfgrec.data import attributes as attributes_lib
 from tfgrec.eval import metrics
 from tfgrec.graph import schema as gs
 from tfgrec.ranking import features as features_lib
-from tfgrec.ranking import pipeline
+from tfgrec.ranking import fitting
+from tfgrec.ranking import lists as lists_lib
+from tfgrec.ranking import new_items as new_items_lib
 from tfgrec.ranking import ranker as ranker_lib
-from tfgrec.sources import base, embedding, graph_filter, time_context
+from tfgrec.sources import base, embedding, graph_filter, sequence, time_context
+from tfgrec.train import inputs as inputs_lib
+from tfgrec.train import layout as layout_lib
+from tfgrec.train import query as query_lib
 
 tf = features_lib.tf
 logger = logging.getLogger(__name__)
 
-RANKER_DIR = "ranker"
-CHECKPOINT = "checkpoint"
-INFO = "ranker.json"
-LISTS = "training_lists.npz"
 TOWER_QUERY = "tower_query"  # ranker.json: the graph tower source's query (tower_space).
 HOLDOUT_ROWS = "member_holdout_rows"  # ranker.json: each ranker's held-out training lists.
-EVALUATION = "evaluation.json"  # The last `evaluate`'s rows, reused while nothing they read changed.
 # Changed when the way `evaluate` computes its rows changes, so rows kept by older code are not
 # reused (2: the new-item boost fit for the test lists' share of new candidates).
 EVALUATION_VERSION = "2"
 # Sources that train (minutes on a real log): fit once on the training split, then evaluation
-# reuses them with the longer histories; an export refits them on every event.
+# reuses them with the longer histories; the final fit refits them on every event.
 TRAINED_SOURCES = ("sequence",)
 
 
-def ranker_dir(config: config_lib.RunConfig) -> str:
-  return storage.join(config.run_dir, RANKER_DIR)
+def _layout(config: config_lib.RunConfig) -> layout_lib.RunLayout:
+  return layout_lib.RunLayout(config.run_dir)
 
 
 def has_ranker(config: config_lib.RunConfig) -> bool:
-  return storage.exists(storage.join(ranker_dir(config), INFO))
+  return storage.exists(_layout(config).ranker_info)
 
 
 def item_categories(inputs) -> np.ndarray:
@@ -70,7 +73,6 @@ def release_times(config: config_lib.RunConfig, inputs) -> Optional[np.ndarray]:
   path = storage.join(config.graph_dir, "catalog.parquet")
   if not column or not storage.exists(path):
     return None
-  import pandas as pd  # pylint: disable=g-import-not-at-top
   catalog = storage.read_parquet(path, columns=["item_id", "attributes"])
   times = pd.Series(attributes_lib.release_times(catalog["attributes"], column),
                     index=catalog["item_id"].astype(str))
@@ -106,8 +108,6 @@ def tower_space(model, config: config_lib.RunConfig, inputs, split: Optional[str
   ranker.json; rankers from before the option: off), else ranking.tower_query."""
   if model is None or config.ranking.candidates.graph_tower <= 0:
     return None
-  from tfgrec.train import inputs as inputs_lib  # pylint: disable=g-import-not-at-top
-  from tfgrec.train import query as query_lib  # pylint: disable=g-import-not-at-top
   if states is None:
     states = model.states(None if split is None else inputs_lib.known_graph(config, inputs,
                                                                             split))
@@ -132,9 +132,8 @@ def source_factories(config: config_lib.RunConfig, *, has_text: bool,
   seq = config.ranking.sequence
   seed = config.train.seed
 
-  def sequence():
-    from tfgrec.sources import sequence as sequence_lib  # pylint: disable=g-import-not-at-top
-    return sequence_lib.SequenceSource(
+  def sequence_source():
+    return sequence.SequenceSource(
         max_len=seq.max_len, dim=seq.dim, num_heads=seq.num_heads, num_blocks=seq.num_blocks,
         dropout=seq.dropout, epochs=seq.epochs, batch_size=seq.batch_size,
         learning_rate=seq.learning_rate, seed=seed, verbose=verbose)
@@ -144,7 +143,7 @@ def source_factories(config: config_lib.RunConfig, *, has_text: bool,
       "ease": lambda: graph_filter.Ease(neighbours=m or None),
       "graph_filter": lambda: (graph_filter.GraphFilter(dense_max_items=0, neighbours=m) if m
                                else graph_filter.GraphFilter()),
-      "sequence": sequence,
+      "sequence": sequence_source,
       "graph_tower": lambda: embedding.EmbeddingNeighbours.graph_tower(
           half_life=tower.half_life, popularity_weight=tower.popularity_weight),
       "text": embedding.EmbeddingNeighbours.text,
@@ -154,17 +153,6 @@ def source_factories(config: config_lib.RunConfig, *, has_text: bool,
   usable = {"text": has_text, "graph_tower": tower is not None}
   return {name: (make, getattr(n, name)) for name, make in makers.items()
           if getattr(n, name) > 0 and usable.get(name, True)}
-
-
-def _events(frame) -> Dict[str, np.ndarray]:
-  return {k: frame[k].to_numpy(np.int64) for k in ("user", "item", "timestamp")}
-
-
-def all_events(data) -> Dict[str, np.ndarray]:
-  """Every known event: training, validation and test (what an export is refit on)."""
-  frames = [data.train_events, data.validation_events, data.test_events]
-  import pandas as pd  # pylint: disable=g-import-not-at-top
-  return _events(pd.concat([f for f in frames if f is not None], ignore_index=True))
 
 
 class Stage:
@@ -191,14 +179,14 @@ class Stage:
     self.user_query = tower.user if tower is not None and "graph_tower" in make else None
     reuse = {k: v for k, v in (reuse or {}).items() if k in make}
     start = time.time()
-    fitted, self.fit_seconds = pipeline.fit_sources(
+    fitted, self.fit_seconds = fitting.fit_sources(
         {k: v for k, v in make.items() if k not in reuse}, events, data.num_items, item_data,
         progress=progress)
     self.seconds = time.time() - start
     self.sources = {k: ((reuse[k], min(n, data.num_items)) if k in reuse else fitted[k])
                     for k, (_, n) in make.items()}
     self.events = events
-    self.new_items = pipeline.new_items(events["item"], data.num_items)  # Without an event here.
+    self.new_items = new_items_lib.new_items(events["item"], data.num_items)  # Without an event here.
     self.histories = base.UserHistories(events["user"], events["item"], events["timestamp"],
                                         num_users=data.num_users)
     self.index = time_context.EventIndex(events["item"], events["timestamp"],
@@ -211,9 +199,9 @@ class Stage:
         sources=self.sources, events=self.index, text_embedding=self.text,
         item_categories=self.categories, config=features_lib.FeatureConfig(drop=tuple(drop)))
 
-  def lists(self, config, users, now, relevant, progress=False) -> pipeline.Lists:
+  def lists(self, config, users, now, relevant, progress=False) -> lists_lib.Lists:
     """The candidate lists of known `users` (their histories here, their user query)."""
-    return pipeline.build_lists(self.features(config.ranking.drop_features), self.histories,
+    return lists_lib.build_lists(self.features(config.ranking.drop_features), self.histories,
                                 users, now, relevant, progress=progress,
                                 user_query=self.user_query)
 
@@ -265,34 +253,34 @@ def _now(data, split, histories) -> np.ndarray:
   return np.maximum(data.first_times(split), histories.latest)
 
 
-def candidate_recall(lists: pipeline.Lists) -> float:
+def candidate_recall(lists: lists_lib.Lists) -> float:
   """Share of the label items among the candidates (mean over users): the ranker's ceiling."""
   return float((lists.labels.sum(1) / np.maximum(lists.num_relevant, 1)).mean())
 
 
 def new_item_boost(config: config_lib.RunConfig, ranker: ranker_lib.RankerEnsemble,
-                   holdout_rows, train_lists: pipeline.Lists, train_new: np.ndarray,
-                   lists: pipeline.Lists, new: np.ndarray) -> Tuple[float, float, float]:
+                   holdout_rows, train_lists: lists_lib.Lists, train_new: np.ndarray,
+                   lists: lists_lib.Lists, new: np.ndarray) -> Tuple[float, float, float]:
   """(boost, keep share, share): the new-item boost of `ranker` for `lists`, whose new items are
   `new` ([num_items] bool) and make `share` of their candidates, fit on the ranker's held-out
   training lists (`holdout_rows` of `train_lists`, new items `train_new`: without a training
-  event) with their new candidates thinned to that share (pipeline.new_item_keep_share;
+  event) with their new candidates thinned to that share (new_items_lib.new_item_keep_share;
   candidates only, no label is read)."""
-  share = pipeline.new_candidate_share(lists, new)
-  keep = pipeline.new_item_keep_share(train_lists, holdout_rows, train_new, share)
-  boost, _ = pipeline.fit_new_item_boost(
+  share = new_items_lib.new_candidate_share(lists, new)
+  keep = new_items_lib.new_item_keep_share(train_lists, holdout_rows, train_new, share)
+  boost, _ = new_items_lib.fit_new_item_boost(
       ranker, train_lists, holdout_rows, train_new, k=config.ranking.ranker.k,
       budget=config.ranking.new_item_budget, keep_share=keep, seed=config.ranking.ranker.seed)
   return boost, keep, share
 
 
 def holdout_rows(config: config_lib.RunConfig, ranker: ranker_lib.RankerEnsemble, info: dict,
-                 train_lists: pipeline.Lists):
+                 train_lists: lists_lib.Lists):
   """Each ranker's held-out training lists (ranker.json; drawn again as `train` drew them for a
   ranker trained before they were kept)."""
   rows = info.get(HOLDOUT_ROWS)
   if rows is None:
-    rows = pipeline.member_holdout_rows(train_lists, config.ranking.ranker, len(ranker.members))
+    rows = fitting.member_holdout_rows(train_lists, config.ranking.ranker, len(ranker.members))
   return rows
 
 
@@ -324,7 +312,7 @@ def served_new_item_boost(config: config_lib.RunConfig, ranker: ranker_lib.Ranke
 
 def training_new_items(data) -> np.ndarray:
   """[num_items] bool: the new items of the ranker's training lists (no training event)."""
-  return pipeline.new_items(data.train_events["item"].to_numpy(np.int64), data.num_items)
+  return new_items_lib.new_items(data.train_events["item"].to_numpy(np.int64), data.num_items)
 
 
 def train(config: config_lib.RunConfig, inputs, model=None, *, progress: bool = True
@@ -335,7 +323,7 @@ def train(config: config_lib.RunConfig, inputs, model=None, *, progress: bool = 
   """
   data = inputs.data
   start = time.time()
-  stage = Stage(config, inputs, _events(data.train_events),
+  stage = Stage(config, inputs, data.known_events("validation"),
                 tower_space(model, config, inputs, None,
                             picked_query=config.ranking.tower_query), progress=progress)
   users = np.flatnonzero(data.validation.sizes() > 0)
@@ -345,22 +333,22 @@ def train(config: config_lib.RunConfig, inputs, model=None, *, progress: bool = 
   lists = stage.lists(config, users, now, data.validation, progress=progress)
   new_users = _new_user_sample(config, users)
   if len(new_users):  # The same users as new: no history, their attributes' state.
-    lists = pipeline.Lists.concat([lists, pipeline.build_lists(
+    lists = lists_lib.Lists.concat([lists, lists_lib.build_lists(
         stage.features(config.ranking.drop_features),
         base.UserHistories([], [], [], num_users=data.num_users), new_users, now,
         data.validation, user_query=attribute_queries(model, config, new_users))])
   lists_s = time.time() - start - stage.seconds
   t = time.time()
-  ranker, history = pipeline.train_ranker(lists, config.ranking.ranker, progress=progress)
-  # At the held-out lists' own share of new candidates; evaluate and export fit it again at
-  # the share of the lists they rank (new_item_boost).
-  boost, boost_curve = pipeline.fit_new_item_boost(
+  ranker, history = fitting.train_ranker(lists, config.ranking.ranker, progress=progress)
+  # At the held-out lists' own share of new candidates; evaluate and the final fit price it
+  # again for the share of the lists they rank (new_item_boost).
+  boost, boost_curve = new_items_lib.fit_new_item_boost(
       ranker, lists, history["member_holdout_rows"], stage.new_items,
       k=config.ranking.ranker.k, budget=config.ranking.new_item_budget)
   feats = stage.features(config.ranking.drop_features)
   importance = {}
   if len(history["holdout_rows"]):  # The first member, on the lists it never trained on.
-    importance = pipeline.permutation_importance(
+    importance = fitting.permutation_importance(
         ranker.members[0], lists.take(history["holdout_rows"]), feats.feature_groups,
         k=config.ranking.ranker.k, seed=config.ranking.ranker.seed)
   info = {
@@ -383,7 +371,7 @@ def train(config: config_lib.RunConfig, inputs, model=None, *, progress: bool = 
   save_lists(config, lists)
   for name in TRAINED_SOURCES:  # Evaluation reuses them (inductive: they read any history).
     if name in stage.sources:
-      base.save_source(stage.sources[name][0], storage.join(ranker_dir(config), "sources", name))
+      base.save_source(stage.sources[name][0], _layout(config).trained_source(name))
   if progress:
     print(f"ranker: {len(lists.users)} lists ({len(new_users)} of them as new users), "
           f"{info['candidates_per_user']:.0f} candidates a user, "
@@ -391,51 +379,50 @@ def train(config: config_lib.RunConfig, inputs, model=None, *, progress: bool = 
           f"{config.ranking.ranker.k} of each ranker "
           + " ".join(f"{v:.4f}" for v in info["holdout_ndcg"])
           + f", new-item boost {boost:.2f} at their share of new candidates (evaluate and "
-          "export price it for theirs)", flush=True)
+          "the final fit price it for theirs)", flush=True)
   return info
 
 
 def save(config, ranker: ranker_lib.Ranker, info: dict) -> None:
-  folder = ranker_dir(config)
-  storage.makedirs(folder)
-  tf.train.Checkpoint(ranker=ranker).write(storage.join(folder, CHECKPOINT))
+  layout = _layout(config)
+  storage.makedirs(layout.ranker)
+  tf.train.Checkpoint(ranker=ranker).write(layout.ranker_checkpoint)
   info = {**info, "num_features": ranker.num_features}
-  storage.write_text(storage.join(folder, INFO), json.dumps(info, indent=1))
+  storage.write_text(layout.ranker_info, json.dumps(info, indent=1))
 
 
 def trained_sources(config) -> Dict[str, base.CandidateSource]:
   """{name: source} of the TRAINED_SOURCES `train` saved (fit on the training split)."""
   out = {}
   for name in TRAINED_SOURCES:
-    path = storage.join(ranker_dir(config), "sources", name)
+    path = _layout(config).trained_source(name)
     if storage.exists(path):
       out[name] = base.load_source(path)
   return out
 
 
-def save_lists(config, lists: pipeline.Lists) -> None:
+def save_lists(config, lists: lists_lib.Lists) -> None:
   """The ranker's training lists (the ablations of `evaluate` refit rankers on them)."""
-  storage.save_npz(storage.join(ranker_dir(config), LISTS), compressed=True, **{
+  storage.save_npz(_layout(config).ranker_lists, compressed=True, **{
       k: v for k, v in vars(lists).items() if v is not None})
 
 
-def load_lists(config) -> pipeline.Lists:
-  data = storage.load_npz(storage.join(ranker_dir(config), LISTS))
-  return pipeline.Lists(**{k: data[k] for k in data})
+def load_lists(config) -> lists_lib.Lists:
+  data = storage.load_npz(_layout(config).ranker_lists)
+  return lists_lib.Lists(**{k: data[k] for k in data})
 
 
 def load_info(config) -> dict:
   """ranker.json of a run."""
-  folder = ranker_dir(config)
+  layout = _layout(config)
   if not has_ranker(config):
-    raise FileNotFoundError(f"{folder}: no trained ranker; run `tfgrec train` with "
+    raise FileNotFoundError(f"{layout.ranker}: no trained ranker; run `tfgrec train` with "
                             "ranking.enabled: true")
-  return json.loads(storage.read_text(storage.join(folder, INFO)))
+  return json.loads(storage.read_text(layout.ranker_info))
 
 
 def load(config) -> Tuple[ranker_lib.Ranker, dict]:
   """(the trained ranker, ranker.json) of a run."""
-  folder = ranker_dir(config)
   info = load_info(config)
   r = config.ranking.ranker
   ranker = ranker_lib.RankerEnsemble([
@@ -444,7 +431,7 @@ def load(config) -> Tuple[ranker_lib.Ranker, dict]:
                         l2=r.l2) for _ in range(info.get("ensemble", 1))])
   ranker({"features": np.zeros([1, 1, info["num_features"]], np.float32),
           "valid": np.ones([1, 1], bool)})
-  tf.train.Checkpoint(ranker=ranker).read(storage.join(folder, CHECKPOINT)).expect_partial()
+  tf.train.Checkpoint(ranker=ranker).read(_layout(config).ranker_checkpoint).expect_partial()
   return ranker, info
 
 
@@ -464,7 +451,7 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
   each with its own new-item boost (new_item_boost: fit for the test lists' share of new
   candidates). "two-stage − new-item boost" is the run's ranker on the same lists without it.
 
-  The rows are kept in `<run_dir>/ranker/evaluation.json` and reused by the next call while
+  The rows are kept in `<run_dir>/evaluation/two_stage.json` and reused by the next call while
   the graph, the tower's best epoch, the ranker and the ranking config are unchanged (and, with
   a custom `measure`, while the caller's `reuse_key` is the same; without one nothing is kept).
 
@@ -482,7 +469,7 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
   data = inputs.data
   if not has_ranker(config):
     load(config)  # Raises the error that says how to train one.
-  cache = storage.join(ranker_dir(config), EVALUATION)
+  cache = _layout(config).evaluation_cache
   key = _evaluation_key(config) if measure is None or reuse_key else None
   if key is not None and reuse_key:
     key = f"{key}:{reuse_key}"
@@ -494,7 +481,7 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
     return saved["results"], saved["figures"]
   ranker, info = load(config)
   reuse = {} if config.ranking.refit_trained_sources else trained_sources(config)
-  stage = Stage(config, inputs, _events(data.history_events("test")),
+  stage = Stage(config, inputs, data.known_events("test"),
                 tower_space(model, config, inputs, "test"), reuse=reuse, progress=progress)
   users = np.flatnonzero(data.test.sizes() > 0)
   now = _now(data, "test", stage.histories)
@@ -510,7 +497,7 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
     return result.get("all", result).get("ndcg@20", float("nan"))
 
   lists = stage.lists(config, users, now, data.test, progress=progress)
-  logits = pipeline.rank_lists(ranker, lists)
+  logits = lists_lib.rank_lists(ranker, lists)
   train_lists = load_lists(config)
   new, new_train = stage.new_items, training_new_items(data)
   boost, keep, share = new_item_boost(config, ranker,
@@ -519,17 +506,17 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
   if progress:
     print(f"  new-item boost {boost:.2f} (the held-out lists' new candidates kept with "
           f"probability {keep:.2f}: the test lists' share {share:.4f})", flush=True)
-  out = {"two-stage": score(pipeline.list_scorer(lists, pipeline.boosted(logits, lists, new, boost),
+  out = {"two-stage": score(lists_lib.list_scorer(lists, new_items_lib.boosted(logits, lists, new, boost),
                                                  data.num_items))}
   if boost:  # The same lists and ranker without the boost: what placing new items costs.
-    out["two-stage − new-item boost"] = score(pipeline.list_scorer(lists, logits,
+    out["two-stage − new-item boost"] = score(lists_lib.list_scorer(lists, logits,
                                                                    data.num_items))
   recall = {"two-stage": candidate_recall(lists)}
   names = info["feature_names"]
   for name, (source, n) in stage.sources.items():
     out[f"source: {name}"] = score(base.user_scorer(
         source, stage.histories, now, use_tf=True,
-        user_query=stage.user_query if getattr(source, "reads_user_query", False) else None))
+        user_query=stage.user_query if source.reads_user_query else None))
     column = names.index(f"source/{name}/proposed") if f"source/{name}/proposed" in names else -1
     if column >= 0:  # Recall of this source's top N alone.
       hit = (lists.features[..., column] > 0) & (lists.labels > 0)
@@ -544,11 +531,11 @@ def evaluate(config: config_lib.RunConfig, inputs, model=None, *,
     for group in ["none"] + sorted(set(groups), key=groups.index):
       keep_cols = np.array([g != group for g in groups])
       tr, te = _drop(train_lists, keep_cols, group, names), _drop(lists, keep_cols, group, names)
-      model_g, history_g = pipeline.train_ranker(tr, small, progress=False)
+      model_g, history_g = fitting.train_ranker(tr, small, progress=False)
       boost_g = new_item_boost(config, model_g, history_g["member_holdout_rows"], tr,
                                new_train, te, new)[0]
-      out[f"two-stage − {group}"] = score(pipeline.list_scorer(
-          te, pipeline.boosted(pipeline.rank_lists(model_g, te), te, new, boost_g),
+      out[f"two-stage − {group}"] = score(lists_lib.list_scorer(
+          te, new_items_lib.boosted(lists_lib.rank_lists(model_g, te), te, new, boost_g),
           data.num_items))
       if progress:
         print(f"  ablation − {group}: ndcg@20 {headline(out[f'two-stage − {group}']):.4f}",
@@ -566,13 +553,10 @@ def _evaluation_key(config: config_lib.RunConfig) -> str:
   """A digest of what `evaluate`'s rows depend on: the graph's splits (stats.json), the tower's
   best epoch and picked query, the ranker (its checkpoint index and ranker.json) and the
   ranking config."""
-  from tfgrec.train import query as query_lib  # pylint: disable=g-import-not-at-top
+  layout = _layout(config)
   digest = hashlib.sha256(EVALUATION_VERSION.encode())
-  for path in (storage.join(config.graph_dir, "stats.json"),
-               storage.join(config.run_dir, "best.json"),
-               storage.join(config.run_dir, query_lib.QUERY_FILE),
-               storage.join(ranker_dir(config), INFO),
-               storage.join(ranker_dir(config), CHECKPOINT + ".index")):
+  for path in (storage.join(config.graph_dir, "stats.json"), layout.best, layout.query,
+               layout.ranker_info, layout.ranker_checkpoint + ".index"):
     digest.update(path.encode() + b"\0")
     digest.update(storage.read_bytes(path) if storage.exists(path) else b"-")
   digest.update(json.dumps(dataclasses.asdict(config.ranking), sort_keys=True,
@@ -580,7 +564,7 @@ def _evaluation_key(config: config_lib.RunConfig) -> str:
   return digest.hexdigest()
 
 
-def _drop(lists: pipeline.Lists, keep_cols: np.ndarray, group: str, names) -> pipeline.Lists:
+def _drop(lists: lists_lib.Lists, keep_cols: np.ndarray, group: str, names) -> lists_lib.Lists:
   """Lists without a feature group; without a source's candidates too for "source:<name>"."""
   out = lists.take(np.arange(len(lists.users)))
   out.features = lists.features[..., keep_cols]
