@@ -85,7 +85,7 @@ def main() -> None:
     with open(path, "w") as f:
       yaml.safe_dump(config, f)
     start = time.time()
-    for command in (["train", "--config", path],
+    for command in (["train", "--config", path, "--no-final-fit"],  # Never exported.
                     ["evaluate", "--config", path, "--baselines", ""]):
       with open(os.path.join(args.out, f"variant_{index}.{command[0]}.log"), "w") as log:
         subprocess.run(tfgrec + command, stdout=log, stderr=subprocess.STDOUT, check=True)

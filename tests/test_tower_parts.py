@@ -43,6 +43,16 @@ def test_measured_tower_parts_reach_the_runs_report(small_raw, tmp_path):
   assert [r["name"] for r in parts["rows"]] == ["tower (defaults)", "− attention"], printed
   for row in parts["rows"]:
     assert 0.0 <= row["test_ndcg@20"] <= 1.0 and row["epochs"] >= 1
+  # The variants are never exported: trained with --no-final-fit, they have no artifacts, and
+  # an export of one says how to make them.
+  variant = tmp_path / "parts" / "variant_0"
+  assert (variant / "best.json").exists() and not (variant / "manifest.json").exists()
+  refused = subprocess.run(tfgrec + ["export", "--run", str(variant), "--base", "m"],
+                           cwd=tmp_path, capture_output=True, text=True)
+  assert refused.returncode != 0 and "tfgrec final-fit" in refused.stderr + refused.stdout
+  # The run of the report was trained in full: its manifest lists the final fit's artifacts.
+  assert "serving_arrays" in json.loads((tmp_path / "run" / "manifest.json").read_text())[
+      "artifacts"]
   _run(tfgrec + ["evaluate", "--config", "c.yaml", "--baselines", ""], tmp_path)
   report = (tmp_path / "run" / "report.md").read_text()
   section = report[report.index("## The graph tower's parts"):]

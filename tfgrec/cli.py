@@ -5,7 +5,8 @@
                         [--release-fraction F --end-days N]
   tfgrec data contract                      print the raw-log contract (JSON)
   tfgrec build-graph --raw DIR --out DIR    the Beam job (python -m tfgrec.jobs.build_graph)
-  tfgrec train [--config FILE] [--graph DIR] [--run DIR]     train the model (model.fit), then
+  tfgrec train [--config FILE] [--graph DIR] [--run DIR] [--no-final-fit]
+                                            train the model (model.fit), then
                                             the final fit: every artifact the served model holds
   tfgrec final-fit [--config FILE] [--run DIR]   redo the final fit of a trained run alone
   tfgrec evaluate [--config FILE] [--run DIR] [--baselines LIST]   test metrics, baselines, report
@@ -104,7 +105,7 @@ def _train(args) -> int:
   from tfgrec.train import trainer  # pylint: disable=g-import-not-at-top
   config = _run_config(args)
   print(f"[train] graph {config.graph_dir} -> run {config.run_dir}", flush=True)
-  result = trainer.train(config)
+  result = trainer.train(config, final_fit=not args.no_final_fit)
   best = result.best
   print(f"[train] best epoch {best['epoch']} of {len(result.history)}: validation "
         f"NDCG@{config.train.validation_k} {best[f'val_ndcg@{config.train.validation_k}']:.4f}, "
@@ -346,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
   tr.add_argument("--graph", default=None, metavar="DIR", help="overrides graph_dir")
   tr.add_argument("--run", default=None, metavar="DIR", help="overrides run_dir")
   tr.add_argument("--epochs", type=int, default=None, help="overrides train.epochs")
+  tr.add_argument("--no-final-fit", action="store_true",
+                  help="stop before the final fit, for a run that will not be exported (an "
+                  "experiment); `tfgrec final-fit` makes its artifacts later")
   tr.set_defaults(func=_train)
   ff = sub.add_parser("final-fit", help="redo a trained run's final fit alone: the sources on "
                       "every known event, the tower's served tables, the manifest")

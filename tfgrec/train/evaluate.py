@@ -99,8 +99,9 @@ def _trained_baseline(config: config_lib.RunConfig, inputs, progress: bool):
   saved_config = layout.config
   if not (storage.exists(layout.embeddings)
           and storage.exists(saved_config) and config_lib.load_config(saved_config) == config):
-    return _test_embeddings(config, inputs,
-                            trainer.train(config, progress=progress, inputs=inputs).model)
+    # A baseline is never served: no final fit.
+    result = trainer.train(config, progress=progress, inputs=inputs, final_fit=False)
+    return _test_embeddings(config, inputs, result.model)
   return _test_embeddings(config, inputs)
 
 

@@ -143,7 +143,8 @@ def restore_best(model, config: config_lib.RunConfig, inputs: inputs_lib.RunInpu
 
 def train(config: config_lib.RunConfig, *, progress: bool = True,
           inputs: Optional[inputs_lib.RunInputs] = None,
-          extra_callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> TrainResult:
+          extra_callbacks: Sequence[tf.keras.callbacks.Callback] = (),
+          final_fit: bool = True) -> TrainResult:
   """Trains the model of `config` (see the module docstring); returns the best epoch.
 
   Args:
@@ -151,6 +152,8 @@ def train(config: config_lib.RunConfig, *, progress: bool = True,
     progress: Keras progress bars and per-epoch validation lines.
     inputs: already loaded inputs (tests and baselines share them), else read from graph_dir.
     extra_callbacks: appended to the run's callbacks.
+    final_fit: end with the final fit (every artifact of the served model). Off only for runs
+      that are never served: the trained baselines of `tfgrec evaluate`, benchmark variants.
   """
   start = time.time()
   run_dir = config.run_dir
@@ -205,7 +208,8 @@ def train(config: config_lib.RunConfig, *, progress: bool = True,
     if progress:
       print("two stages: fitting the candidate sources and the ranker", flush=True)
     two_stage.train(config, inputs, model, progress=progress)
-  final_fit_lib.fit(config, inputs, model, progress=progress)
+  if final_fit:
+    final_fit_lib.fit(config, inputs, model, progress=progress)
   return TrainResult(run_dir, cb.read_best(run_dir), cb.read_history(run_dir),
                      time.time() - start, model)
 
