@@ -13,6 +13,7 @@ from tfgrec.data import splits, synthetic, writers
 from tfgrec.eval import baselines, metrics
 from tfgrec.train import callbacks as cb
 from tfgrec.train import layout as layout_lib
+from tfgrec.train import manifest as manifest_lib
 from tfgrec.graph import recency
 from tfgrec.train import query as query_lib
 from tfgrec.train import trainer
@@ -178,6 +179,12 @@ def test_cli_trains_and_evaluates_with_baselines_and_report(workdir, capsys):
   for png in ("comparison.png", "slices.png", "training_curves.png"):
     assert (run / png).read_bytes()[:4] == b"\x89PNG"
   assert "full model" in out  # The headline table.
+  # The run was trained in full (its final fit and manifest); the MF baseline, never served,
+  # was not, and evaluation left the run's artifacts as they were.
+  layout = layout_lib.RunLayout(str(run))
+  assert (run / "manifest.json").exists() and not os.path.exists(
+      layout_lib.RunLayout(layout.baseline("mf")).manifest)
+  manifest_lib.verify(layout)
   # An unknown key is a clear error with exit code 2.
   config.write_text("modle: {}\n")
   assert cli.main(["train", "--config", str(config)]) == 2
