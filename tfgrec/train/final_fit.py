@@ -214,10 +214,6 @@ def _fit_two_stage(config, inputs, model, states, events, arrays, info, artifact
           flush=True)
 
 
-def has_final_fit(config: config_lib.RunConfig) -> bool:
-  return storage.exists(layout_lib.RunLayout(config.run_dir).manifest)
-
-
 def read(config: config_lib.RunConfig, *, verify: bool = True):
   """(manifest, arrays, info) of the run's final fit, checked against its manifest."""
   layout = layout_lib.RunLayout(config.run_dir)
